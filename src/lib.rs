@@ -1,0 +1,28 @@
+//! bhsync — the synchronization engine of Blackhole nodes.
+//!
+//! Every node of a Blackhole network must hold the same state as the others: the same
+//! data, the same state hashes, the same ordered updates where order matters. bhsync
+//! provides the parts that get it there. This crate is organised by the shape described
+//! in `DESIGN.md`:
+//!
+//! - [`state`]: categories, entries and the history-independent, sharded Merkle state
+//!   (state hash, state diff, membership proofs, subtree access by path);
+//! - [`time`]: version vectors (and, later, the clocks);
+//! - [`engine`]: the thread-per-core runtime that drives the sans-IO core;
+//! - [`ffi`]: the stable C ABI declared in `include/bhsync.h`.
+//!
+//! Protocol and state code is sans-IO: it never touches sockets, threads, clocks or
+//! ambient randomness. Time arrives as an argument; threads live in [`engine`] only.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod engine;
+pub mod ffi;
+pub mod state;
+pub mod time;
+
+pub use state::{
+    CategorySpec, CategoryState, Digest, Entry, MembershipProof, NodeId, Replica, StateError,
+    Version,
+};

@@ -1,0 +1,202 @@
+//! A shard: the owner of a contiguous slice of a category's keyspace.
+//!
+//! The keyspace is cut into [`SUBTREE_COUNT`] subtrees by the first [`SUBTREE_BITS`]
+//! bits of the key position. A shard owns whole subtrees, so it inserts and hashes
+//! without touching any other shard's memory, and the engine can pin it to a core.
+//! Origins (32-byte node ids) are interned per shard, which keeps a stored leaf at
+//! 80 bytes and gives each shard its slice of the category's version vector.
+
+use std::collections::HashMap;
+
+use super::entry::EntryRef;
+use super::leaf::{Leaf, PreparedLeaf};
+use super::node_id::NodeId;
+use super::tree::Node;
+use crate::time::VersionVector;
+
+/// Position bits that select a subtree.
+pub const SUBTREE_BITS: u32 = 4;
+/// Number of subtrees a category is cut into; also the most shards a category can have.
+pub const SUBTREE_COUNT: usize = 1 << SUBTREE_BITS;
+/// The largest shard count.
+pub const MAX_SHARDS: usize = SUBTREE_COUNT;
+
+/// The subtree that a key position belongs to.
+#[inline]
+pub fn subtree_of(position: u64) -> usize {
+    (position >> (64 - SUBTREE_BITS)) as usize
+}
+
+/// The subtrees `[start, end)` that shard `shard` of `shard_count` owns.
+pub fn subtree_range(shard: usize, shard_count: usize) -> std::ops::Range<usize> {
+    debug_assert!(shard < shard_count && shard_count <= MAX_SHARDS);
+    (shard * SUBTREE_COUNT / shard_count)..((shard + 1) * SUBTREE_COUNT / shard_count)
+}
+
+/// The shard (of `shard_count`) that owns subtree `subtree`: the inverse of
+/// [`subtree_range`].
+#[inline]
+pub fn shard_of_subtree(subtree: usize, shard_count: usize) -> usize {
+    debug_assert!(subtree < SUBTREE_COUNT && (1..=MAX_SHARDS).contains(&shard_count));
+    ((subtree + 1) * shard_count - 1) / SUBTREE_COUNT
+}
+
+/// The interned origins of one shard, with the highest counter seen from each.
+#[derive(Default)]
+struct OriginTable {
+    ids: Vec<NodeId>,
+    max_counters: Vec<u64>,
+    index: HashMap<NodeId, u32>,
+}
+
+impl OriginTable {
+    fn intern(&mut self, origin: NodeId, counter: u64) -> u32 {
+        let next = self.ids.len() as u32;
+        let index = *self.index.entry(origin).or_insert(next);
+        if index == next {
+            self.ids.push(origin);
+            self.max_counters.push(0);
+        }
+        let max = &mut self.max_counters[index as usize];
+        *max = (*max).max(counter);
+        index
+    }
+}
+
+/// One shard of a category: a range of subtrees and their origins.
+pub struct Shard {
+    first_subtree: usize,
+    subtrees: Vec<Node>,
+    origins: OriginTable,
+}
+
+impl Shard {
+    /// An empty shard owning `subtrees`.
+    pub fn new(subtrees: std::ops::Range<usize>) -> Shard {
+        assert!(subtrees.end <= SUBTREE_COUNT && subtrees.start < subtrees.end);
+        let subtree_nodes = subtrees.clone().map(|_| Node::empty()).collect();
+        Shard { first_subtree: subtrees.start, subtrees: subtree_nodes, origins: OriginTable::default() }
+    }
+
+    /// The subtrees this shard owns.
+    pub fn subtree_range(&self) -> std::ops::Range<usize> {
+        self.first_subtree..self.first_subtree + self.subtrees.len()
+    }
+
+    /// Whether a key at `position` belongs here.
+    pub fn owns(&self, position: u64) -> bool {
+        self.subtree_range().contains(&subtree_of(position))
+    }
+
+    /// The root node of subtree `subtree` (a global index this shard owns).
+    pub fn subtree(&self, subtree: usize) -> &Node {
+        &self.subtrees[subtree - self.first_subtree]
+    }
+
+    /// Number of entries stored.
+    pub fn len(&self) -> u64 {
+        self.subtrees.iter().map(Node::count).sum()
+    }
+
+    /// Whether the shard holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The node id behind an interned origin.
+    pub fn origin(&self, origin_index: u32) -> NodeId {
+        self.origins.ids[origin_index as usize]
+    }
+
+    /// The stored version of `key`.
+    pub fn get(&self, position: u64, key: &[u8]) -> Option<EntryRef<'_>> {
+        let leaf = self.subtree_node(position).get(SUBTREE_BITS, position, key)?;
+        Some(self.entry(leaf))
+    }
+
+    /// A borrowed entry for a leaf of this shard.
+    pub fn entry<'a>(&'a self, leaf: &'a Leaf) -> EntryRef<'a> {
+        leaf.entry(self.origin(leaf.origin_index))
+    }
+
+    /// Inserts one version, replacing the stored version of the same key. The caller
+    /// calls [`Shard::rehash`] before reading hashes.
+    pub fn upsert(&mut self, prepared: PreparedLeaf) -> bool {
+        debug_assert!(self.owns(prepared.leaf.position));
+        let mut leaf = prepared.leaf;
+        leaf.origin_index = self.origins.intern(prepared.origin, leaf.counter());
+        let position = leaf.position;
+        self.subtree_node_mut(position).upsert(SUBTREE_BITS, leaf).is_some()
+    }
+
+    /// Removes the stored version of `key`; the caller rehashes.
+    pub fn remove(&mut self, position: u64, key: &[u8]) -> bool {
+        self.subtree_node_mut(position).remove(SUBTREE_BITS, position, key).is_some()
+    }
+
+    /// Inserts a batch (a later version of a key in the batch replaces an earlier one)
+    /// and rehashes each dirty node once. An empty shard is bulk-built from the sorted
+    /// batch instead of inserting leaf by leaf.
+    pub fn apply_batch(&mut self, batch: Vec<PreparedLeaf>) {
+        if self.is_empty() && batch.len() > 1 {
+            self.bulk_build(batch);
+        } else {
+            for prepared in batch {
+                self.upsert(prepared);
+            }
+        }
+        self.rehash();
+    }
+
+    /// Recomputes every dirty hash.
+    pub fn rehash(&mut self) {
+        self.subtrees.iter_mut().for_each(Node::rehash);
+    }
+
+    /// The shard's slice of the category's version vector.
+    pub fn version_vector(&self) -> VersionVector {
+        let mut vector = VersionVector::new();
+        for (id, counter) in self.origins.ids.iter().zip(&self.origins.max_counters) {
+            vector.observe(*id, *counter);
+        }
+        vector
+    }
+
+    fn subtree_node(&self, position: u64) -> &Node {
+        &self.subtrees[subtree_of(position) - self.first_subtree]
+    }
+
+    fn subtree_node_mut(&mut self, position: u64) -> &mut Node {
+        &mut self.subtrees[subtree_of(position) - self.first_subtree]
+    }
+
+    fn bulk_build(&mut self, batch: Vec<PreparedLeaf>) {
+        let mut leaves: Vec<Leaf> = Vec::with_capacity(batch.len());
+        for prepared in batch {
+            debug_assert!(self.owns(prepared.leaf.position));
+            let mut leaf = prepared.leaf;
+            leaf.origin_index = self.origins.intern(prepared.origin, leaf.counter());
+            leaves.push(leaf);
+        }
+        // Stable sort, then keep the last of each run of equal keys: the batch order
+        // decides between two versions of one key, as sequential upserts would.
+        leaves.sort_by(|a, b| a.trie_cmp(b.position, b.key()));
+        leaves.dedup_by(|later, earlier| {
+            let same = later.position == earlier.position && later.key() == earlier.key();
+            if same {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
+        let positions: Vec<u64> = leaves.iter().map(|leaf| leaf.position).collect();
+        let mut source = leaves.into_iter();
+        let mut start = 0;
+        for (offset, node) in self.subtrees.iter_mut().enumerate() {
+            let subtree = self.first_subtree + offset;
+            let end = start + positions[start..].partition_point(|&p| subtree_of(p) == subtree);
+            *node = Node::build(SUBTREE_BITS, &positions[start..end], &mut source);
+            start = end;
+        }
+        debug_assert_eq!(start, positions.len());
+    }
+}
