@@ -42,15 +42,19 @@ where
 }
 
 /// Maps `make(i)` for `i` in `0..count` over `threads` pinned threads and routes every
-/// result to its owning shard: the output has one vector per shard.
-pub fn prepare_routed<F>(state: &CategoryState, count: usize, threads: usize, make: F) -> Vec<Vec<PreparedLeaf>>
+/// result to its owning shard: the output has, per shard, one part per thread.
+pub fn prepare_routed<F>(state: &CategoryState, count: usize, threads: usize, make: F) -> Vec<Vec<Vec<PreparedLeaf>>>
 where
     F: Fn(usize) -> PreparedLeaf + Sync,
 {
     let threads = threads.max(1);
     let chunk = count.div_ceil(threads);
+    let shard_count = state.shards().len();
     let route = |range: std::ops::Range<usize>| {
-        let mut parts: Vec<Vec<PreparedLeaf>> = (0..state.shards().len()).map(|_| Vec::new()).collect();
+        // Keys spread uniformly over shards; reserve a little more than the even share
+        // so that the vectors rarely grow.
+        let expected = range.len() / shard_count + range.len() / (8 * shard_count) + 16;
+        let mut parts: Vec<Vec<PreparedLeaf>> = (0..shard_count).map(|_| Vec::with_capacity(expected)).collect();
         for index in range {
             let prepared = make(index);
             parts[state.shard_index(prepared.position())].push(prepared);
@@ -73,30 +77,24 @@ where
             handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
         })
     };
-    merge_parts(per_thread, state.shards().len())
+    transpose(per_thread, shard_count)
 }
 
-fn merge_parts(per_thread: Vec<Vec<Vec<PreparedLeaf>>>, shard_count: usize) -> Vec<Vec<PreparedLeaf>> {
-    let mut merged: Vec<Vec<PreparedLeaf>> = (0..shard_count).map(|_| Vec::new()).collect();
+/// Turns per-thread lists of per-shard parts into per-shard lists of parts, in thread
+/// order, without copying any leaf.
+fn transpose(per_thread: Vec<Vec<Vec<PreparedLeaf>>>, shard_count: usize) -> Vec<Vec<Vec<PreparedLeaf>>> {
+    let mut per_shard: Vec<Vec<Vec<PreparedLeaf>>> = (0..shard_count).map(|_| Vec::new()).collect();
     for parts in per_thread {
         for (shard, part) in parts.into_iter().enumerate() {
-            if merged[shard].is_empty() {
-                merged[shard] = part;
-            } else {
-                merged[shard].extend(part);
-            }
+            per_shard[shard].push(part);
         }
     }
-    merged
+    per_shard
 }
 
 /// Applies per-shard batches (as [`prepare_routed`] returns them) with one pinned thread
 /// per shard, then recombines the root.
-pub fn apply_routed(state: &mut CategoryState, parts: Vec<Vec<PreparedLeaf>>) {
-    for_each_shard(state.shards_mut(), parts, |_, shard, batch| {
-        if !batch.is_empty() {
-            shard.apply_batch(batch);
-        }
-    });
+pub fn apply_routed(state: &mut CategoryState, parts: Vec<Vec<Vec<PreparedLeaf>>>) {
+    for_each_shard(state.shards_mut(), parts, |_, shard, batch| shard.apply_batches(batch));
     state.refresh_root();
 }

@@ -105,29 +105,58 @@ pub fn category_id(name: &str) -> [u8; 8] {
     id
 }
 
-/// The digest of one version of one entry (layout in the module docs).
+/// Bytes of the leaf-digest input after the key: hlc, counter, origin, flags, value hash.
+const LEAF_META_LEN: usize = 8 + 8 + 32 + 1 + 32;
+/// Bytes of the leaf-digest input before the key: category id and key length.
+const LEAF_HEAD_LEN: usize = 8 + 4;
+
+/// The digest of one version of one entry (layout in the module docs). The input is
+/// laid out in one stack buffer and hashed in one call, which measured faster than
+/// feeding an incremental hasher field by field.
 pub fn leaf_digest(category_id: &[u8; 8], key: &[u8], value_hash: &Digest, version: &Version) -> Digest {
-    let mut hasher = blake3::Hasher::new_keyed(&K_LEAF);
-    hasher.update(category_id);
-    hasher.update(&(key.len() as u32).to_le_bytes());
-    hasher.update(key);
-    let mut meta = [0u8; 8 + 8 + 32 + 1];
+    const SHORT_KEY: usize = 128;
+    if key.len() <= SHORT_KEY {
+        leaf_digest_in::<{ LEAF_HEAD_LEN + SHORT_KEY + LEAF_META_LEN }>(category_id, key, value_hash, version)
+    } else {
+        leaf_digest_in::<{ LEAF_HEAD_LEN + super::entry::MAX_KEY_LEN + LEAF_META_LEN }>(category_id, key, value_hash, version)
+    }
+}
+
+fn leaf_digest_in<const N: usize>(category_id: &[u8; 8], key: &[u8], value_hash: &Digest, version: &Version) -> Digest {
+    let mut input = [0u8; N];
+    let key_end = LEAF_HEAD_LEN + key.len();
+    let end = key_end + LEAF_META_LEN;
+    assert!(end <= N, "a key over MAX_KEY_LEN reached leaf_digest");
+    input[..8].copy_from_slice(category_id);
+    input[8..12].copy_from_slice(&(key.len() as u32).to_le_bytes());
+    input[12..key_end].copy_from_slice(key);
+    let meta = &mut input[key_end..end];
     meta[..8].copy_from_slice(&version.hlc.to_le_bytes());
     meta[8..16].copy_from_slice(&version.counter.to_le_bytes());
     meta[16..48].copy_from_slice(&version.origin.0);
     meta[48] = version.flags();
-    hasher.update(&meta);
-    hasher.update(&value_hash.0);
-    hasher.finalize().into()
+    meta[49..].copy_from_slice(&value_hash.0);
+    blake3::keyed_hash(&K_LEAF, &input[..end]).into()
 }
 
-/// The hash of a bucket: its leaf digests in trie order.
+/// The hash of a bucket: its leaf digests in trie order. Buckets of up to 16 leaves
+/// (all but the deepest) are hashed from one contiguous buffer.
 pub fn bucket_hash<'a>(digests: impl IntoIterator<Item = &'a Digest>) -> Digest {
-    let mut hasher = blake3::Hasher::new_keyed(&K_BUCKET);
+    let mut buffer = [0u8; 16 * 32];
+    let mut len = 0;
+    let mut hasher: Option<blake3::Hasher> = None;
     for digest in digests {
-        hasher.update(&digest.0);
+        if len == buffer.len() {
+            hasher.get_or_insert_with(|| blake3::Hasher::new_keyed(&K_BUCKET)).update(&buffer);
+            len = 0;
+        }
+        buffer[len..len + 32].copy_from_slice(&digest.0);
+        len += 32;
     }
-    hasher.finalize().into()
+    match hasher {
+        None => blake3::keyed_hash(&K_BUCKET, &buffer[..len]).into(),
+        Some(mut hasher) => hasher.update(&buffer[..len]).finalize().into(),
+    }
 }
 
 /// The hash of an inner node from its two children: exactly one BLAKE3 block.

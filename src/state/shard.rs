@@ -51,6 +51,13 @@ struct OriginTable {
 
 impl OriginTable {
     fn intern(&mut self, origin: NodeId, counter: u64) -> u32 {
+        // Batches usually come from one origin: check the last one before hashing.
+        if let Some(last) = self.ids.len().checked_sub(1) {
+            if self.ids[last] == origin {
+                self.max_counters[last] = self.max_counters[last].max(counter);
+                return last as u32;
+            }
+        }
         let next = self.ids.len() as u32;
         let index = *self.index.entry(origin).or_insert(next);
         if index == next {
@@ -138,12 +145,17 @@ impl Shard {
     /// and rehashes each dirty node once. An empty shard is bulk-built from the sorted
     /// batch instead of inserting leaf by leaf.
     pub fn apply_batch(&mut self, batch: Vec<PreparedLeaf>) {
-        if self.is_empty() && batch.len() > 1 {
-            self.bulk_build(batch);
+        self.apply_batches(vec![batch]);
+    }
+
+    /// [`Shard::apply_batch`] for a batch that arrives in parts (one per producing
+    /// thread), taken in order.
+    pub fn apply_batches(&mut self, parts: Vec<Vec<PreparedLeaf>>) {
+        let total: usize = parts.iter().map(Vec::len).sum();
+        if self.is_empty() && total > 1 {
+            self.bulk_build(parts, total);
         } else {
-            for prepared in batch {
-                self.upsert(prepared);
-            }
+            self.merge_batch(parts);
         }
         self.rehash();
     }
@@ -170,13 +182,25 @@ impl Shard {
         &mut self.subtrees[subtree_of(position) - self.first_subtree]
     }
 
-    fn bulk_build(&mut self, batch: Vec<PreparedLeaf>) {
-        let mut leaves: Vec<Leaf> = Vec::with_capacity(batch.len());
-        for prepared in batch {
-            debug_assert!(self.owns(prepared.leaf.position));
-            let mut leaf = prepared.leaf;
-            leaf.origin_index = self.origins.intern(prepared.origin, leaf.counter());
-            leaves.push(leaf);
+    /// Interns the origins of a batch and sorts it in trie order, keeping only the last
+    /// version of each key. Returns the leaves and their positions.
+    fn sorted_leaves(&mut self, parts: Vec<Vec<PreparedLeaf>>, total: usize) -> (Vec<Leaf>, Vec<u64>) {
+        let mut leaves: Vec<Leaf> = Vec::new();
+        for part in parts {
+            debug_assert!(part.iter().all(|p| self.owns(p.leaf.position)));
+            let origins = &mut self.origins;
+            let intern = |prepared: PreparedLeaf| {
+                let mut leaf = prepared.leaf;
+                leaf.origin_index = origins.intern(prepared.origin, leaf.counter());
+                leaf
+            };
+            if leaves.is_empty() {
+                // Collecting a mapped `vec::IntoIter` reuses its allocation in place.
+                leaves = part.into_iter().map(intern).collect();
+                leaves.reserve(total - leaves.len());
+            } else {
+                leaves.extend(part.into_iter().map(intern));
+            }
         }
         // Stable sort, then keep the last of each run of equal keys: the batch order
         // decides between two versions of one key, as sequential upserts would.
@@ -188,15 +212,36 @@ impl Shard {
             }
             same
         });
-        let positions: Vec<u64> = leaves.iter().map(|leaf| leaf.position).collect();
+        let positions = leaves.iter().map(|leaf| leaf.position).collect();
+        (leaves, positions)
+    }
+
+    /// Calls `each(subtree node, its positions, leaves)` for every owned subtree with
+    /// the slice of the sorted batch that falls into it.
+    fn for_each_subtree_slice(&mut self, positions: &[u64], leaves: Vec<Leaf>, mut each: impl FnMut(&mut Node, &[u64], &mut std::vec::IntoIter<Leaf>)) {
         let mut source = leaves.into_iter();
         let mut start = 0;
         for (offset, node) in self.subtrees.iter_mut().enumerate() {
             let subtree = self.first_subtree + offset;
             let end = start + positions[start..].partition_point(|&p| subtree_of(p) == subtree);
-            *node = Node::build(SUBTREE_BITS, &positions[start..end], &mut source);
+            each(node, &positions[start..end], &mut source);
             start = end;
         }
         debug_assert_eq!(start, positions.len());
+    }
+
+    fn bulk_build(&mut self, parts: Vec<Vec<PreparedLeaf>>, total: usize) {
+        let (leaves, positions) = self.sorted_leaves(parts, total);
+        self.for_each_subtree_slice(&positions, leaves, |node, slice, source| {
+            *node = Node::build(SUBTREE_BITS, slice, source);
+        });
+    }
+
+    fn merge_batch(&mut self, parts: Vec<Vec<PreparedLeaf>>) {
+        let total = parts.iter().map(Vec::len).sum();
+        let (leaves, positions) = self.sorted_leaves(parts, total);
+        self.for_each_subtree_slice(&positions, leaves, |node, slice, source| {
+            node.merge_sorted(SUBTREE_BITS, slice, source);
+        });
     }
 }

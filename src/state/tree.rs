@@ -153,6 +153,49 @@ impl Node {
         }
     }
 
+    /// Inserts leaves sorted in trie order (`positions` holds their positions; later
+    /// leaves of a repeated key replace earlier ones), in one descent that splits the
+    /// batch at every level and hashes each touched node once on the way back up, while
+    /// its children are still in cache. Nodes the batch does not reach must be clean.
+    /// Returns how many leaves were new keys.
+    pub fn merge_sorted(&mut self, depth: u32, positions: &[u64], leaves: &mut impl Iterator<Item = Leaf>) -> u64 {
+        if positions.is_empty() {
+            return 0;
+        }
+        let added = match &mut self.kind {
+            Kind::Bucket(bucket) => {
+                let before = bucket.len();
+                for leaf in leaves.by_ref().take(positions.len()) {
+                    match bucket.binary_search_by(|stored| stored.trie_cmp(leaf.position, leaf.key())) {
+                        Ok(index) => bucket[index] = leaf,
+                        Err(index) => bucket.insert(index, leaf),
+                    }
+                }
+                if bucket.capacity() > bucket.len() {
+                    bucket.shrink_to_fit();
+                }
+                let added = (bucket.len() - before) as u64;
+                self.count += added;
+                if !is_bucket(depth, bucket.len()) {
+                    self.split(depth);
+                }
+                self.dirty = true;
+                self.rehash();
+                return added;
+            }
+            Kind::Inner(children) => {
+                let split = positions.partition_point(|&p| !prefix_bit(p, depth));
+                let left = children[0].merge_sorted(depth + 1, &positions[..split], leaves);
+                let right = children[1].merge_sorted(depth + 1, &positions[split..], leaves);
+                self.hash = digest::inner_hash(&children[0].hash, &children[1].hash);
+                left + right
+            }
+        };
+        self.count += added;
+        self.dirty = false;
+        added
+    }
+
     /// Removes the leaf of `key` (at `position`) and returns it.
     pub fn remove(&mut self, depth: u32, position: u64, key: &[u8]) -> Option<Leaf> {
         let removed = match &mut self.kind {
