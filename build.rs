@@ -1,1 +1,33 @@
-fn main() {}
+//! Generates the C header from `src/ffi` with the pinned cbindgen (Cargo.toml), into
+//! `$OUT_DIR/bhsync.h`. A unit test compares it with the committed
+//! `include/bhsync.h`; `make header` (BHSYNC_WRITE_HEADER=1) writes the committed copy.
+
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-env-changed=BHSYNC_WRITE_HEADER");
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
+    // Only src/ffi is parsed, so no constant or type of the Rust API leaks into the header.
+    let mut ffi_sources: Vec<PathBuf> = std::fs::read_dir(crate_dir.join("src/ffi"))
+        .expect("src/ffi exists")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+        .collect();
+    ffi_sources.sort();
+    let mut builder = cbindgen::Builder::new().with_config(config);
+    for source in &ffi_sources {
+        builder = builder.with_src(source);
+    }
+    let bindings = builder
+        .generate()
+        .expect("cbindgen can parse src/ffi");
+    bindings.write_to_file(out_dir.join("bhsync.h"));
+    if env::var_os("BHSYNC_WRITE_HEADER").is_some() {
+        bindings.write_to_file(crate_dir.join("include/bhsync.h"));
+    }
+}

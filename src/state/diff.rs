@@ -8,6 +8,9 @@
 
 use std::collections::HashSet;
 
+use smallvec::SmallVec;
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+
 use super::category_state::{CategoryState, NodeShape, NodeView};
 use super::digest::Digest;
 use super::entry::Entry;
@@ -34,7 +37,9 @@ impl StateDiff {
 /// The paths of the smallest subtrees where `left` and `right` differ.
 pub fn compare_trees(left: &CategoryState, right: &CategoryState) -> Vec<TreePath> {
     let mut differing = Vec::new();
-    let mut pending = vec![TreePath::ROOT];
+    // Depth-first: at most one pending sibling per level, so 64 slots never spill.
+    let mut pending: SmallVec<[TreePath; 64]> = SmallVec::new();
+    pending.push(TreePath::ROOT);
     while let Some(path) = pending.pop() {
         let (Some(l), Some(r)) = (left.node(&path), right.node(&path)) else {
             differing.push(path);
@@ -69,15 +74,19 @@ fn both_inner(left: &NodeView, right: &NodeView) -> bool {
     matches!(left.shape, NodeShape::Inner { .. }) && matches!(right.shape, NodeShape::Inner { .. })
 }
 
-fn digests_under(state: &CategoryState, path: &TreePath) -> HashSet<Digest> {
-    let mut digests = HashSet::new();
+/// Leaf digests are BLAKE3 outputs, so an unseeded xxh3 spreads them evenly and keeps
+/// the diff deterministic (no per-process random hash keys).
+type DigestSet = HashSet<Digest, Xxh3DefaultBuilder>;
+
+fn digests_under(state: &CategoryState, path: &TreePath) -> DigestSet {
+    let mut digests = DigestSet::default();
     state.for_each_entry_under(path, &mut |entry| {
         digests.insert(*entry.digest);
     });
     digests
 }
 
-fn collect_missing(state: &CategoryState, path: &TreePath, other: &HashSet<Digest>, out: &mut Vec<Entry>) {
+fn collect_missing(state: &CategoryState, path: &TreePath, other: &DigestSet, out: &mut Vec<Entry>) {
     state.for_each_entry_under(path, &mut |entry| {
         if !other.contains(entry.digest) {
             out.push(entry.to_entry());

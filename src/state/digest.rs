@@ -176,3 +176,52 @@ pub fn state_hash<'a>(roots: impl IntoIterator<Item = (&'a [u8; 8], &'a Digest)>
     }
     hasher.finalize().into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::NodeId;
+
+    #[test]
+    fn every_field_of_a_version_changes_the_leaf_digest() {
+        let base = Version { hlc: 1, origin: NodeId([1; 32]), counter: 1, tombstone: false };
+        let value = value_hash(b"v");
+        let digest = leaf_digest(&[0; 8], b"k", &value, &base);
+        let variants = [
+            Version { hlc: 2, ..base },
+            Version { origin: NodeId([2; 32]), ..base },
+            Version { counter: 2, ..base },
+            Version { tombstone: true, ..base },
+        ];
+        for variant in variants {
+            assert_ne!(leaf_digest(&[0; 8], b"k", &value, &variant), digest);
+        }
+        assert_ne!(leaf_digest(&[1; 8], b"k", &value, &base), digest, "category is covered");
+        assert_ne!(leaf_digest(&[0; 8], b"k2", &value, &base), digest, "key is covered");
+        assert_ne!(leaf_digest(&[0; 8], b"k", &value_hash(b"w"), &base), digest, "value is covered");
+    }
+
+    #[test]
+    fn long_keys_use_the_large_buffer_and_hash_the_same_way() {
+        let version = Version::default();
+        let key = vec![3u8; crate::state::MAX_KEY_LEN];
+        let digest = leaf_digest(&[0; 8], &key, &Digest::EMPTY, &version);
+        assert_ne!(digest, leaf_digest(&[0; 8], &key[..128], &Digest::EMPTY, &version));
+    }
+
+    #[test]
+    fn bucket_hash_over_more_than_sixteen_digests_equals_the_one_shot_hash() {
+        let digests: Vec<Digest> = (0..40u8).map(|i| Digest([i; 32])).collect();
+        let concatenated: Vec<u8> = digests.iter().flat_map(|d| d.0).collect();
+        let expected: Digest = blake3::keyed_hash(&K_BUCKET, &concatenated).into();
+        assert_eq!(bucket_hash(&digests), expected);
+        assert_eq!(bucket_hash(&digests[..3]), blake3::keyed_hash(&K_BUCKET, &concatenated[..96]).into());
+    }
+
+    #[test]
+    fn domains_are_separated() {
+        let block = [0u8; 64];
+        assert_ne!(inner_hash(&Digest::EMPTY, &Digest::EMPTY), bucket_hash(&[Digest::EMPTY, Digest::EMPTY]));
+        assert_ne!(value_hash(&block), Digest::from(blake3::hash(&block)));
+    }
+}

@@ -76,3 +76,26 @@ impl fmt::Debug for TreePath {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_masks_bits_past_the_length_and_refuses_over_64() {
+        assert_eq!(TreePath::new(u64::MAX, 2).unwrap().bits(), 0b11 << 62);
+        assert_eq!(TreePath::new(u64::MAX, 0).unwrap(), TreePath::ROOT);
+        assert!(TreePath::new(0, 65).is_none());
+    }
+
+    #[test]
+    fn child_appends_one_bit_and_contains_checks_the_prefix() {
+        let path = TreePath::ROOT.child(true).child(false);
+        assert_eq!(path.len(), 2);
+        assert!(path.bit(0) && !path.bit(1));
+        assert!(path.contains(0b10 << 62));
+        assert!(!path.contains(0b11 << 62));
+        assert!(TreePath::ROOT.contains(12345));
+        assert_eq!(format!("{path:?}"), "/10");
+    }
+}

@@ -173,6 +173,25 @@ impl Replica {
         self.apply_remote(&diff.category, &diff.only_right)
     }
 
+    /// Synchronizes with another replica held in the same process ("sync with peer"):
+    /// both exchange the versions the other lacks, found by comparing their tries by
+    /// path, and concurrent versions of a key resolve by last-writer-wins on both sides,
+    /// so afterwards both have the same state hash. `applied` counts versions stored on
+    /// either side, `ignored` those that lost.
+    pub fn sync_with(&mut self, other: &mut Replica) -> Result<ApplyOutcome, StateError> {
+        let mut total = ApplyOutcome::default();
+        for diff in self.state_diff(other) {
+            for outcome in [
+                self.apply_remote(&diff.category, &diff.only_right)?,
+                other.apply_remote(&diff.category, &diff.only_left)?,
+            ] {
+                total.applied += outcome.applied;
+                total.ignored += outcome.ignored;
+            }
+        }
+        Ok(total)
+    }
+
     /// Checks every category's cached hashes against a full recomputation.
     pub fn verify_consistency(&self) -> Result<(), String> {
         self.categories.values().try_for_each(CategoryState::verify_integrity)

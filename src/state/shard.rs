@@ -41,7 +41,9 @@ pub fn shard_of_subtree(subtree: usize, shard_count: usize) -> usize {
     ((subtree + 1) * shard_count - 1) / SUBTREE_COUNT
 }
 
-/// The interned origins of one shard, with the highest counter seen from each.
+/// The interned origins of one shard, with the highest counter seen from each. Origins
+/// arrive from peers, so the index uses std's keyed SipHash, which resists collision
+/// flooding; its random keys affect memory layout only, never a result.
 #[derive(Default)]
 struct OriginTable {
     ids: Vec<NodeId>,
@@ -243,5 +245,33 @@ impl Shard {
         self.for_each_subtree_slice(&positions, leaves, |node, slice, source| {
             node.merge_sorted(SUBTREE_BITS, slice, source);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subtree_belongs_to_exactly_the_shard_whose_range_holds_it() {
+        for shard_count in 1..=MAX_SHARDS {
+            let mut covered = 0;
+            for shard in 0..shard_count {
+                let range = subtree_range(shard, shard_count);
+                assert!(!range.is_empty(), "{shard_count} shards: shard {shard} owns nothing");
+                for subtree in range.clone() {
+                    assert_eq!(shard_of_subtree(subtree, shard_count), shard);
+                }
+                covered += range.len();
+            }
+            assert_eq!(covered, SUBTREE_COUNT);
+        }
+    }
+
+    #[test]
+    fn subtree_of_reads_the_top_bits() {
+        assert_eq!(subtree_of(0), 0);
+        assert_eq!(subtree_of(u64::MAX), SUBTREE_COUNT - 1);
+        assert_eq!(subtree_of(1 << 60), 1);
     }
 }

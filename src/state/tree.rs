@@ -346,3 +346,52 @@ fn check_bucket_order(leaves: &[Leaf], path: &TreePath) -> Result<(), &'static s
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{NodeId, PreparedLeaf, Version};
+
+    fn leaf(i: u32) -> Leaf {
+        let version = Version { hlc: 1, origin: NodeId::default(), counter: 1, tombstone: false };
+        let mut leaf = PreparedLeaf::new(&[0; 8], &i.to_le_bytes(), b"v", version).unwrap().leaf;
+        leaf.origin_index = 0;
+        leaf
+    }
+
+    #[test]
+    fn a_bucket_splits_past_capacity_and_collapses_back() {
+        let mut root = Node::empty();
+        for i in 0..=BUCKET_CAPACITY as u32 {
+            assert!(root.upsert(0, leaf(i)).is_none());
+        }
+        root.rehash();
+        assert!(root.children().is_some(), "17 leaves make an inner node");
+        assert_eq!(root.count(), BUCKET_CAPACITY as u64 + 1);
+        let removed = leaf(0);
+        assert!(root.remove(0, removed.position, removed.key()).is_some());
+        root.rehash();
+        assert_eq!(root.bucket().map(<[Leaf]>::len), Some(BUCKET_CAPACITY));
+        root.verify(0, &TreePath::ROOT).unwrap();
+    }
+
+    #[test]
+    fn upsert_of_a_stored_key_returns_the_old_leaf_and_keeps_the_count() {
+        let mut root = Node::empty();
+        root.upsert(0, leaf(1));
+        assert!(root.upsert(0, leaf(1)).is_some());
+        assert_eq!(root.count(), 1);
+        let probe = leaf(1);
+        assert!(root.get(0, probe.position, probe.key()).is_some());
+        assert!(root.get(0, probe.position, b"other").is_none());
+    }
+
+    #[test]
+    fn verify_reports_a_stale_hash() {
+        let mut root = Node::empty();
+        root.upsert(0, leaf(1));
+        root.rehash();
+        root.hash = Digest([9; 32]);
+        assert_eq!(root.verify(0, &TreePath::ROOT), Err("cached hash mismatch"));
+    }
+}

@@ -1,0 +1,39 @@
+//! `bhs_status`: the result of every fallible C function.
+//!
+//! Values are stable: a code keeps its number forever. 0–63 are general codes; 64–127
+//! are reserved for the node API (network, partitions, consensus); hosts must treat an
+//! unknown code as a failure and read `bhs_last_error()`.
+
+use std::ffi::c_char;
+
+/// The result of a fallible call: `BHS_OK` (0) or one of the `BHS_*` codes.
+#[allow(non_camel_case_types)]
+pub type bhs_status = u32;
+
+/// Success.
+pub const BHS_OK: bhs_status = 0;
+/// A pointer was NULL, a length was over its bound, a name was invalid, or bytes did not
+/// decode. Nothing was changed.
+pub const BHS_INVALID_ARGUMENT: bhs_status = 1;
+/// The key (or category) does not exist.
+pub const BHS_NOT_FOUND: bhs_status = 2;
+/// A proof decoded but does not lead to the given root: the entry is not in that state.
+pub const BHS_PROOF_INVALID: bhs_status = 3;
+/// An internal error (a bug) was caught at the boundary; the handle involved must not
+/// be used again except to free it.
+pub const BHS_INTERNAL: bhs_status = 4;
+
+/// A static, NUL-terminated description of `status` (never NULL, never freed). Unknown
+/// codes give "unknown status". Thread-safe; never fails.
+#[no_mangle]
+pub extern "C" fn bhs_status_str(status: bhs_status) -> *const c_char {
+    let text: &'static str = match status {
+        BHS_OK => "ok\0",
+        BHS_INVALID_ARGUMENT => "invalid argument\0",
+        BHS_NOT_FOUND => "not found\0",
+        BHS_PROOF_INVALID => "proof invalid\0",
+        BHS_INTERNAL => "internal error\0",
+        _ => "unknown status\0",
+    };
+    text.as_ptr().cast()
+}
