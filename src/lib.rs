@@ -19,6 +19,7 @@
 
 pub mod engine;
 pub mod ffi;
+pub mod reconcile;
 pub mod state;
 pub mod time;
 

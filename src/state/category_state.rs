@@ -14,6 +14,8 @@ use super::path::TreePath;
 use super::proof::MembershipProof;
 use super::shard::{shard_of_subtree, subtree_of, subtree_range, Shard, MAX_SHARDS, SUBTREE_BITS, SUBTREE_COUNT};
 use super::tree::{is_bucket, Node, BUCKET_CAPACITY};
+use super::entry::Entry;
+use crate::reconcile::{CodedSymbol, ShortId, ESTIMATOR_COUNTERS};
 use crate::time::VersionVector;
 
 /// What a node of the trie is, as seen from outside.
@@ -216,6 +218,68 @@ impl CategoryState {
         let digests = leaves.iter().map(|l| *l.digest()).collect();
         let version = shard.entry(&leaves[index]).version;
         Some(MembershipProof::new(self.id, version, digests, index, siblings))
+    }
+
+    /// Stores the versions that win last-writer-wins against what is stored (or whose
+    /// key is new here); returns how many were stored and how many lost.
+    pub fn apply_lww(&mut self, entries: &[Entry]) -> Result<(u64, u64), StateError> {
+        let batch = entries.iter().map(|e| self.prepare(&e.key, &e.value, e.version)).collect::<Result<Vec<_>, _>>()?;
+        Ok(self.apply_prepared_lww(batch))
+    }
+
+    /// [`CategoryState::apply_lww`] for versions already hashed.
+    pub fn apply_prepared_lww(&mut self, batch: Vec<PreparedLeaf>) -> (u64, u64) {
+        let offered = batch.len() as u64;
+        let mut winners: Vec<PreparedLeaf> = batch
+            .into_iter()
+            .filter(|p| self.get(p.key()).map_or(true, |stored| p.version().lww_cmp(&stored.version).is_gt()))
+            .collect();
+        // Two versions of one key in the batch: the batch keeps the last, so order by
+        // last-writer-wins and the newest is last.
+        winners.sort_by(|a, b| a.version().lww_cmp(&b.version()));
+        let applied = winners.len() as u64;
+        if !winners.is_empty() {
+            self.apply_batch(winners);
+        }
+        (applied, offered - applied)
+    }
+
+    /// Starts maintaining the reconciliation sketch (`capacity` coded symbols per shard).
+    /// Built once from the stored leaves; every later mutation updates it in O(log capacity).
+    pub fn enable_sync_sketch(&mut self, capacity: usize) {
+        self.shards.iter_mut().for_each(|shard| shard.enable_sketch(capacity));
+    }
+
+    /// How many coded symbols the sketch keeps (0 when not enabled).
+    pub fn sketch_capacity(&self) -> usize {
+        self.shards.iter().filter_map(Shard::sketch).map(|s| s.capacity()).min().unwrap_or(0)
+    }
+
+    /// The first `count` coded symbols of the category's sketch: the XOR of its shards'.
+    pub fn sketch_symbols(&self, count: usize) -> Vec<CodedSymbol> {
+        let count = count.min(self.sketch_capacity());
+        let mut symbols = vec![CodedSymbol::default(); count];
+        for sketch in self.shards.iter().filter_map(Shard::sketch) {
+            for (mine, theirs) in symbols.iter_mut().zip(sketch.symbols(count)) {
+                mine.xor(theirs);
+            }
+        }
+        symbols
+    }
+
+    /// The difference-estimator counters of the category: the sum of its shards'.
+    pub fn estimator_counters(&self) -> [i64; ESTIMATOR_COUNTERS] {
+        let mut counters = [0i64; ESTIMATOR_COUNTERS];
+        for sketch in self.shards.iter().filter_map(Shard::sketch) {
+            counters.iter_mut().zip(sketch.counters()).for_each(|(mine, theirs)| *mine += theirs);
+        }
+        counters
+    }
+
+    /// The stored version named by a short id.
+    pub fn find_short_id(&self, id: ShortId) -> Option<EntryRef<'_>> {
+        let position = (id.position24() as u64) << 40;
+        self.shards[self.shard_index(position)].find_short_id(id)
     }
 
     /// Recomputes every hash from the leaves and checks it against the cached ones

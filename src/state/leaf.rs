@@ -110,4 +110,9 @@ impl PreparedLeaf {
     pub fn key(&self) -> &[u8] {
         self.leaf.key()
     }
+
+    /// The version.
+    pub fn version(&self) -> Version {
+        self.leaf.version(self.origin)
+    }
 }

@@ -38,7 +38,7 @@ pub use category::{CategoryId, CategorySpec, MergeRule, Mode, PartitionPolicy, P
 pub use category_state::{CategoryState, NodeShape, NodeView};
 pub use diff::StateDiff;
 pub use digest::Digest;
-pub use entry::{Entry, EntryRef, Version, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use entry::{check_bounds, Entry, EntryRef, Version, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use error::StateError;
 pub use leaf::PreparedLeaf;
 pub use node_id::NodeId;

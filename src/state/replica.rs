@@ -151,21 +151,11 @@ impl Replica {
     /// Applies versions that another replica holds: each is stored if its key is new
     /// here or it wins last-writer-wins against the stored version.
     pub fn apply_remote(&mut self, category: &str, entries: &[Entry]) -> Result<ApplyOutcome, StateError> {
-        let mut outcome = ApplyOutcome::default();
         let state = self.add_category(category, CategorySpec::default())?;
-        let mut batch = Vec::new();
-        for entry in entries {
-            let newer = state.get(&entry.key).map_or(true, |stored| entry.version.lww_cmp(&stored.version).is_gt());
-            if newer {
-                batch.push(state.prepare(&entry.key, &entry.value, entry.version)?);
-            }
-        }
-        outcome.applied = batch.len() as u64;
-        outcome.ignored = entries.len() as u64 - outcome.applied;
-        state.apply_batch(batch);
+        let (applied, ignored) = state.apply_lww(entries)?;
         let newest = entries.iter().map(|e| e.version.hlc).max().unwrap_or(0);
         self.last_hlc = self.last_hlc.max(newest);
-        Ok(outcome)
+        Ok(ApplyOutcome { applied, ignored })
     }
 
     /// Applies the remote side of a diff made by `self.state_diff(remote)`.

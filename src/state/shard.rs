@@ -12,6 +12,7 @@ use super::entry::EntryRef;
 use super::leaf::{Leaf, PreparedLeaf};
 use super::node_id::NodeId;
 use super::tree::Node;
+use crate::reconcile::{SetSketch, ShortId};
 use crate::time::VersionVector;
 
 /// Position bits that select a subtree.
@@ -77,6 +78,8 @@ pub struct Shard {
     first_subtree: usize,
     subtrees: Vec<Node>,
     origins: OriginTable,
+    /// The reconciliation sketch of this shard's leaves, once enabled.
+    sketch: Option<SetSketch>,
 }
 
 impl Shard {
@@ -84,7 +87,7 @@ impl Shard {
     pub fn new(subtrees: std::ops::Range<usize>) -> Shard {
         assert!(subtrees.end <= SUBTREE_COUNT && subtrees.start < subtrees.end);
         let subtree_nodes = subtrees.clone().map(|_| Node::empty()).collect();
-        Shard { first_subtree: subtrees.start, subtrees: subtree_nodes, origins: OriginTable::default() }
+        Shard { first_subtree: subtrees.start, subtrees: subtree_nodes, origins: OriginTable::default(), sketch: None }
     }
 
     /// The subtrees this shard owns.
@@ -135,12 +138,58 @@ impl Shard {
         let mut leaf = prepared.leaf;
         leaf.origin_index = self.origins.intern(prepared.origin, leaf.counter());
         let position = leaf.position;
-        self.subtree_node_mut(position).upsert(SUBTREE_BITS, leaf).is_some()
+        let added = ShortId::of(position, &leaf.digest);
+        let replaced = self.subtree_node_mut(position).upsert(SUBTREE_BITS, leaf);
+        if let Some(sketch) = &mut self.sketch {
+            if let Some(old) = &replaced {
+                sketch.remove(ShortId::of(old.position, &old.digest));
+            }
+            sketch.insert(added);
+        }
+        replaced.is_some()
     }
 
     /// Removes the stored version of `key`; the caller rehashes.
     pub fn remove(&mut self, position: u64, key: &[u8]) -> bool {
-        self.subtree_node_mut(position).remove(SUBTREE_BITS, position, key).is_some()
+        let removed = self.subtree_node_mut(position).remove(SUBTREE_BITS, position, key);
+        if let (Some(sketch), Some(old)) = (&mut self.sketch, &removed) {
+            sketch.remove(ShortId::of(old.position, &old.digest));
+        }
+        removed.is_some()
+    }
+
+    /// Starts maintaining a reconciliation sketch of `capacity` coded symbols (built
+    /// once from the stored leaves, then kept up to date by every mutation).
+    pub fn enable_sketch(&mut self, capacity: usize) {
+        if self.sketch.as_ref().is_some_and(|s| s.capacity() == capacity) {
+            return;
+        }
+        let mut sketch = SetSketch::new(capacity);
+        for node in &self.subtrees {
+            node.for_each_leaf(&mut |leaf| sketch.insert(ShortId::of(leaf.position, &leaf.digest)));
+        }
+        self.sketch = Some(sketch);
+    }
+
+    /// The reconciliation sketch, if enabled.
+    pub fn sketch(&self) -> Option<&SetSketch> {
+        self.sketch.as_ref()
+    }
+
+    /// The stored leaf named by a short id, if any.
+    pub fn find_short_id(&self, id: ShortId) -> Option<EntryRef<'_>> {
+        let position = (id.position24() as u64) << 40;
+        if !self.owns(position) {
+            return None;
+        }
+        let node = self.subtree_node(position).narrowest(SUBTREE_BITS, position, 24);
+        let mut found = None;
+        node.for_each_leaf(&mut |leaf| {
+            if found.is_none() && id.names(leaf.position, &leaf.digest) {
+                found = Some(leaf);
+            }
+        });
+        found.map(|leaf| self.entry(leaf))
     }
 
     /// Inserts a batch (a later version of a key in the batch replaces an earlier one)
@@ -234,6 +283,9 @@ impl Shard {
 
     fn bulk_build(&mut self, parts: Vec<Vec<PreparedLeaf>>, total: usize) {
         let (leaves, positions) = self.sorted_leaves(parts, total);
+        if let Some(sketch) = &mut self.sketch {
+            leaves.iter().for_each(|leaf| sketch.insert(ShortId::of(leaf.position, &leaf.digest)));
+        }
         self.for_each_subtree_slice(&positions, leaves, |node, slice, source| {
             *node = Node::build(SUBTREE_BITS, slice, source);
         });
@@ -242,9 +294,19 @@ impl Shard {
     fn merge_batch(&mut self, parts: Vec<Vec<PreparedLeaf>>) {
         let total = parts.iter().map(Vec::len).sum();
         let (leaves, positions) = self.sorted_leaves(parts, total);
+        let mut sketch = self.sketch.take();
+        if let Some(sketch) = &mut sketch {
+            leaves.iter().for_each(|leaf| sketch.insert(ShortId::of(leaf.position, &leaf.digest)));
+        }
+        let mut on_replaced = |old: &Leaf| {
+            if let Some(sketch) = &mut sketch {
+                sketch.remove(ShortId::of(old.position, &old.digest));
+            }
+        };
         self.for_each_subtree_slice(&positions, leaves, |node, slice, source| {
-            node.merge_sorted(SUBTREE_BITS, slice, source);
+            node.merge_sorted(SUBTREE_BITS, slice, source, &mut on_replaced);
         });
+        self.sketch = sketch;
     }
 }
 

@@ -158,7 +158,13 @@ impl Node {
     /// batch at every level and hashes each touched node once on the way back up, while
     /// its children are still in cache. Nodes the batch does not reach must be clean.
     /// Returns how many leaves were new keys.
-    pub fn merge_sorted(&mut self, depth: u32, positions: &[u64], leaves: &mut impl Iterator<Item = Leaf>) -> u64 {
+    pub fn merge_sorted(
+        &mut self,
+        depth: u32,
+        positions: &[u64],
+        leaves: &mut impl Iterator<Item = Leaf>,
+        on_replaced: &mut impl FnMut(&Leaf),
+    ) -> u64 {
         if positions.is_empty() {
             return 0;
         }
@@ -167,7 +173,7 @@ impl Node {
                 let before = bucket.len();
                 for leaf in leaves.by_ref().take(positions.len()) {
                     match bucket.binary_search_by(|stored| stored.trie_cmp(leaf.position, leaf.key())) {
-                        Ok(index) => bucket[index] = leaf,
+                        Ok(index) => on_replaced(&std::mem::replace(&mut bucket[index], leaf)),
                         Err(index) => bucket.insert(index, leaf),
                     }
                 }
@@ -185,8 +191,8 @@ impl Node {
             }
             Kind::Inner(children) => {
                 let split = positions.partition_point(|&p| !prefix_bit(p, depth));
-                let left = children[0].merge_sorted(depth + 1, &positions[..split], leaves);
-                let right = children[1].merge_sorted(depth + 1, &positions[split..], leaves);
+                let left = children[0].merge_sorted(depth + 1, &positions[..split], leaves, on_replaced);
+                let right = children[1].merge_sorted(depth + 1, &positions[split..], leaves, on_replaced);
                 self.hash = digest::inner_hash(&children[0].hash, &children[1].hash);
                 left + right
             }
@@ -244,6 +250,19 @@ impl Node {
             depth += 1;
         }
         Some(node)
+    }
+
+    /// The node where a search for keys whose position starts with the `known_bits`
+    /// leading bits of `position` ends: a bucket, or an inner node at depth
+    /// `known_bits` when the trie goes deeper than the known bits.
+    pub fn narrowest(&self, mut depth: u32, position: u64, known_bits: u32) -> &Node {
+        let mut node = self;
+        while depth < known_bits {
+            let Some(children) = node.children() else { break };
+            node = &children[prefix_bit(position, depth) as usize];
+            depth += 1;
+        }
+        node
     }
 
     /// Calls `visit` for every leaf in trie order.
