@@ -207,6 +207,7 @@ impl Message<'_> {
             Message::Symbols { start, total, symbols } => {
                 put_varint(out, *start as u64);
                 put_varint(out, *total as u64);
+                put_varint(out, (symbols.len() / SYMBOL_LEN) as u64);
                 out.extend_from_slice(symbols);
             }
             Message::More { total } => put_varint(out, *total as u64),
@@ -279,9 +280,9 @@ fn decode_body<'a>(kind: u8, r: &mut Reader<'a>) -> Result<Message<'a>, MessageE
         }
         kind::SYMBOLS => {
             let (start, total) = (r.u32()?, r.u32()?);
-            let symbols = r.rest();
-            let count = symbols.len() / SYMBOL_LEN;
-            if symbols.len() % SYMBOL_LEN != 0 || start as u64 + count as u64 > total as u64 {
+            let count = r.bounded_count(SYMBOL_LEN)?;
+            let symbols = r.take(count * SYMBOL_LEN)?;
+            if start as u64 + count as u64 > total as u64 {
                 return Err(MessageError::Invalid("symbol range"));
             }
             Message::Symbols { start, total, symbols }
@@ -395,10 +396,6 @@ impl<'a> Reader<'a> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
-    }
-
-    fn rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.bytes)
     }
 
     fn varint(&mut self) -> Result<u64, MessageError> {
