@@ -76,9 +76,9 @@ pub enum Message<'a> {
         you_send: &'a [u8],
         /// Versions the responder is about to send (it holds them, the initiator lacks them).
         you_receive: &'a [u8],
-        /// Keys both hold in different versions: the initiator's short id and the
-        /// responder's hybrid logical time, so the newer side sends.
-        conflicts: Vec<(ShortId, u64)>,
+        /// Keys both seem to hold in different versions (same position prefix), so the
+        /// newer side sends.
+        conflicts: Vec<Conflict>,
         /// How many `Items` frames follow with this response.
         item_frames: u32,
     },
@@ -104,6 +104,20 @@ pub enum Message<'a> {
         /// How many `Items` frames follow with this response.
         item_frames: u32,
     },
+}
+
+/// Two versions whose short ids share a position prefix: probably one key, written
+/// differently on each side. The full position tells the initiator for sure.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Conflict {
+    /// The initiator's version.
+    pub yours: ShortId,
+    /// The responder's version.
+    pub mine: ShortId,
+    /// The responder's key position (first 64 bits).
+    pub position: u64,
+    /// The responder's hybrid logical time.
+    pub hlc: u64,
 }
 
 /// Why a frame could not be decoded.
@@ -215,9 +229,11 @@ impl Message<'_> {
                 put_ids(out, you_send);
                 put_ids(out, you_receive);
                 put_varint(out, conflicts.len() as u64);
-                for (id, hlc) in conflicts {
-                    out.extend_from_slice(&id.to_bytes());
-                    put_varint(out, *hlc);
+                for conflict in conflicts {
+                    out.extend_from_slice(&conflict.yours.to_bytes());
+                    out.extend_from_slice(&conflict.mine.to_bytes());
+                    out.extend_from_slice(&conflict.position.to_le_bytes());
+                    put_varint(out, conflict.hlc);
                 }
                 put_varint(out, *item_frames as u64);
             }
@@ -290,10 +306,12 @@ fn decode_body<'a>(kind: u8, r: &mut Reader<'a>) -> Result<Message<'a>, MessageE
         kind::MORE => Message::More { total: r.u32()? },
         kind::DECODED => {
             let (you_send, you_receive) = (r.ids()?, r.ids()?);
-            let count = r.bounded_count(SHORT_ID_LEN + 1)?;
+            let count = r.bounded_count(2 * SHORT_ID_LEN + 8 + 1)?;
             let mut conflicts = Vec::with_capacity(count);
             for _ in 0..count {
-                conflicts.push((ShortId::from_bytes(r.array()?), r.varint()?));
+                let (yours, mine) = (ShortId::from_bytes(r.array()?), ShortId::from_bytes(r.array()?));
+                let position = u64::from_le_bytes(r.array()?);
+                conflicts.push(Conflict { yours, mine, position, hlc: r.varint()? });
             }
             Message::Decoded { you_send, you_receive, conflicts, item_frames: r.u32()? }
         }
@@ -481,7 +499,7 @@ mod tests {
         round_trip(Message::Estimate { root: Digest([3; 32]), count: 9, capacity: 65_536, counters });
         round_trip(Message::Symbols { start: 0, total: 1, symbols: &symbols });
         round_trip(Message::More { total: 64 });
-        round_trip(Message::Decoded { you_send: &ids, you_receive: &[], conflicts: vec![(ShortId(1), 99)], item_frames: 2 });
+        round_trip(Message::Decoded { you_send: &ids, you_receive: &[], conflicts: vec![Conflict { yours: ShortId(1), mine: ShortId(2), position: 3, hlc: 99 }], item_frames: 2 });
         round_trip(Message::Transfer { request: &ids, item_frames: 0 });
         round_trip(Message::Items { part: 1, entries: vec![entry] });
         round_trip(Message::Finished { root: Digest([5; 32]), item_frames: 1 });

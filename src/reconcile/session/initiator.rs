@@ -1,11 +1,12 @@
 //! The initiating side of a reconciliation session.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use super::{item_frames, Outcome, PartTracker, SessionConfig, SessionError, SessionReport};
-use crate::reconcile::message::{self, Message, HEADER_LEN, SYMBOL_LEN};
+use crate::reconcile::message::{self, Conflict, Message, HEADER_LEN, SYMBOL_LEN};
 use crate::reconcile::short_id::ShortId;
 use crate::reconcile::sketch::estimate_difference;
+use crate::state::digest::KeyPosition;
 use crate::state::{CategoryState, Digest, Entry, PreparedLeaf};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -16,13 +17,11 @@ enum Phase {
     Done,
 }
 
-/// What the responder said it will send, so that each arriving entry can be checked.
+/// The versions the responder advertised, so that each arriving entry can be checked:
+/// those it sends with its answer to round trip 2, then those requested in round trip 3.
 #[derive(Default)]
 struct Expected {
-    /// Versions advertised by short id (round trip 2).
     ids: HashSet<ShortId>,
-    /// Newer versions requested by key (round trip 3): position prefix → advertised time.
-    newer: HashMap<u32, u64>,
 }
 
 /// The side that starts a session.
@@ -40,6 +39,7 @@ pub struct Initiator {
     symbols_sent: u32,
     decoded: bool,
     expected: Expected,
+    requested: HashSet<ShortId>,
     parts: PartTracker,
     early_items: Vec<Vec<u8>>,
     transfer: Option<(Vec<Entry>, Vec<ShortId>)>,
@@ -67,6 +67,7 @@ impl Initiator {
             symbols_sent: 0,
             decoded: false,
             expected: Expected::default(),
+            requested: HashSet::new(),
             parts: PartTracker::default(),
             early_items: Vec::new(),
             transfer: None,
@@ -210,7 +211,7 @@ impl Initiator {
         &mut self,
         you_send: &[u8],
         you_receive: &[u8],
-        conflicts: Vec<(ShortId, u64)>,
+        conflicts: Vec<Conflict>,
         item_frames: u32,
         state: &mut CategoryState,
     ) -> Result<(), SessionError> {
@@ -227,15 +228,19 @@ impl Initiator {
             outgoing.push(mine.to_entry());
         }
         let mut request = Vec::new();
-        for (id, peer_hlc) in conflicts {
-            let mine = state.find_short_id(id).ok_or(SessionError::Unexpected("conflict on a version we lack"))?;
-            if mine.version.hlc >= peer_hlc {
+        for conflict in conflicts {
+            let mine = state.find_short_id(conflict.yours).ok_or(SessionError::Unexpected("conflict on a version we lack"))?;
+            let same_key = KeyPosition::of(mine.key).prefix() == conflict.position;
+            // Two versions of one key: only the newer travels. Two keys that merely share
+            // a position prefix: both travel.
+            if !same_key || mine.version.hlc >= conflict.hlc {
                 outgoing.push(mine.to_entry());
-            } else {
-                self.expected.newer.insert(id.position24(), peer_hlc);
-                request.push(id);
+            }
+            if !same_key || mine.version.hlc < conflict.hlc {
+                request.push(conflict.mine);
             }
         }
+        self.requested = request.iter().copied().collect();
         self.transfer = Some((outgoing, request));
         for frame in std::mem::take(&mut self.early_items) {
             if let Message::Items { part, entries } = message::decode(&frame, self.config.max_frame_len)?.message {
@@ -264,7 +269,7 @@ impl Initiator {
         let mut batch = Vec::with_capacity(entries.len());
         for entry in &entries {
             let prepared = state.prepare(&entry.key, &entry.value, entry.version)?;
-            self.check_advertised(&prepared, entry)?;
+            self.check_advertised(&prepared)?;
             batch.push(prepared);
         }
         let (applied, _) = state.apply_prepared_lww(batch);
@@ -273,17 +278,13 @@ impl Initiator {
         Ok(())
     }
 
-    fn check_advertised(&self, prepared: &PreparedLeaf, entry: &Entry) -> Result<(), SessionError> {
+    fn check_advertised(&self, prepared: &PreparedLeaf) -> Result<(), SessionError> {
         let id = ShortId::of(prepared.position(), prepared.digest());
-        let advertised = match self.phase {
-            Phase::AwaitFinished => self.expected.newer.get(&id.position24()).is_some_and(|&hlc| hlc == entry.version.hlc),
-            _ => self.expected.ids.contains(&id),
-        };
-        if advertised {
+        let advertised = if self.phase == Phase::AwaitFinished { &self.requested } else { &self.expected.ids };
+        if advertised.contains(&id) {
             return Ok(());
         }
-        let same_key = self.expected.ids.iter().any(|e| e.position24() == id.position24())
-            || self.expected.newer.contains_key(&id.position24());
+        let same_key = advertised.iter().any(|e| e.position24() == id.position24());
         Err(if same_key { SessionError::DigestMismatch } else { SessionError::UnadvertisedItem })
     }
 

@@ -1,9 +1,10 @@
 //! The responding side of a reconciliation session.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use super::{item_frames, PartTracker, SessionConfig, SessionError, SessionReport};
-use crate::reconcile::message::{self, Message};
+use crate::reconcile::message::{self, Conflict, Message};
+use crate::state::digest::KeyPosition;
 use crate::reconcile::short_id::ShortId;
 use crate::reconcile::sketch::{peel, CodedSymbol, PeelOutcome};
 use crate::state::{CategoryState, Entry};
@@ -45,10 +46,6 @@ impl SymbolBuffer {
     }
 }
 
-/// The versions of one key (one position prefix) in the difference: the initiator's
-/// short ids, and this side's short ids with their entries.
-type KeyDifference = (Vec<ShortId>, Vec<(ShortId, Entry)>);
-
 /// The side that answers a session.
 pub struct Responder {
     config: SessionConfig,
@@ -65,8 +62,8 @@ pub struct Responder {
     capacity: u32,
     /// Versions the initiator may send: the ones it alone holds, and its side of conflicts.
     allowed: HashSet<ShortId>,
-    /// Conflicting keys: the initiator's short id → this side's short id.
-    conflicts: HashMap<ShortId, ShortId>,
+    /// This side's versions in conflicts: the only ones the initiator may request.
+    conflicts: HashSet<ShortId>,
     request: Option<Vec<ShortId>>,
     parts: PartTracker,
     report: SessionReport,
@@ -89,7 +86,7 @@ impl Responder {
             answered_start: 0,
             capacity: 0,
             allowed: HashSet::new(),
-            conflicts: HashMap::new(),
+            conflicts: HashSet::new(),
             request: None,
             parts: PartTracker::default(),
             report: SessionReport::default(),
@@ -209,7 +206,8 @@ impl Responder {
         }
         let (ids, outcome) = peel(&mut difference, total);
         if outcome == PeelOutcome::Stuck {
-            let next = (total as u32).saturating_mul(2).min(self.capacity);
+            // Half as many again: the estimate was low, but rarely by much.
+            let next = (total as u32).saturating_add(total as u32 / 2 + 1).min(self.capacity);
             if next as usize <= total {
                 return Err(SessionError::SketchExhausted { symbols: total as u32 });
             }
@@ -224,21 +222,25 @@ impl Responder {
     }
 
     /// Sorts the difference into what each side sends, pairing two versions of one key
-    /// (same position prefix) into a conflict that the newer side settles.
-    fn answer_decoded(&mut self, seq: u32, ids: Vec<ShortId>, state: &CategoryState) {
-        let mut by_key: HashMap<u32, KeyDifference> = HashMap::new();
-        for id in ids {
-            let slot = by_key.entry(id.position24()).or_default();
-            match state.find_short_id(id) {
-                Some(mine) => slot.1.push((id, mine.to_entry())),
-                None => slot.0.push(id),
-            }
-        }
+    /// (same position prefix) into a conflict that the newer side settles. Ids are
+    /// handled in numeric order, which is trie order, so consecutive look-ups walk
+    /// neighbouring nodes.
+    fn answer_decoded(&mut self, seq: u32, mut ids: Vec<ShortId>, state: &CategoryState) {
+        ids.sort_unstable();
         let (mut you_send, mut you_receive, mut conflicts, mut outgoing) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (_, (theirs, mine)) in by_key {
+        for group in ids.chunk_by(|a, b| a.position24() == b.position24()) {
+            let mut theirs = Vec::new();
+            let mut mine = Vec::new();
+            for &id in group {
+                match state.find_short_id(id) {
+                    Some(entry) => mine.push((id, entry)),
+                    None => theirs.push(id),
+                }
+            }
             if let ([their_id], [(my_id, my_entry)]) = (theirs.as_slice(), mine.as_slice()) {
-                conflicts.push((*their_id, my_entry.version.hlc));
-                self.conflicts.insert(*their_id, *my_id);
+                let position = KeyPosition::of(my_entry.key).prefix();
+                conflicts.push(Conflict { yours: *their_id, mine: *my_id, position, hlc: my_entry.version.hlc });
+                self.conflicts.insert(*my_id);
                 self.allowed.insert(*their_id);
                 continue;
             }
@@ -246,7 +248,7 @@ impl Responder {
             you_send.extend(theirs);
             for (id, entry) in mine {
                 you_receive.push(id);
-                outgoing.push(entry);
+                outgoing.push(entry.to_entry());
             }
         }
         let mut frames = item_frames(&outgoing, self.session.unwrap_or(0), seq, self.config.max_frame_len);
@@ -287,8 +289,8 @@ impl Responder {
         }
         let outgoing: Vec<Entry> = request
             .iter()
-            .filter_map(|their_id| self.conflicts.get(their_id))
-            .filter_map(|my_id| state.find_short_id(*my_id).map(|e| e.to_entry()))
+            .filter(|id| self.conflicts.contains(id))
+            .filter_map(|id| state.find_short_id(*id).map(|e| e.to_entry()))
             .collect();
         let mut frames = item_frames(&outgoing, self.session.unwrap_or(0), seq, self.config.max_frame_len);
         let finished = Message::Finished { root: state.root(), item_frames: frames.len() as u32 };
