@@ -318,7 +318,8 @@ fn decode_body<'a>(kind: u8, r: &mut Reader<'a>) -> Result<Message<'a>, MessageE
         kind::TRANSFER => Message::Transfer { request: r.ids()?, item_frames: r.u32()? },
         kind::ITEMS => {
             let part = r.u32()?;
-            let count = r.bounded_count(2 + 1 + 1 + 1 + 32 + 1)?;
+            // The smallest entry: two empty lengths, one-byte times, origin, flags.
+            let count = r.bounded_count(1 + 1 + 1 + 1 + 32 + 1)?;
             let mut entries = Vec::with_capacity(count);
             for _ in 0..count {
                 entries.push(r.entry()?);
@@ -502,6 +503,9 @@ mod tests {
         round_trip(Message::Decoded { you_send: &ids, you_receive: &[], conflicts: vec![Conflict { yours: ShortId(1), mine: ShortId(2), position: 3, hlc: 99 }], item_frames: 2 });
         round_trip(Message::Transfer { request: &ids, item_frames: 0 });
         round_trip(Message::Items { part: 1, entries: vec![entry] });
+        // The smallest entry (found by the fuzzer: a too-large lower bound refused it).
+        let smallest = Entry { key: vec![], value: vec![], version: Version::default() };
+        round_trip(Message::Items { part: 0, entries: vec![smallest.clone(), smallest] });
         round_trip(Message::Finished { root: Digest([5; 32]), item_frames: 1 });
     }
 
