@@ -40,6 +40,13 @@ pub enum DecodeError {
     UnsupportedVersion(u8),
     /// The kind tag names no known type.
     UnknownKind(u8),
+    /// The kind tag names a known type, but not the one asked for.
+    WrongKind {
+        /// The tag the caller expected.
+        expected: u8,
+        /// The tag found.
+        found: u8,
+    },
     /// A list that must be strictly increasing was not (duplicates or disorder).
     NotSorted(&'static str),
     /// A field held a value its type forbids.
@@ -56,6 +63,7 @@ impl fmt::Display for DecodeError {
             DecodeError::TooMany { what, count, max } => write!(f, "{count} {what}, at most {max} accepted"),
             DecodeError::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
             DecodeError::UnknownKind(k) => write!(f, "unknown kind tag {k}"),
+            DecodeError::WrongKind { expected, found } => write!(f, "kind tag {found}, expected {expected}"),
             DecodeError::NotSorted(what) => write!(f, "{what} not strictly increasing"),
             DecodeError::Invalid(what) => write!(f, "invalid {what}"),
         }

@@ -304,8 +304,7 @@ mod tests {
     fn out_of_range_inputs_are_errors() {
         let mut clock = Hlc::default();
         assert_eq!(clock.now(PHYSICAL_MAX_MS + 1), Err(HlcError::PhysicalTimeOutOfRange { now_ms: PHYSICAL_MAX_MS + 1 }));
-        let mut config = HlcConfig::default();
-        config.max_offset_ms = u64::MAX;
+        let config = HlcConfig { max_offset_ms: u64::MAX };
         let mut trusting = Hlc::new(config);
         assert_eq!(trusting.observe(HlcTimestamp(u64::MAX), 0), Err(HlcError::Exhausted));
         assert_eq!(trusting.config().max_offset_ms, u64::MAX);
