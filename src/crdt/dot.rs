@@ -48,19 +48,36 @@ impl CausalContext {
         Some(Dot { origin, counter })
     }
 
-    /// Adds one dot.
+    /// Adds one dot. The common case, the next dot of its origin, only moves the
+    /// version vector.
     pub fn insert(&mut self, dot: Dot) {
-        if !self.contains(&dot) {
+        let seen = self.compact.get(&dot.origin);
+        if dot.counter <= seen || self.cloud.contains(&dot) {
+            return;
+        }
+        if dot.counter == seen + 1 {
+            self.compact.observe(dot.origin, dot.counter);
+            if !self.cloud.is_empty() {
+                self.compact_origin(dot.origin);
+            }
+        } else {
             self.cloud.insert(dot);
-            self.compact();
         }
     }
 
-    /// The union of both contexts.
+    /// The union of both contexts. Costs O(size of `other` · log), not O(size of
+    /// `self`): only origins that `other` names and that have dots in the cloud are
+    /// compacted again.
     pub fn merge(&mut self, other: &CausalContext) {
         self.compact.merge(&other.compact);
-        self.cloud.extend(other.cloud.iter().copied());
-        self.compact();
+        for dot in &other.cloud {
+            self.insert(*dot);
+        }
+        if !self.cloud.is_empty() {
+            for (origin, _) in other.compact.iter() {
+                self.compact_origin(*origin);
+            }
+        }
     }
 
     /// The contiguous part.
@@ -94,22 +111,27 @@ impl CausalContext {
     /// already covers, so that one set of dots has one representation (Almeida et al.
     /// §7.2 "compaction"); equality of contexts is then equality of dot sets.
     fn compact(&mut self) {
-        let mut kept = BTreeSet::new();
-        for dot in std::mem::take(&mut self.cloud) {
-            let seen = self.compact.get(&dot.origin);
-            if dot.counter <= seen {
-                continue;
-            }
-            if dot.counter == seen + 1 {
-                self.compact.observe(dot.origin, dot.counter);
-            } else {
-                kept.insert(dot);
-            }
+        let origins: BTreeSet<NodeId> = self.cloud.iter().map(|dot| dot.origin).collect();
+        for origin in origins {
+            self.compact_origin(origin);
         }
-        // Sorted order visits an origin's dots in increasing counters, so one pass
-        // closes every gap; a kept dot can only be beyond a remaining gap.
-        debug_assert!(kept.iter().all(|dot| dot.counter > self.compact.get(&dot.origin) + 1));
-        self.cloud = kept;
+    }
+
+    /// [`CausalContext::compact`] for the dots of one origin.
+    fn compact_origin(&mut self, origin: NodeId) {
+        let mut seen = self.compact.get(&origin);
+        let covered: Vec<Dot> =
+            self.cloud.range(Dot { origin, counter: 0 }..=Dot { origin, counter: seen }).copied().collect();
+        for dot in covered {
+            self.cloud.remove(&dot);
+        }
+        while seen < u64::MAX && self.cloud.remove(&Dot { origin, counter: seen + 1 }) {
+            seen += 1;
+        }
+        self.compact.observe(origin, seen);
+        // What stays in the cloud for this origin lies beyond a gap.
+        let next = Dot { origin, counter: seen.saturating_add(1) };
+        debug_assert!(seen == u64::MAX || self.cloud.range(Dot { origin, counter: 0 }..=next).next().is_none());
     }
 }
 

@@ -64,7 +64,13 @@ impl LwwMap {
     }
 
     /// Sets `key` to `value` at `hlc` by `writer`; returns the delta.
-    pub fn insert(&mut self, key: &[u8], value: Vec<u8>, hlc: HlcTimestamp, writer: NodeId) -> Result<LwwMap, CrdtError> {
+    pub fn insert(
+        &mut self,
+        key: &[u8],
+        value: Vec<u8>,
+        hlc: HlcTimestamp,
+        writer: NodeId,
+    ) -> Result<LwwMap, CrdtError> {
         if value.len() > MAX_VALUE_LEN {
             return Err(CrdtError::ValueTooLong { len: value.len() });
         }

@@ -85,7 +85,9 @@ pub enum CrdtError {
 impl fmt::Display for CrdtError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CrdtError::ValueTooLong { len } => write!(f, "value of {len} bytes exceeds {}", crate::state::MAX_VALUE_LEN),
+            CrdtError::ValueTooLong { len } => {
+                write!(f, "value of {len} bytes exceeds {}", crate::state::MAX_VALUE_LEN)
+            }
             CrdtError::ElementTooLong { len } => write!(f, "element of {len} bytes exceeds {MAX_ELEMENT_LEN}"),
             CrdtError::TooManyEntries => write!(f, "collection holds {MAX_ENTRIES} entries already"),
             CrdtError::CounterOverflow => f.write_str("counter overflow"),

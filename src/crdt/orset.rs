@@ -13,7 +13,10 @@
 //! Deltas: `add(e)` gives `({e ↦ {d}}, {d} ∪ dots(e))` (the new dot replaces the
 //! element's old dots); `remove(e)` gives `({}, dots(e))`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use super::codec::{ActorTable, CrdtKind, MAX_ENTRIES};
 use super::dot::{CausalContext, Dot};
@@ -21,12 +24,33 @@ use super::{Crdt, CrdtError, MAX_ELEMENT_LEN};
 use crate::state::NodeId;
 use crate::time::codec::{put_byte_string, put_varint, DecodeError, Reader};
 
+/// The dots supporting one element, sorted. Almost always one (each add supersedes
+/// the dots it saw), so it lives inline without an allocation.
+type Dots = SmallVec<[Dot; 1]>;
+
 /// An add-wins set of byte strings.
-#[derive(Clone, PartialEq, Eq, Debug, Default)]
+///
+/// Besides element → dots it keeps the inverse index origin → counter → element, so
+/// that joining a delta costs O(size of the delta · log n) instead of a pass over
+/// every element: the dots a delta's context covers are found by range queries on the
+/// index. Keying the index by origin first keeps its comparisons on `u64` counters
+/// rather than on 40-byte dots. Elements are shared between both maps (and between
+/// replicas' copies) via `Arc`.
+#[derive(Clone, Debug, Default)]
 pub struct OrSet {
-    entries: BTreeMap<Vec<u8>, BTreeSet<Dot>>,
+    entries: BTreeMap<Arc<[u8]>, Dots>,
+    index: BTreeMap<NodeId, BTreeMap<u64, Arc<[u8]>>>,
     context: CausalContext,
 }
+
+impl PartialEq for OrSet {
+    /// The index is derived from the entries, so it takes no part in equality.
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries && self.context == other.context
+    }
+}
+
+impl Eq for OrSet {}
 
 impl OrSet {
     /// The empty set.
@@ -41,7 +65,7 @@ impl OrSet {
 
     /// The elements, in byte order.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.entries.keys().map(Vec::as_slice)
+        self.entries.keys().map(|element| &**element)
     }
 
     /// The number of elements.
@@ -69,13 +93,17 @@ impl OrSet {
         }
         let dot = self.context.next_dot(node).ok_or(CrdtError::DotsExhausted)?;
         let mut delta = OrSet::new();
-        for old in self.entries.get(element).into_iter().flatten() {
-            delta.context.insert(*old);
-        }
+        let shared: Arc<[u8]> = match self.entries.get_key_value(element) {
+            Some((shared, old_dots)) => {
+                old_dots.iter().for_each(|old| delta.context.insert(*old));
+                shared.clone()
+            }
+            None => Arc::from(element),
+        };
         delta.context.insert(dot);
-        delta.entries.insert(element.to_vec(), BTreeSet::from([dot]));
+        delta.insert_dot(dot, shared);
         self.merge(&delta);
-        debug_assert!(self.contains(element));
+        debug_assert!(self.contains(element) && self.holds(&dot));
         Ok(delta)
     }
 
@@ -90,39 +118,76 @@ impl OrSet {
         debug_assert!(!self.contains(element));
         delta
     }
+
+    /// Whether a live element carries `dot`.
+    fn holds(&self, dot: &Dot) -> bool {
+        self.index.get(&dot.origin).is_some_and(|counters| counters.contains_key(&dot.counter))
+    }
+
+    /// Every live dot, in order.
+    fn dots(&self) -> impl Iterator<Item = (Dot, &Arc<[u8]>)> {
+        self.index.iter().flat_map(|(origin, counters)| {
+            counters.iter().map(move |(counter, element)| (Dot { origin: *origin, counter: *counter }, element))
+        })
+    }
+
+    fn insert_dot(&mut self, dot: Dot, element: Arc<[u8]>) {
+        let dots = self.entries.entry(element.clone()).or_default();
+        if let Err(position) = dots.binary_search(&dot) {
+            dots.insert(position, dot);
+        }
+        let previous = self.index.entry(dot.origin).or_default().insert(dot.counter, element);
+        debug_assert!(previous.is_none(), "a dot names one write");
+    }
+
+    fn remove_dot(&mut self, dot: &Dot) {
+        let Some(counters) = self.index.get_mut(&dot.origin) else { return };
+        let Some(element) = counters.remove(&dot.counter) else { return };
+        if counters.is_empty() {
+            self.index.remove(&dot.origin);
+        }
+        if let Some(dots) = self.entries.get_mut(&element) {
+            if let Ok(position) = dots.binary_search(dot) {
+                dots.remove(position);
+            }
+            if dots.is_empty() {
+                self.entries.remove(&element);
+            }
+        }
+    }
 }
 
 impl Crdt for OrSet {
     const KIND: CrdtKind = CrdtKind::OrSet;
 
-    /// Per element, a dot survives if both sides hold it, or if one side holds it and
-    /// the other has not seen it (Almeida et al. 2018, join of causal dot maps).
+    /// A dot survives if both sides hold it, or if one side holds it and the other has
+    /// not seen it (Almeida et al. 2018, join of causal dot maps). Our dots that
+    /// `other` has seen are found through its context; its dots we have not seen are
+    /// added.
     fn merge(&mut self, other: &Self) {
-        let other_context = &other.context;
-        self.entries.retain(|element, dots| {
-            let theirs = other.entries.get(element);
-            dots.retain(|dot| theirs.is_some_and(|t| t.contains(dot)) || !other_context.contains(dot));
-            !dots.is_empty()
-        });
-        for (element, theirs) in &other.entries {
-            let unseen = theirs.iter().filter(|dot| !self.context.contains(dot));
-            match self.entries.get_mut(element) {
-                Some(ours) => ours.extend(unseen),
-                None => {
-                    let fresh: BTreeSet<Dot> = unseen.copied().collect();
-                    if !fresh.is_empty() {
-                        self.entries.insert(element.clone(), fresh);
-                    }
-                }
+        let mut dropped: Vec<Dot> = Vec::new();
+        for (origin, max) in other.context.version_vector().iter() {
+            let Some(counters) = self.index.get(origin) else { continue };
+            let seen = counters.range(1..=*max).map(|(counter, _)| Dot { origin: *origin, counter: *counter });
+            dropped.extend(seen.filter(|dot| !other.holds(dot)));
+        }
+        dropped.extend(other.context.cloud().filter(|dot| self.holds(dot) && !other.holds(dot)));
+        for dot in &dropped {
+            self.remove_dot(dot);
+        }
+        for (dot, element) in other.dots() {
+            if !self.context.contains(&dot) && !self.holds(&dot) {
+                self.insert_dot(dot, element.clone());
             }
         }
-        self.context.merge(other_context);
+        self.context.merge(&other.context);
+        debug_assert_eq!(self.dots().count(), self.entries.values().map(SmallVec::len).sum::<usize>());
     }
 
     /// `actors count:varint (element:bytes dots)* context`, where
     /// `dots = count:varint dot*`.
     fn encode_body(&self, out: &mut Vec<u8>) {
-        let dot_origins = self.entries.values().flatten().map(|dot| &dot.origin);
+        let dot_origins = self.index.keys();
         let context_origins = self.context.version_vector().iter().map(|(origin, _)| origin);
         let cloud_origins = self.context.cloud().map(|dot| &dot.origin);
         let table = ActorTable::collect(dot_origins.chain(context_origins).chain(cloud_origins));
@@ -141,23 +206,31 @@ impl Crdt for OrSet {
     fn decode_body(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let table = ActorTable::read(reader)?;
         let count = reader.count("set elements", MAX_ENTRIES, 4)?;
-        let mut entries: BTreeMap<Vec<u8>, BTreeSet<Dot>> = BTreeMap::new();
+        let mut set = OrSet::new();
+        let mut previous: Option<&[u8]> = None;
         for _ in 0..count {
             let element = reader.byte_string("element bytes", MAX_ELEMENT_LEN)?;
-            if entries.last_key_value().is_some_and(|(last, _)| last.as_slice() >= element) {
+            if previous.is_some_and(|last| last >= element) {
                 return Err(DecodeError::NotSorted("set elements"));
             }
+            previous = Some(element);
             let dots = table.read_dots(reader, "element dots")?;
             if dots.is_empty() {
                 return Err(DecodeError::Invalid("element without dots"));
             }
-            entries.insert(element.to_vec(), dots);
+            let shared: Arc<[u8]> = Arc::from(element);
+            for dot in dots {
+                if set.holds(&dot) {
+                    return Err(DecodeError::Invalid("one dot on two elements"));
+                }
+                set.insert_dot(dot, shared.clone());
+            }
         }
-        let context = table.read_context(reader)?;
-        if !entries.values().flatten().all(|dot| context.contains(dot)) {
+        set.context = table.read_context(reader)?;
+        if !set.dots().all(|(dot, _)| set.context.contains(&dot)) {
             return Err(DecodeError::Invalid("element dot outside the causal context"));
         }
-        Ok(OrSet { entries, context })
+        Ok(set)
     }
 }
 
@@ -219,6 +292,9 @@ mod tests {
         let mut uncovered = bytes[..bytes.len() - 6].to_vec();
         uncovered.extend_from_slice(&[0, 0]);
         assert_eq!(OrSet::decode(&uncovered), Err(DecodeError::Invalid("element dot outside the causal context")));
-        assert_eq!(set.add(node(1), &[0; MAX_ELEMENT_LEN + 1]), Err(CrdtError::ElementTooLong { len: MAX_ELEMENT_LEN + 1 }));
+        assert_eq!(
+            set.add(node(1), &[0; MAX_ELEMENT_LEN + 1]),
+            Err(CrdtError::ElementTooLong { len: MAX_ELEMENT_LEN + 1 })
+        );
     }
 }

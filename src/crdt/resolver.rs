@@ -87,7 +87,9 @@ impl fmt::Display for ResolveError {
             ResolveError::NoCustomResolver => f.write_str("no custom resolver registered"),
             ResolveError::ResolverFailed(text) => write!(f, "custom resolver failed: {text}"),
             ResolveError::ResolverPanicked => f.write_str("custom resolver panicked"),
-            ResolveError::MergedValueTooLong { len } => write!(f, "merged value of {len} bytes exceeds {MAX_VALUE_LEN}"),
+            ResolveError::MergedValueTooLong { len } => {
+                write!(f, "merged value of {len} bytes exceeds {MAX_VALUE_LEN}")
+            }
             ResolveError::KeyTooLong { len } => write!(f, "key of {len} bytes exceeds {MAX_KEY_LEN}"),
             ResolveError::Crdt(error) => write!(f, "CRDT merge failed: {error}"),
         }
@@ -156,7 +158,13 @@ impl Resolver {
 
     /// Resolves a conflict on `key` between the stored `local` and the arriving
     /// `remote` version, logs it, and says what to store.
-    pub fn resolve(&mut self, strategy: Strategy, key: &[u8], local: &VersionedValue, remote: &VersionedValue) -> Resolved {
+    pub fn resolve(
+        &mut self,
+        strategy: Strategy,
+        key: &[u8],
+        local: &VersionedValue,
+        remote: &VersionedValue,
+    ) -> Resolved {
         let resolved = if key.len() > MAX_KEY_LEN {
             Resolved::KeepBoth { error: ResolveError::KeyTooLong { len: key.len() } }
         } else {
@@ -197,7 +205,14 @@ impl Resolver {
         }
     }
 
-    fn record(&mut self, strategy: Strategy, key: &[u8], local: &VersionedValue, remote: &VersionedValue, resolved: &Resolved) {
+    fn record(
+        &mut self,
+        strategy: Strategy,
+        key: &[u8],
+        local: &VersionedValue,
+        remote: &VersionedValue,
+        resolved: &Resolved,
+    ) {
         let outcome = match resolved {
             Resolved::Keep(Side::Local) => Outcome::KeptLocal,
             Resolved::Keep(Side::Remote) => Outcome::KeptRemote,
@@ -242,7 +257,10 @@ mod tests {
         assert_eq!(resolver.resolve(Strategy::LastWriterWins, b"k", &new, &tie), Resolved::Keep(Side::Remote));
         assert_eq!(resolver.log().len(), 3);
         let first = resolver.log().iter().next().unwrap();
-        assert_eq!((first.outcome.clone(), first.strategy, first.key.clone()), (Outcome::KeptRemote, Strategy::LastWriterWins, b"k".to_vec()));
+        assert_eq!(
+            (first.outcome.clone(), first.strategy, first.key.clone()),
+            (Outcome::KeptRemote, Strategy::LastWriterWins, b"k".to_vec())
+        );
     }
 
     #[test]
@@ -252,7 +270,8 @@ mod tests {
         let (mut a, mut b) = (GCounter::new(), GCounter::new());
         a.increment(node, 3).unwrap();
         b.increment(NodeId([2; 32]), 4).unwrap();
-        let resolved = resolver.resolve(Strategy::Crdt, b"c", &versioned(&a.encode(), 1, 1), &versioned(&b.encode(), 1, 2));
+        let resolved =
+            resolver.resolve(Strategy::Crdt, b"c", &versioned(&a.encode(), 1, 1), &versioned(&b.encode(), 1, 2));
         let Resolved::Merged(bytes) = resolved else { panic!("merged") };
         assert_eq!(GCounter::decode(&bytes).unwrap().value(), 7);
         let garbage = resolver.resolve(Strategy::Crdt, b"c", &versioned(b"\xff", 1, 1), &versioned(&b.encode(), 1, 2));
