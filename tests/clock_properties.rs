@@ -27,7 +27,8 @@ struct Event {
 }
 
 fn events() -> impl Strategy<Value = Vec<Event>> {
-    let event = (0..NODES, 0..NODES, 0u64..40).prop_map(|(node, target, elapsed_ms)| Event { node, target, elapsed_ms });
+    let event =
+        (0..NODES, 0..NODES, 0u64..40).prop_map(|(node, target, elapsed_ms)| Event { node, target, elapsed_ms });
     prop::collection::vec(event, 1..60)
 }
 
@@ -42,7 +43,7 @@ proptest! {
     ) {
         let config = HlcConfig { max_offset_ms: MAX_OFFSET_MS };
         let mut clocks: Vec<Hlc> = (0..NODES).map(|_| Hlc::new(config)).collect();
-        let mut last = vec![HlcTimestamp(0); NODES];
+        let mut last = [HlcTimestamp(0); NODES];
         // What is in flight to each node: the timestamp and whether it came from the
         // jumped node after its jump.
         let mut in_flight: Vec<Option<(HlcTimestamp, bool)>> = vec![None; NODES];
@@ -74,8 +75,8 @@ proptest! {
             in_flight[receiver] = Some((sent, jumped(event.node)));
             // Nodes whose clocks did not jump never run ahead of their own physical
             // time by more than the offset bound: the jumped node cannot drag them.
-            for node in 1..NODES {
-                let ahead = last[node].physical_ms().saturating_sub(local_ms(node));
+            for (node, stamp) in last.iter().enumerate().skip(1) {
+                let ahead = stamp.physical_ms().saturating_sub(local_ms(node));
                 prop_assert!(ahead <= MAX_OFFSET_MS, "node {node} is {ahead} ms ahead");
             }
         }

@@ -50,8 +50,11 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
 }
 
 fn fates() -> impl Strategy<Value = Vec<Fate>> {
-    let fate = (0u8..100, 0u8..100, any::<u32>())
-        .prop_map(|(loss_roll, duplicate_roll, order_key)| Fate { loss_roll, duplicate_roll, order_key });
+    let fate = (0u8..100, 0u8..100, any::<u32>()).prop_map(|(loss_roll, duplicate_roll, order_key)| Fate {
+        loss_roll,
+        duplicate_roll,
+        order_key,
+    });
     prop::collection::vec(fate, 12)
 }
 

@@ -94,9 +94,14 @@ impl ClockFilter {
             .flatten()
             .min_by_key(|sample| (sample.delay_us, std::cmp::Reverse(sample.taken_at_us)))?;
         let age_us = now_us.saturating_sub(best.taken_at_us).max(0);
-        let dispersion_us = precision_us.saturating_add(age_us / 1_000_000 * PHI_PPM + age_us % 1_000_000 * PHI_PPM / 1_000_000);
-        let others: Vec<i128> =
-            self.samples.iter().flatten().map(|sample| i128::from(sample.offset_us) - i128::from(best.offset_us)).collect();
+        let dispersion_us =
+            precision_us.saturating_add(age_us / 1_000_000 * PHI_PPM + age_us % 1_000_000 * PHI_PPM / 1_000_000);
+        let others: Vec<i128> = self
+            .samples
+            .iter()
+            .flatten()
+            .map(|sample| i128::from(sample.offset_us) - i128::from(best.offset_us))
+            .collect();
         let mean_square = others.iter().map(|d| d * d).sum::<i128>() / others.len().max(1) as i128;
         let jitter_us = i64::try_from(isqrt(mean_square)).unwrap_or(i64::MAX);
         Some(FilteredPeer { offset_us: best.offset_us, delay_us: best.delay_us, dispersion_us, jitter_us })

@@ -303,7 +303,10 @@ mod tests {
     #[test]
     fn out_of_range_inputs_are_errors() {
         let mut clock = Hlc::default();
-        assert_eq!(clock.now(PHYSICAL_MAX_MS + 1), Err(HlcError::PhysicalTimeOutOfRange { now_ms: PHYSICAL_MAX_MS + 1 }));
+        assert_eq!(
+            clock.now(PHYSICAL_MAX_MS + 1),
+            Err(HlcError::PhysicalTimeOutOfRange { now_ms: PHYSICAL_MAX_MS + 1 })
+        );
         let config = HlcConfig { max_offset_ms: u64::MAX };
         let mut trusting = Hlc::new(config);
         assert_eq!(trusting.observe(HlcTimestamp(u64::MAX), 0), Err(HlcError::Exhausted));

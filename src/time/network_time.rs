@@ -14,9 +14,12 @@
 //! 3. **Selection** ([`super::selection`], §11.2.1, Marzullo 1984): the intersection of
 //!    the correctness intervals `θ ± (δ/2 + ε)` shared by a majority; the peers whose
 //!    intervals miss it are falsetickers and are ignored.
-//! 4. **Combine** (§11.2.3): the survivors' offsets averaged with weights
-//!    `1 / distance`, then clamped into the intersection (where the truth must lie if
-//!    the survivors are truechimers).
+//! 4. **Combine**: the median of the survivors' offsets. RFC 5905 §11.2.3 averages
+//!    with weights `1 / distance`, but a peer that forges its processing time can make
+//!    its delay, hence its distance, as small as it likes and take over a weighted
+//!    mean (the flaw of the original design's `1/RTT` weights), and can narrow the
+//!    intersection to its own interval. The median bounds what any one surviving peer
+//!    can do: it moves the result by at most one rank.
 //! 5. **Adjust**: only with at least `min_agreeing` (default 3) surviving peers *and* a
 //!    majority of candidates; each adjustment moves the correction by at most
 //!    `max_step_us`.
@@ -142,7 +145,9 @@ impl fmt::Display for NetworkTimeError {
             NetworkTimeError::NotEnoughPeers { candidates, required } => {
                 write!(f, "{candidates} time peers, {required} needed")
             }
-            NetworkTimeError::NoMajority { candidates } => write!(f, "no majority among {candidates} time peers agrees"),
+            NetworkTimeError::NoMajority { candidates } => {
+                write!(f, "no majority among {candidates} time peers agrees")
+            }
             NetworkTimeError::TooFewAgreeing { agreeing, required } => {
                 write!(f, "{agreeing} time peers agree, {required} needed")
             }
@@ -262,12 +267,10 @@ impl NetworkTime {
             peers.iter().map(|(_, best)| Interval::around(best.offset_us, best.distance_us())).collect();
         let selection = select(&intervals).ok_or(NetworkTimeError::NoMajority { candidates: peers.len() })?;
         let (mut truechimers, mut falsetickers) = (Vec::new(), Vec::new());
-        let (mut weighted_sum, mut weight_sum) = (0f64, 0f64);
+        let mut offsets_us: Vec<i64> = Vec::with_capacity(peers.len());
         for ((peer, best), agrees) in peers.iter().zip(&selection.truechimer) {
             if *agrees {
-                let weight = 1.0 / (best.distance_us().max(1) as f64);
-                weighted_sum += best.offset_us as f64 * weight;
-                weight_sum += weight;
+                offsets_us.push(best.offset_us);
                 truechimers.push(*peer);
             } else {
                 falsetickers.push(*peer);
@@ -276,9 +279,7 @@ impl NetworkTime {
         if truechimers.len() < required {
             return Err(NetworkTimeError::TooFewAgreeing { agreeing: truechimers.len(), required });
         }
-        debug_assert!(weight_sum > 0.0);
-        let combined = (weighted_sum / weight_sum).round() as i64;
-        let estimate_us = combined.clamp(selection.intersection.low_us, selection.intersection.high_us);
+        let estimate_us = median_us(&mut offsets_us);
         Ok(Adjustment { estimate_us, applied_us: 0, correction_us: self.correction_us, truechimers, falsetickers })
     }
 
@@ -300,6 +301,19 @@ impl NetworkTime {
         adjustment.applied_us = applied;
         adjustment.correction_us = self.correction_us;
         Ok(adjustment)
+    }
+}
+
+/// The median of a non-empty list; the mean of the two middle values for an even
+/// count.
+fn median_us(values: &mut [i64]) -> i64 {
+    assert!(!values.is_empty(), "the median of no offsets");
+    values.sort_unstable();
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        ((i128::from(values[middle - 1]) + i128::from(values[middle])) / 2) as i64
     }
 }
 
@@ -356,7 +370,7 @@ mod tests {
         let first = time.update(3_000).unwrap();
         assert_eq!(first.falsetickers, [node(4)]);
         assert_eq!(first.truechimers.len(), 3);
-        assert!((9_900..=10_200).contains(&first.estimate_us));
+        assert_eq!(first.estimate_us, 10_000);
         assert_eq!((first.applied_us, first.correction_us), (3_000, 3_000));
         for _ in 0..3 {
             time.update(3_000).unwrap();
@@ -365,6 +379,23 @@ mod tests {
         assert_eq!(time.synchronized_time_us(1_000_000), 1_000_000 + first.estimate_us);
         assert_eq!(time.synchronized_time_ms(1_000_000), (1_000_000 + first.estimate_us as u64) / 1_000);
         assert_eq!(time.stats().adjustments, 4);
+    }
+
+    #[test]
+    fn median_bounds_a_peer_with_a_forged_tiny_delay() {
+        let mut time = NetworkTime::default();
+        for (byte, offset) in [(1, -1_000), (2, 0), (3, 1_000)] {
+            time.handle_exchange(node(byte), exchange(0, offset, 5_000, 5_000)).unwrap();
+        }
+        // Claims 9.9 ms of processing in a 10 ms round trip: δ = 0.1 ms, θ shifted by
+        // +4.95 ms. Its interval overlaps the others, so it survives selection.
+        let mut forged = exchange(0, 0, 5_000, 5_000);
+        forged.t3_us += 9_900;
+        time.handle_exchange(node(4), forged).unwrap();
+        let adjustment = time.estimate(20_000).unwrap();
+        assert_eq!(adjustment.truechimers.len(), 4);
+        assert_eq!(adjustment.estimate_us, 500);
+        assert_eq!(median_us(&mut [3, 1, 2]), 2);
     }
 
     #[test]
