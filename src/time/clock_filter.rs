@@ -42,7 +42,7 @@ impl FilteredPeer {
     /// Half-width of the peer's correctness interval: `δ/2 + ε`. The true offset lies
     /// within `offset ± distance` whatever the asymmetry of the two paths.
     pub fn distance_us(&self) -> i64 {
-        self.delay_us / 2 + self.dispersion_us
+        (self.delay_us / 2).saturating_add(self.dispersion_us)
     }
 }
 

@@ -216,7 +216,8 @@ impl NetworkTime {
         self.filters.len()
     }
 
-    /// Network time for a raw local clock reading.
+    /// Network time for a raw local clock reading: the design's `synchronized_time()`.
+    #[doc(alias = "synchronized_time")]
     pub fn synchronized_time_us(&self, local_now_us: i64) -> i64 {
         local_now_us.saturating_add(self.correction_us)
     }
@@ -396,6 +397,19 @@ mod tests {
         assert_eq!(adjustment.truechimers.len(), 4);
         assert_eq!(adjustment.estimate_us, 500);
         assert_eq!(median_us(&mut [3, 1, 2]), 2);
+    }
+
+    #[test]
+    fn the_hlc_reads_synchronized_time() {
+        use crate::time::Hlc;
+        let mut time = NetworkTime::default();
+        for byte in 1..=3 {
+            time.handle_exchange(node(byte), exchange(0, 250_000, 1_000, 1_000)).unwrap();
+        }
+        time.update(3_000).unwrap();
+        let mut clock = Hlc::default();
+        let stamp = clock.now(time.synchronized_time_ms(1_000_000_000)).unwrap();
+        assert_eq!(stamp.physical_ms(), 1_000_250);
     }
 
     #[test]
