@@ -7,7 +7,9 @@
 //!
 //! - [`state`]: categories, entries and the history-independent, sharded Merkle state
 //!   (state hash, state diff, membership proofs, subtree access by path);
-//! - [`time`]: version vectors (and, later, the clocks);
+//! - [`time`]: version vectors, Lamport and hybrid logical clocks, network time;
+//! - [`crdt`]: delta-state CRDTs and per-category conflict resolution;
+//! - [`reconcile`]: set reconciliation sessions (rateless IBLT, difference estimation);
 //! - [`engine`]: the thread-per-core runtime that drives the sans-IO core;
 //! - [`ffi`]: the stable C ABI declared in `include/bhsync.h`.
 //!
@@ -17,6 +19,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod crdt;
 pub mod engine;
 pub mod ffi;
 pub mod reconcile;
