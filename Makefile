@@ -5,6 +5,7 @@
 #   make demo     run the demo
 #   make header   regenerate include/bhsync.h after changing src/ffi
 #   make bench    run the comparison benchmarks (long; not part of `make test`)
+#   make fuzz     run every fuzz target for FUZZ_SECONDS each (needs nightly Rust)
 
 CARGO   ?= cargo
 CC      ?= gcc
@@ -14,9 +15,14 @@ CLIBS   := -lpthread -ldl -lm
 VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
             --show-leak-kinds=definite,indirect,possible --error-exitcode=1
 
-.PHONY: test deps rust-test c-test demo header bench clean
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_TARGETS := proof_decode reconcile_message_decode crdt_decode clock_decode
+CARGO_FUZZ_VERSION := 0.13.2
 
-test: deps rust-test c-test
+.PHONY: test deps rust-test c-test fuzz-smoke fuzz fuzz-tools demo header bench clean
+
+test: deps rust-test c-test fuzz-smoke
 	@echo "make test: all suites passed"
 
 # Installs what a fresh machine lacks. Rust, gcc and make come with the machine; valgrind
@@ -39,6 +45,36 @@ $(BUILD)/test_replica: tests/c/test_replica.c include/bhsync.h rust-test
 c-test: $(BUILD)/test_replica
 	$(VALGRIND) $(BUILD)/test_replica
 
+# cargo-fuzz needs a nightly toolchain; it is installed from crates.io when missing.
+# Without nightly (it cannot be fetched here), the fuzz pass is skipped with a message;
+# the decoders' property tests still feed them arbitrary bytes on stable.
+fuzz-tools:
+	@if ! $(CARGO) +nightly --version >/dev/null 2>&1; then \
+	  echo "fuzz: no nightly toolchain (rustup toolchain install nightly); skipping the fuzz pass"; \
+	elif ! $(CARGO) fuzz --version >/dev/null 2>&1; then \
+	  echo "installing cargo-fuzz $(CARGO_FUZZ_VERSION)"; \
+	  $(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) -q; \
+	fi
+
+# A bounded fuzz pass over every decoder: part of `make test`.
+fuzz-smoke: fuzz-tools
+	@if $(CARGO) +nightly --version >/dev/null 2>&1; then \
+	  mkdir -p $(BUILD) && cd fuzz && for target in $(FUZZ_TARGETS); do \
+	    echo "fuzz $$target for $(FUZZ_SMOKE_SECONDS) s"; \
+	    log=../$(BUILD)/fuzz-$$target.log; \
+	    if $(CARGO) +nightly fuzz run -O $$target -- -max_total_time=$(FUZZ_SMOKE_SECONDS) >$$log 2>&1; then \
+	      tail -n 1 $$log; \
+	    else \
+	      tail -n 40 $$log; echo "fuzz $$target failed: see $(BUILD)/fuzz-$$target.log and fuzz/artifacts/$$target"; exit 1; \
+	    fi; \
+	  done; \
+	fi
+
+fuzz: fuzz-tools
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+	  $(CARGO) +nightly fuzz run -O $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
 demo:
 	$(CARGO) run --release -- demo
 
@@ -48,6 +84,8 @@ header:
 
 bench:
 	$(CARGO) bench --bench state -- --json
+	$(CARGO) bench --bench reconcile -- --json
+	$(CARGO) bench --bench time -- --json
 
 clean:
 	$(CARGO) clean
