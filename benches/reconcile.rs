@@ -2,8 +2,10 @@
 //!
 //! Reconciliation against negentropy 0.5 (crates.io) in the same run, on the same
 //! differences: n items per side (32-byte ids for negentropy; 32-byte keys with 100-byte
-//! values for bhsync), d differences split between the sides ("split"), and d/2 keys held
-//! by both sides in different versions ("versions", d differing ids for negentropy).
+//! values for bhsync), d differences split between the sides, either among the most
+//! recent items ("recent": clustered at the end of negentropy's timestamp order, its
+//! favourable case) or spread evenly ("spread"), and d/2 keys held by both sides in
+//! different versions ("versions", d differing ids for negentropy).
 //! Reports bytes in both directions and round trips until both sides know the
 //! difference, the time both sides spent (one process, no network), and for bhsync also
 //! the bytes and time including the entry transfer. Then changes 1% of one side's keys
@@ -18,6 +20,17 @@ use bhsync::state::{CategorySpec, CategoryState, NodeId, Version};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 
 const VALUE_LEN: usize = 100;
+const CREATED_AT: u64 = 1_700_000_000;
+
+/// Negentropy orders items by (timestamp, id). Item i gets timestamp 2i, except in the
+/// spread scenario, whose extra items (i ≥ n) fall evenly between A's.
+fn timestamp(i: usize, n: usize, spread: bool) -> u64 {
+    if i < n || !spread {
+        CREATED_AT + 2 * i as u64
+    } else {
+        CREATED_AT + (2 * ((i - n) * 7_919 % n) + 1) as u64
+    }
+}
 
 struct Options {
     json: bool,
@@ -62,11 +75,24 @@ struct Scenario {
     b: Vec<(usize, u8)>,
 }
 
-fn split(n: usize, d: usize) -> Scenario {
+/// Differences among the most recent items: A's last d/2 items are missing from B,
+/// which holds d/2 newer ones. In negentropy's (timestamp, id) order they cluster at
+/// the end, its favourable case (and the shape of the reference figures in issue 3).
+fn split_recent(n: usize, d: usize) -> Scenario {
     let common = n - d / 2;
     let a = (0..n).map(|i| (i, 0)).collect();
     let b = (0..common).chain(n..n + d / 2).map(|i| (i, 0)).collect();
-    Scenario { name: "split", d, a, b }
+    Scenario { name: "recent", d, a, b }
+}
+
+/// The same numbers of differences spread evenly over the order: B lacks every
+/// `stride`-th item and holds d/2 others placed between A's.
+fn split_spread(n: usize, d: usize) -> Scenario {
+    let half = d / 2;
+    let stride = if half == 0 { usize::MAX } else { n / half };
+    let a = (0..n).map(|i| (i, 0)).collect();
+    let b = (0..n).filter(|i| i % stride != 0 || i / stride >= half).chain(n..n + half).map(|i| (i, 0)).collect();
+    Scenario { name: "spread", d, a, b }
 }
 
 fn versions(n: usize, d: usize) -> Scenario {
@@ -130,12 +156,12 @@ fn run_bhsync(a: &mut CategoryState, b: &mut CategoryState, config: &SessionConf
     }
 }
 
-fn negentropy_storage(items: &[(usize, u8)]) -> NegentropyStorageVector {
+fn negentropy_storage(items: &[(usize, u8)], n: usize, spread: bool) -> NegentropyStorageVector {
     let mut storage = NegentropyStorageVector::with_capacity(items.len());
     for &(i, variant) in items {
         let mut id = key(i);
         id[31] ^= variant;
-        storage.insert(i as u64, Id::from_byte_array(id)).expect("insert");
+        storage.insert(timestamp(i, n, spread), Id::from_byte_array(id)).expect("insert");
     }
     storage.seal().expect("seal");
     storage
@@ -197,11 +223,13 @@ fn main() {
             "scenario", "n", "d", "bhs bytes", "rt", "bhs ms", "neg bytes", "rt", "neg ms", "ratio", "bhs+items B", "bhs+it ms", "ok"
         );
     }
-    let mut scenarios: Vec<Scenario> = options.differences.iter().map(|&d| split(options.n, d)).collect();
+    let mut scenarios: Vec<Scenario> = options.differences.iter().map(|&d| split_recent(options.n, d)).collect();
+    scenarios.extend(options.differences.iter().filter(|&&d| d > 0).map(|&d| split_spread(options.n, d)));
     scenarios.extend(options.differences.iter().filter(|&&d| d > 0).map(|&d| versions(options.n, d)));
     for scenario in scenarios {
         let (mut a, mut b) = (bhsync_state(&scenario.a, 2, config.sketch_capacity), bhsync_state(&scenario.b, 2, config.sketch_capacity));
-        let (na, nb) = (negentropy_storage(&scenario.a), negentropy_storage(&scenario.b));
+        let spread = scenario.name == "spread";
+        let (na, nb) = (negentropy_storage(&scenario.a, options.n, spread), negentropy_storage(&scenario.b, options.n, spread));
         let negentropy = run_negentropy(&na, &nb);
         let bhsync = run_bhsync(&mut a, &mut b, &config);
         let row = Row { scenario: scenario.name, n: options.n, d: scenario.d, bhsync, negentropy };

@@ -155,8 +155,8 @@ impl Initiator {
                 self.peer_capacity = capacity.min(state.sketch_capacity() as u32);
                 let estimate = estimate_difference(&state.estimator_counters(), &counters);
                 let estimate = estimate.max(count.abs_diff(state.len()) as f64);
-                let wanted = (estimate * self.config.symbols_per_difference).ceil() as u64 + self.config.extra_symbols as u64;
-                self.send_symbols(wanted.min(u32::MAX as u64) as u32, state, now_ms);
+                let wanted = self.config.symbols_for(estimate);
+                self.send_symbols(wanted, state, now_ms);
             }
             (Phase::AwaitDecoded, Message::More { total }) => {
                 if total <= self.symbols_sent || total > self.peer_capacity {
