@@ -257,3 +257,27 @@ fn a_hello_for_another_category_is_refused() {
     assert_eq!(responder.handle_frame(&hello, &mut a), Err(SessionError::CategoryMismatch));
 }
 
+
+#[test]
+fn replicas_reconcile_every_category_either_side_holds() {
+    use bhsync::state::Replica;
+    let mut a = Replica::new(NodeId([1; 32]), 1).unwrap();
+    let mut b = Replica::new(NodeId([2; 32]), 4).unwrap();
+    for i in 0..300u64 {
+        a.put("users", format!("a{i}").as_bytes(), b"x", i).unwrap();
+        b.put("users", format!("b{i}").as_bytes(), b"y", i).unwrap();
+    }
+    a.put("users", b"shared", b"old", 1_000).unwrap();
+    b.put("users", b"shared", b"new", 2_000).unwrap();
+    b.put("audit", b"only-b", b"z", 5).unwrap();
+    a.delete("users", b"a7", 3_000).unwrap();
+    let reports = a.reconcile_with(&mut b, &SessionConfig::default()).unwrap();
+    let names: Vec<&str> = reports.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["audit", "users"]);
+    assert!(reports.iter().all(|(_, r)| r.outcome == Some(Outcome::Converged)), "{reports:?}");
+    assert_eq!(a.state_hash(), b.state_hash());
+    assert_eq!(b.get("users", b"shared").unwrap().value, b"new");
+    assert!(b.get("users", b"a7").is_none(), "the deletion travelled");
+    let again = a.reconcile_with(&mut b, &SessionConfig::default()).unwrap();
+    assert!(again.iter().all(|(_, r)| r.outcome == Some(Outcome::Equal) && r.round_trips == 1));
+}

@@ -10,6 +10,7 @@
 //! difference and only the newer version travels. Every received entry is validated
 //! against the short id advertised for it before it is applied.
 
+pub mod in_process;
 pub mod message;
 pub mod session;
 pub mod short_id;

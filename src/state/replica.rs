@@ -20,6 +20,7 @@ use super::node_id::NodeId;
 use super::proof::MembershipProof;
 use super::shard::MAX_SHARDS;
 use super::vector::{CategoryVector, StateVector};
+use crate::reconcile::{in_process, SessionConfig, SessionError, SessionReport};
 
 /// What applying remote versions did.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -180,6 +181,30 @@ impl Replica {
             }
         }
         Ok(total)
+    }
+
+    /// Reconciles every category either side holds with `other` through reconciliation
+    /// sessions (this replica initiates; a category one side lacks is created empty
+    /// there first). Returns one report per category, in name order.
+    pub fn reconcile_with(
+        &mut self,
+        other: &mut Replica,
+        config: &SessionConfig,
+    ) -> Result<Vec<(String, SessionReport)>, SessionError> {
+        let mut names: Vec<String> = self.categories.keys().chain(other.categories.keys()).cloned().collect();
+        names.sort();
+        names.dedup();
+        let mut reports = Vec::with_capacity(names.len());
+        for (index, name) in names.into_iter().enumerate() {
+            let mine = self.add_category(&name, CategorySpec::default())?;
+            let theirs = other.add_category(&name, CategorySpec::default())?;
+            let report = in_process::reconcile(mine, theirs, config, index as u32 + 1)?;
+            reports.push((name, report));
+        }
+        let newest = self.last_hlc.max(other.last_hlc);
+        self.last_hlc = newest;
+        other.last_hlc = newest;
+        Ok(reports)
     }
 
     /// Checks every category's cached hashes against a full recomputation.

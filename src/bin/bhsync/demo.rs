@@ -1,10 +1,11 @@
-//! `bhsync demo`: replicas in one process write different data, then reconcile by
-//! comparing their Merkle tries and exchanging only the versions the other lacks, until
-//! every state hash agrees.
+//! `bhsync demo`: replicas in one process write different data, then reconcile through
+//! reconciliation sessions (a difference estimate, rateless IBLT symbols, then only the
+//! versions the other side lacks), until every state hash agrees.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
+use bhsync::reconcile::SessionConfig;
 use bhsync::state::{NodeId, Replica};
 
 /// Options of `bhsync demo`.
@@ -102,8 +103,9 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
     println!("written in {:.0} ms; every replica holds different data:", started.elapsed().as_secs_f64() * 1e3);
     print_table(&replicas);
 
-    // Anti-entropy rounds: in each round replica i syncs with replica i + 2^round, so
-    // every replica has heard from every other after ceil(log2 n) rounds.
+    // Anti-entropy rounds: in each round replica i reconciles with replica i + 2^round,
+    // so every replica has heard from every other after ceil(log2 n) rounds.
+    let config = SessionConfig { sketch_capacity: 1 << 18, ..SessionConfig::default() };
     let mut round = 0;
     while !all_equal(&replicas) {
         let step = 1usize << round;
@@ -111,19 +113,24 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
             break;
         }
         let started = Instant::now();
-        let mut transferred = 0;
+        let (mut moved, mut bytes, mut round_trips) = (0, 0, 0);
         for i in 0..replicas.len() {
             let j = (i + step) % replicas.len();
             if i == j {
                 continue;
             }
             let (left, right) = pair_mut(&mut replicas, i, j);
-            transferred += left.sync_with(right).map_err(|e| e.to_string())?.applied;
+            for (_, report) in left.reconcile_with(right, &config).map_err(|e| e.to_string())? {
+                moved += report.items_sent + report.items_received;
+                bytes += report.bytes_sent + report.bytes_received;
+                round_trips += report.round_trips;
+            }
         }
         round += 1;
         let distinct = distinct_hashes(&replicas);
         println!(
-            "\nround {round}: each replica synced with the one {step} ahead: {transferred} versions moved in {:.0} ms; {distinct} distinct state hash(es)",
+            "\nround {round}: each replica reconciled with the one {step} ahead: {moved} versions and {:.1} MB in {round_trips} round trips, {:.0} ms; {distinct} distinct state hash(es)",
+            bytes as f64 / 1e6,
             started.elapsed().as_secs_f64() * 1e3
         );
     }
