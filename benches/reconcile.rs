@@ -89,7 +89,7 @@ fn split_recent(n: usize, d: usize) -> Scenario {
 /// `stride`-th item and holds d/2 others placed between A's.
 fn split_spread(n: usize, d: usize) -> Scenario {
     let half = d / 2;
-    let stride = if half == 0 { usize::MAX } else { n / half };
+    let stride = n.checked_div(half).unwrap_or(usize::MAX);
     let a = (0..n).map(|i| (i, 0)).collect();
     let b = (0..n).filter(|i| i % stride != 0 || i / stride >= half).chain(n..n + half).map(|i| (i, 0)).collect();
     Scenario { name: "spread", d, a, b }
