@@ -281,3 +281,53 @@ fn replicas_reconcile_every_category_either_side_holds() {
     let again = a.reconcile_with(&mut b, &SessionConfig::default()).unwrap();
     assert!(again.iter().all(|(_, r)| r.outcome == Some(Outcome::Equal) && r.round_trips == 1));
 }
+
+#[test]
+fn categories_reconcile_in_priority_order() {
+    use bhsync::state::{Priority, Replica};
+    let mut a = Replica::new(NodeId([1; 32]), 1).unwrap();
+    let mut b = Replica::new(NodeId([2; 32]), 1).unwrap();
+    for (name, priority) in [("bulk", Priority::Low), ("alerts", Priority::Critical), ("profiles", Priority::High)] {
+        a.add_category(name, CategorySpec { priority, ..CategorySpec::default() }).unwrap();
+        a.put(name, b"k", b"v", 1).unwrap();
+    }
+    let reports = a.reconcile_with(&mut b, &SessionConfig::default()).unwrap();
+    let order: Vec<&str> = reports.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(order, ["alerts", "profiles", "bulk"]);
+    assert_eq!(a.state_hash(), b.state_hash());
+}
+
+#[test]
+fn a_session_survives_a_dropped_connection_without_starting_over() {
+    let (mut a, mut b) = pair(2_000, 40, 40, 10);
+    let config = SessionConfig { retransmit_after_ms: 100, max_retransmits: 50, ..SessionConfig::default() };
+    let mut initiator = Initiator::new(config.clone(), 77, &mut a, 0).unwrap();
+    let mut responder = Responder::new(config).unwrap();
+    let mut now = 0;
+    let mut hellos = 0;
+    // The Hello round trip completes; then everything is dropped for 1.5 s (the symbols
+    // included): the connection is gone. Afterwards frames flow again, as over a new one.
+    for step in 0..10_000 {
+        let connected = !(1..=15).contains(&step);
+        while let Some(frame) = initiator.poll_transmit() {
+            hellos += usize::from(frame[1] == 1);
+            if connected {
+                responder.handle_frame(&frame, &mut b).unwrap();
+            }
+        }
+        while let Some(frame) = responder.poll_transmit() {
+            if connected {
+                initiator.handle_frame(now, &frame, &mut a).unwrap();
+            }
+        }
+        if initiator.is_done() {
+            break;
+        }
+        now += 100;
+        initiator.handle_timeout(now);
+    }
+    assert_eq!(initiator.report().outcome, Some(Outcome::Converged), "{:?}", initiator.error());
+    assert_eq!(a.root(), b.root());
+    assert_eq!(hellos, 1, "the session resumed; it never started over");
+    assert!(initiator.report().retransmits > 0);
+}

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::category::{validate_name, CategorySpec};
+use super::category::{validate_name, CategorySpec, Priority};
 use super::category_state::CategoryState;
 use super::diff::{self, StateDiff};
 use super::digest::Digest;
@@ -185,15 +185,23 @@ impl Replica {
 
     /// Reconciles every category either side holds with `other` through reconciliation
     /// sessions (this replica initiates; a category one side lacks is created empty
-    /// there first). Returns one report per category, in name order.
+    /// there first). Categories go in priority order — critical, high, medium, low, then
+    /// by name — and every category is reconciled on every call, so low priority is
+    /// delayed, never starved. Returns one report per category, in that order.
     pub fn reconcile_with(
         &mut self,
         other: &mut Replica,
         config: &SessionConfig,
     ) -> Result<Vec<(String, SessionReport)>, SessionError> {
-        let mut names: Vec<String> = self.categories.keys().chain(other.categories.keys()).cloned().collect();
+        let priority = |name: &String| {
+            let spec = self.categories.get(name).or_else(|| other.categories.get(name)).map(|c| c.spec().priority);
+            (spec.unwrap_or_default(), name.clone())
+        };
+        let mut names: Vec<(Priority, String)> =
+            self.categories.keys().chain(other.categories.keys()).map(priority).collect();
         names.sort();
         names.dedup();
+        let names: Vec<String> = names.into_iter().map(|(_, name)| name).collect();
         let mut reports = Vec::with_capacity(names.len());
         for (index, name) in names.into_iter().enumerate() {
             let mine = self.add_category(&name, CategorySpec::default())?;
