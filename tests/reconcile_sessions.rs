@@ -196,11 +196,23 @@ fn a_silent_peer_ends_the_session_with_a_typed_error() {
 }
 
 #[test]
-fn a_difference_beyond_the_sketch_capacity_is_reported() {
+fn a_difference_beyond_the_sketch_capacity_aborts_with_a_typed_error_on_both_sides() {
     let (mut a, mut b) = pair(100, 400, 400, 0);
     let config = SessionConfig { sketch_capacity: 256, ..SessionConfig::default() };
     let run = run(&mut a, &mut b, 5, 0.0, 0.0, config);
     assert!(matches!(run.responder_error, Some(SessionError::SketchExhausted { .. })), "{:?}", run.responder_error);
+    assert!(matches!(run.initiator.error(), Some(SessionError::SketchExhausted { .. })), "told at once, no time-out");
+}
+
+#[test]
+fn the_fallback_splits_a_difference_too_large_for_the_sketch_and_converges() {
+    let (mut a, mut b) = pair(2_000, 1_500, 1_500, 200);
+    let config = SessionConfig { sketch_capacity: 512, ..SessionConfig::default() };
+    let report = bhsync::reconcile::in_process::reconcile(&mut a, &mut b, &config, 1).unwrap();
+    assert_eq!(report.outcome, Some(Outcome::Converged), "{report:?}");
+    assert_eq!(a.root(), b.root());
+    assert_eq!(report.difference, 1_500 + 1_500 + 2 * 200);
+    a.verify_integrity().unwrap();
 }
 
 /// Drives an initiator to the point where it waits for `Decoded` (round trip 2).

@@ -10,7 +10,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::short_id::{ShortId, SHORT_ID_LEN};
 use super::sketch::{CodedSymbol, ESTIMATOR_COUNTERS};
-use crate::state::{check_bounds, Digest, Entry, NodeId, Version};
+use crate::state::{check_bounds, Digest, Entry, NodeId, TreePath, Version};
 
 /// The format version this code speaks.
 pub const FORMAT_VERSION: u8 = 1;
@@ -34,13 +34,15 @@ const _: () = assert!(HEADER_LEN == 12);
 /// One reconciliation message. Bulk fields borrow from the frame they were read from.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Message<'a> {
-    /// Initiator: my category and its root.
+    /// Initiator: my category, the part of it reconciled, and that part's hash.
     Hello {
         /// The category's id.
         category: [u8; 8],
-        /// The initiator's root.
+        /// The keys reconciled: those below this path (the root: all of them).
+        scope: TreePath,
+        /// The initiator's hash of the scope (the root, for the root scope).
         root: Digest,
-        /// Its entry count.
+        /// Its entry count in the scope.
         count: u64,
     },
     /// Responder: the roots are equal; nothing to do.
@@ -96,6 +98,13 @@ pub enum Message<'a> {
         part: u32,
         /// Entries in this frame.
         entries: Vec<Entry>,
+    },
+    /// Responder: the session cannot go on (the code says why); it has ended.
+    Abort {
+        /// One of the `ABORT_*` codes.
+        code: u8,
+        /// A detail (for `ABORT_SKETCH_EXHAUSTED`, the symbols compared).
+        detail: u32,
     },
     /// Responder: transfer done; my root now, and how many `Items` frames follow.
     Finished {
@@ -168,6 +177,11 @@ pub struct Frame<'a> {
     pub message: Message<'a>,
 }
 
+/// `Abort` code: the difference is too large for the sketch; split the scope.
+pub const ABORT_SKETCH_EXHAUSTED: u8 = 1;
+/// `Abort` code: the responder refused the session (another category, a protocol error).
+pub const ABORT_REFUSED: u8 = 2;
+
 mod kind {
     pub const HELLO: u8 = 1;
     pub const EQUAL: u8 = 2;
@@ -178,7 +192,11 @@ mod kind {
     pub const TRANSFER: u8 = 7;
     pub const ITEMS: u8 = 8;
     pub const FINISHED: u8 = 9;
+    pub const ABORT: u8 = 10;
 }
+
+/// The kind byte (frame offset 1) of an `Abort` frame.
+pub const KIND_ABORT: u8 = kind::ABORT;
 
 impl Message<'_> {
     fn kind(&self) -> u8 {
@@ -192,6 +210,7 @@ impl Message<'_> {
             Message::Transfer { .. } => kind::TRANSFER,
             Message::Items { .. } => kind::ITEMS,
             Message::Finished { .. } => kind::FINISHED,
+            Message::Abort { .. } => kind::ABORT,
         }
     }
 
@@ -206,8 +225,12 @@ impl Message<'_> {
         };
         out.extend_from_slice(bytemuck::bytes_of(&header));
         match self {
-            Message::Hello { category, root, count } => {
+            Message::Hello { category, scope, root, count } => {
                 out.extend_from_slice(category);
+                out.push(scope.len() as u8);
+                if !scope.is_empty() {
+                    out.extend_from_slice(&scope.bits().to_le_bytes());
+                }
                 out.extend_from_slice(&root.0);
                 put_varint(out, *count);
             }
@@ -248,6 +271,10 @@ impl Message<'_> {
                 entries.iter().for_each(|entry| put_entry(&mut raw, entry));
                 put_compressed(out, &raw);
             }
+            Message::Abort { code, detail } => {
+                out.push(*code);
+                put_varint(out, *detail as u64);
+            }
             Message::Finished { root, item_frames } => {
                 out.extend_from_slice(&root.0);
                 put_varint(out, *item_frames as u64);
@@ -284,7 +311,17 @@ pub fn decode(frame: &[u8], max_len: usize) -> Result<Frame<'_>, MessageError> {
 
 fn decode_body<'a>(kind: u8, r: &mut Reader<'a>, max_len: usize) -> Result<Message<'a>, MessageError> {
     Ok(match kind {
-        kind::HELLO => Message::Hello { category: r.array()?, root: Digest(r.array()?), count: r.varint()? },
+        kind::HELLO => {
+            let category = r.array()?;
+            let scope_len = r.array::<1>()?[0] as u32;
+            let bits = if scope_len == 0 { 0 } else { u64::from_le_bytes(r.array()?) };
+            let scope = TreePath::new(bits, scope_len).ok_or(MessageError::Invalid("scope deeper than 64 bits"))?;
+            if scope.bits() != bits {
+                return Err(MessageError::Invalid("scope bits past its length"));
+            }
+            Message::Hello { category, scope, root: Digest(r.array()?), count: r.varint()? }
+        }
+        kind::ABORT => Message::Abort { code: r.array::<1>()?[0], detail: r.u32()? },
         kind::EQUAL => Message::Equal,
         kind::ESTIMATE => {
             let root = Digest(r.array()?);
@@ -549,7 +586,10 @@ mod tests {
         };
         let ids = pack_ids([ShortId(5), ShortId(0xFFFF_FFFF_FFFF)]);
         let symbols = pack_symbols(&[CodedSymbol { ids: 9, checksums: 10 }]);
-        round_trip(Message::Hello { category: [1; 8], root: Digest([2; 32]), count: 1_000_000 });
+        round_trip(Message::Hello { category: [1; 8], scope: TreePath::ROOT, root: Digest([2; 32]), count: 1_000_000 });
+        let scope = TreePath::new(0xA5 << 56, 8).unwrap();
+        round_trip(Message::Hello { category: [1; 8], scope, root: Digest([2; 32]), count: 7 });
+        round_trip(Message::Abort { code: ABORT_SKETCH_EXHAUSTED, detail: 65_536 });
         round_trip(Message::Equal);
         let mut counters = Box::new([0i64; ESTIMATOR_COUNTERS]);
         counters[0] = -5;

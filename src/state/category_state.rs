@@ -282,6 +282,44 @@ impl CategoryState {
         self.shards[self.shard_index(position)].find_short_id(id)
     }
 
+    /// Calls `visit` with the short id of every leaf below `path`, in trie order.
+    pub fn for_each_short_id_under(&self, path: &TreePath, visit: &mut impl FnMut(ShortId)) {
+        for subtree in self.subtrees_under(path) {
+            let shard = &self.shards[self.shard_of_subtree(subtree)];
+            deepest_toward(shard.subtree(subtree), path).for_each_leaf(&mut |leaf| {
+                if path.contains(leaf.position) {
+                    visit(ShortId::of(leaf.position, &leaf.digest));
+                }
+            });
+        }
+    }
+
+    /// A fingerprint of the versions below `path`: the root for the root path, else the
+    /// bucket hash of their leaf digests in trie order (O(leaves below), for the rare
+    /// sessions scoped below the root).
+    pub fn scope_hash(&self, path: &TreePath) -> Digest {
+        if path.is_empty() {
+            return self.root;
+        }
+        let mut digests = Vec::new();
+        self.for_each_entry_under(path, &mut |entry| digests.push(*entry.digest));
+        if digests.is_empty() {
+            Digest::EMPTY
+        } else {
+            digest::bucket_hash(&digests)
+        }
+    }
+
+    /// Versions stored below `path`.
+    pub fn count_under(&self, path: &TreePath) -> u64 {
+        if path.is_empty() {
+            return self.len();
+        }
+        let mut count = 0;
+        self.for_each_short_id_under(path, &mut |_| count += 1);
+        count
+    }
+
     /// Recomputes every hash from the leaves and checks it against the cached ones
     /// ("verify integrity"). `Err` names the first inconsistency.
     pub fn verify_integrity(&self) -> Result<(), String> {

@@ -2,12 +2,13 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use super::scope::Scope;
 use super::{item_frames, Outcome, PartTracker, SessionConfig, SessionError, SessionReport};
 use crate::reconcile::message::{self, Conflict, Message, HEADER_LEN, SYMBOL_LEN};
 use crate::reconcile::short_id::ShortId;
 use crate::reconcile::sketch::estimate_difference;
 use crate::state::digest::KeyPosition;
-use crate::state::{CategoryState, Digest, Entry, PreparedLeaf};
+use crate::state::{CategoryState, Digest, Entry, PreparedLeaf, TreePath};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
@@ -27,6 +28,7 @@ struct Expected {
 /// The side that starts a session.
 pub struct Initiator {
     config: SessionConfig,
+    scope: Scope,
     session: u32,
     seq: u32,
     phase: Phase,
@@ -49,11 +51,25 @@ pub struct Initiator {
 }
 
 impl Initiator {
-    /// Starts session `session` for `state`; its first frame is ready to transmit.
+    /// Starts session `session` for the whole of `state`; its first frame is ready to
+    /// transmit.
     pub fn new(config: SessionConfig, session: u32, state: &mut CategoryState, now_ms: u64) -> Result<Self, SessionError> {
+        Self::new_scoped(config, session, state, TreePath::ROOT, now_ms)
+    }
+
+    /// Starts a session for the keys of `state` below `scope` (the fallback when the
+    /// whole category's difference is too large for its sketch).
+    pub fn new_scoped(
+        config: SessionConfig,
+        session: u32,
+        state: &mut CategoryState,
+        scope: TreePath,
+        now_ms: u64,
+    ) -> Result<Self, SessionError> {
         config.check()?;
-        state.enable_sync_sketch(config.sketch_capacity);
+        let scope = Scope::new(scope, state, config.sketch_capacity);
         let mut initiator = Initiator {
+            scope,
             config,
             session,
             seq: 0,
@@ -77,7 +93,8 @@ impl Initiator {
         };
         let seq = initiator.next_seq();
         let mut hello = Vec::new();
-        Message::Hello { category: state.id().0, root: state.root(), count: state.len() }.encode(session, seq, &mut hello);
+        let (path, root, count) = (initiator.scope.path(), initiator.scope.hash(state), initiator.scope.count(state));
+        Message::Hello { category: state.id().0, scope: path, root, count }.encode(session, seq, &mut hello);
         initiator.send_request(vec![hello], now_ms);
         Ok(initiator)
     }
@@ -152,9 +169,9 @@ impl Initiator {
             (Phase::AwaitEstimate, Message::Equal) => self.finish(Outcome::Equal),
             (Phase::AwaitEstimate, Message::Estimate { root, count, capacity, counters }) => {
                 self.peer_root = root;
-                self.peer_capacity = capacity.min(state.sketch_capacity() as u32);
-                let estimate = estimate_difference(&state.estimator_counters(), &counters);
-                let estimate = estimate.max(count.abs_diff(state.len()) as f64);
+                self.peer_capacity = capacity.min(self.scope.capacity(state) as u32);
+                let estimate = estimate_difference(&self.scope.counters(state), &counters);
+                let estimate = estimate.max(count.abs_diff(self.scope.count(state)) as f64);
                 let wanted = self.config.symbols_for(estimate);
                 self.send_symbols(wanted, state, now_ms);
             }
@@ -184,6 +201,13 @@ impl Initiator {
                     self.after_items(state, now_ms);
                 }
             }
+            (_, Message::Abort { code, detail }) => {
+                return Err(if code == message::ABORT_SKETCH_EXHAUSTED {
+                    SessionError::SketchExhausted { symbols: detail }
+                } else {
+                    SessionError::Refused
+                });
+            }
             _ => return Err(SessionError::Unexpected("message out of turn")),
         }
         Ok(())
@@ -191,7 +215,7 @@ impl Initiator {
 
     fn send_symbols(&mut self, wanted: u32, state: &CategoryState, now_ms: u64) {
         let total = wanted.clamp(1, self.peer_capacity.max(1));
-        let symbols = state.sketch_symbols(total as usize);
+        let symbols = self.scope.symbols(state, total as usize);
         let per_frame = (self.config.max_frame_len - HEADER_LEN - 16) / SYMBOL_LEN;
         let seq = self.next_seq();
         let mut frames = Vec::new();
@@ -317,12 +341,13 @@ impl Initiator {
     }
 
     fn finish_comparing(&mut self, state: &CategoryState) {
-        let outcome = if state.root() == self.peer_root {
+        let mine = self.scope.hash(state);
+        let outcome = if mine == self.peer_root {
             Outcome::Converged
         } else {
             Outcome::StillDifferent(format!(
                 "roots differ after the exchange (local {}, peer {}): a short-id collision or a concurrent write; run another session",
-                state.root().to_hex(),
+                mine.to_hex(),
                 self.peer_root.to_hex()
             ))
         };

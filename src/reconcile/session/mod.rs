@@ -19,6 +19,7 @@
 
 mod initiator;
 mod responder;
+mod scope;
 
 pub use initiator::Initiator;
 pub use responder::Responder;
@@ -115,6 +116,8 @@ pub enum SessionError {
         /// The symbols compared before giving up.
         symbols: u32,
     },
+    /// The responder refused the session.
+    Refused,
     /// Too many frames arrived ahead of the message that makes them checkable.
     TooManyBufferedFrames,
     /// Applying entries failed.
@@ -136,6 +139,7 @@ impl fmt::Display for SessionError {
                 "difference too large for the sketch ({symbols} symbols did not decode): raise sketch_capacity"
             ),
             SessionError::TooManyBufferedFrames => write!(f, "peer sent too many frames out of order"),
+            SessionError::Refused => write!(f, "peer refused the session (another category, or a protocol error on its side)"),
             SessionError::State(error) => write!(f, "could not apply entries: {error}"),
         }
     }

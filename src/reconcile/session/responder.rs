@@ -2,12 +2,13 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use super::scope::Scope;
 use super::{item_frames, PartTracker, SessionConfig, SessionError, SessionReport};
 use crate::reconcile::message::{self, Conflict, Message};
 use crate::state::digest::KeyPosition;
 use crate::reconcile::short_id::ShortId;
 use crate::reconcile::sketch::{peel, CodedSymbol, PeelOutcome};
-use crate::state::{CategoryState, Entry};
+use crate::state::{CategoryState, Digest, Entry, TreePath};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
@@ -49,6 +50,7 @@ impl SymbolBuffer {
 /// The side that answers a session.
 pub struct Responder {
     config: SessionConfig,
+    scope: Option<Scope>,
     session: Option<u32>,
     phase: Phase,
     answered_seq: u32,
@@ -76,6 +78,7 @@ impl Responder {
         config.check()?;
         Ok(Responder {
             config,
+            scope: None,
             session: None,
             phase: Phase::AwaitHello,
             answered_seq: 0,
@@ -126,7 +129,8 @@ impl Responder {
         if let Err(error) = &result {
             self.error = Some(error.clone());
             self.phase = Phase::Done;
-            self.outbox.clear();
+            // Only the Abort that explains the end (if one was written) still goes out.
+            self.outbox.retain(|frame| frame.get(1) == Some(&message::KIND_ABORT));
         }
         result
     }
@@ -145,11 +149,12 @@ impl Responder {
             return Ok(());
         }
         match (self.phase, frame.message) {
-            (Phase::AwaitHello, Message::Hello { category, root, count: _ }) => {
+            (Phase::AwaitHello, Message::Hello { category, scope, root, count: _ }) => {
                 if category != state.id().0 {
+                    self.abort(frame.seq, message::ABORT_REFUSED, 0);
                     return Err(SessionError::CategoryMismatch);
                 }
-                self.on_hello(frame.seq, root, state);
+                self.on_hello(frame.seq, scope, root, state);
             }
             (Phase::AwaitSymbols, Message::Symbols { start, total, symbols }) => {
                 if total > self.capacity || (total as usize) < self.buffer.symbols.len() {
@@ -180,20 +185,22 @@ impl Responder {
         Ok(())
     }
 
-    fn on_hello(&mut self, seq: u32, peer_root: crate::state::Digest, state: &mut CategoryState) {
-        if peer_root == state.root() {
+    fn on_hello(&mut self, seq: u32, scope: TreePath, peer_root: Digest, state: &mut CategoryState) {
+        let my_root = state.scope_hash(&scope);
+        if peer_root == my_root {
             self.answer(seq, vec![encode(&Message::Equal, self.session, seq)]);
             self.phase = Phase::Done;
             return;
         }
-        state.enable_sync_sketch(self.config.sketch_capacity);
-        self.capacity = state.sketch_capacity() as u32;
+        let scope = Scope::new(scope, state, self.config.sketch_capacity);
+        self.capacity = scope.capacity(state) as u32;
         let estimate = Message::Estimate {
-            root: state.root(),
-            count: state.len(),
+            root: my_root,
+            count: scope.count(state),
             capacity: self.capacity,
-            counters: Box::new(state.estimator_counters()),
+            counters: Box::new(scope.counters(state)),
         };
+        self.scope = Some(scope);
         self.answer(seq, vec![encode(&estimate, self.session, seq)]);
         self.phase = Phase::AwaitSymbols;
     }
@@ -201,7 +208,8 @@ impl Responder {
     fn decode(&mut self, seq: u32, state: &CategoryState) -> Result<(), SessionError> {
         let total = self.buffer.symbols.len();
         let mut difference = self.buffer.symbols.clone();
-        for (symbol, mine) in difference.iter_mut().zip(state.sketch_symbols(total)) {
+        let mine = self.scope.as_ref().map(|scope| scope.symbols(state, total)).unwrap_or_default();
+        for (symbol, mine) in difference.iter_mut().zip(mine) {
             symbol.xor(&mine);
         }
         let (ids, outcome) = peel(&mut difference, total);
@@ -209,6 +217,7 @@ impl Responder {
             // Half as many again: the estimate was low, but rarely by much.
             let next = (total as u32).saturating_add(total as u32 / 2 + 1).min(self.capacity);
             if next as usize <= total {
+                self.abort(seq, message::ABORT_SKETCH_EXHAUSTED, total as u32);
                 return Err(SessionError::SketchExhausted { symbols: total as u32 });
             }
             self.answer(seq, vec![encode(&Message::More { total: next }, self.session, seq)]);
@@ -293,7 +302,8 @@ impl Responder {
             .filter_map(|id| state.find_short_id(*id).map(|e| e.to_entry()))
             .collect();
         let mut frames = item_frames(&outgoing, self.session.unwrap_or(0), seq, self.config.max_frame_len);
-        let finished = Message::Finished { root: state.root(), item_frames: frames.len() as u32 };
+        let root = self.scope.as_ref().map_or_else(|| state.root(), |scope| scope.hash(state));
+        let finished = Message::Finished { root, item_frames: frames.len() as u32 };
         frames.insert(0, encode(&finished, self.session, seq));
         self.report.items_sent += outgoing.len() as u64;
         self.answer(seq, frames);
@@ -308,6 +318,11 @@ impl Responder {
             Message::Items { .. } => false,
             _ => true,
         }
+    }
+
+    /// Tells the initiator why the session ends, so it fails at once with that reason.
+    fn abort(&mut self, seq: u32, code: u8, detail: u32) {
+        self.answer(seq, vec![encode(&Message::Abort { code, detail }, self.session, seq)]);
     }
 
     fn answer(&mut self, seq: u32, frames: Vec<Vec<u8>>) {
