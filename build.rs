@@ -12,17 +12,9 @@ fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
-    // Only src/ffi is parsed, so no constant or type of the Rust API leaks into the header.
-    let mut ffi_sources: Vec<PathBuf> = std::fs::read_dir(crate_dir.join("src/ffi"))
-        .expect("src/ffi exists")
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
-        .collect();
-    ffi_sources.sort();
-    let mut builder = cbindgen::Builder::new().with_config(config);
-    for source in &ffi_sources {
-        builder = builder.with_src(source);
-    }
+    // Only src/ffi is parsed (cbindgen follows its `mod` declarations from mod.rs), so no
+    // type or constant of the Rust API leaks into the header.
+    let builder = cbindgen::Builder::new().with_config(config).with_src(crate_dir.join("src/ffi/mod.rs"));
     let bindings = builder
         .generate()
         .expect("cbindgen can parse src/ffi");

@@ -73,18 +73,6 @@ typedef uint32_t bhs_status;
 extern "C" {
 #endif // __cplusplus
 
-// Releases the bytes of `buf` and resets it to empty, so a second call is harmless.
-// Accepts NULL and an empty buffer. Thread-safe for distinct buffers.
-//
-// # Safety
-// `buf` is NULL or points to a `bhs_buf` filled by bhsync and not modified since.
-void bhs_buf_free(struct bhs_buf *buf);
-
-// The message of the last failed call on this thread ("" if none), NUL-terminated and
-// owned by the library: valid until the next failing `bhs_*` call on the same thread.
-// Never NULL; thread-safe (each thread has its own message).
-const char *bhs_last_error(void);
-
 // The ABI version the library was built with; compare it with `BHS_ABI_VERSION` from
 // the header the host was compiled against. Thread-safe; never fails.
 uint32_t bhs_abi_version(void);
@@ -104,112 +92,6 @@ void bhs_buf_free(struct bhs_buf *buf);
 // owned by the library: valid until the next failing `bhs_*` call on the same thread.
 // Never NULL; thread-safe (each thread has its own message).
 const char *bhs_last_error(void);
-
-// Creates an empty replica that writes as `origin` (32 bytes, the node id) and splits
-// each category over `shards` shards (1 to 16; the shard count never changes a hash).
-// On success `*out` receives a handle that the caller releases with
-// `bhs_replica_free`. Does not keep `origin`.
-//
-// # Safety
-// `origin` points to 32 readable bytes; `out` is writable.
-bhs_status bhs_replica_new(const uint8_t *origin, uint32_t shards, struct bhs_replica **out);
-
-// Releases a replica and everything it holds. Accepts NULL. The handle must not be in
-// use by another thread.
-//
-// # Safety
-// `replica` is NULL or a handle from `bhs_replica_new` not yet freed.
-void bhs_replica_free(struct bhs_replica *replica);
-
-// Stores `value` under `key` in `category` (created on first use). Keys are 0 to
-// `BHS_MAX_KEY_LEN` bytes, values 0 to `BHS_MAX_VALUE_LEN`; a pointer may be NULL only
-// when its length is 0. Over a bound: `BHS_INVALID_ARGUMENT` and nothing is stored.
-// Copies the bytes; keeps no pointer.
-//
-// # Safety
-// Pointers follow the rules above and point to readable memory of the given lengths.
-bhs_status bhs_replica_put(struct bhs_replica *replica,
-                           const char *category,
-                           const uint8_t *key,
-                           size_t key_len,
-                           const uint8_t *value,
-                           size_t value_len);
-
-// Copies the live value of `key` in `category` into `*out_value`, which the caller
-// releases with `bhs_buf_free`. `BHS_NOT_FOUND` when the key is absent or deleted
-// (`*out_value` is then left untouched).
-//
-// # Safety
-// Pointers follow the rules of `bhs_replica_put`; `out_value` is writable.
-bhs_status bhs_replica_get(const struct bhs_replica *replica,
-                           const char *category,
-                           const uint8_t *key,
-                           size_t key_len,
-                           struct bhs_buf *out_value);
-
-// Deletes `key` from `category` by writing a tombstone (so the deletion synchronizes).
-// `BHS_NOT_FOUND` when there was no live value.
-//
-// # Safety
-// Pointers follow the rules of `bhs_replica_put`.
-bhs_status bhs_replica_delete(struct bhs_replica *replica,
-                              const char *category,
-                              const uint8_t *key,
-                              size_t key_len);
-
-// Writes 32 bytes to `out32`: the Merkle root of `category`, or, when `category` is
-// NULL, the overall state hash of the replica. An unknown category has the root of an
-// empty one (32 zero bytes).
-//
-// # Safety
-// `category` is NULL or a NUL-terminated string; `out32` points to 32 writable bytes.
-bhs_status bhs_replica_state_hash(const struct bhs_replica *replica,
-                                  const char *category,
-                                  uint8_t *out32);
-
-// Produces a membership proof for the stored version of `key` (a tombstone included)
-// into `*out_proof`, which the caller releases with `bhs_buf_free`. It verifies with
-// `bhs_proof_verify` against the category root alone. `BHS_NOT_FOUND` when the key has
-// never been stored.
-//
-// # Safety
-// Pointers follow the rules of `bhs_replica_put`; `out_proof` is writable.
-bhs_status bhs_replica_prove(const struct bhs_replica *replica,
-                             const char *category,
-                             const uint8_t *key,
-                             size_t key_len,
-                             struct bhs_buf *out_proof);
-
-// Checks that `key` with `value` is in the state of `category` whose root is `root32`,
-// using only the proof bytes. `BHS_OK` when it is; `BHS_PROOF_INVALID` when the proof is
-// well-formed but leads elsewhere (another value, key, category or root);
-// `BHS_INVALID_ARGUMENT` when the proof does not decode. Keeps no pointer.
-//
-// # Safety
-// `root32` points to 32 readable bytes; other pointers follow `bhs_replica_put`'s rules.
-bhs_status bhs_proof_verify(const uint8_t *root32,
-                            const char *category,
-                            const uint8_t *key,
-                            size_t key_len,
-                            const uint8_t *value,
-                            size_t value_len,
-                            const uint8_t *proof,
-                            size_t proof_len);
-
-// Synchronizes two replicas in process: each receives the versions it lacks, and
-// concurrent versions of a key resolve by last-writer-wins, so afterwards both have the
-// same state hash. `*out_transferred` (may be NULL) receives the number of versions
-// stored on either side. Safe to call from several threads; `a` and `b` may be equal.
-//
-// # Safety
-// `a` and `b` are live handles; `out_transferred` is NULL or writable.
-bhs_status bhs_replica_sync(struct bhs_replica *a,
-                            struct bhs_replica *b,
-                            uint64_t *out_transferred);
-
-// A static, NUL-terminated description of `status` (never NULL, never freed). Unknown
-// codes give "unknown status". Thread-safe; never fails.
-const char *bhs_status_str(bhs_status status);
 
 // Creates an empty replica that writes as `origin` (32 bytes, the node id) and splits
 // each category over `shards` shards (1 to 16; the shard count never changes a hash).
