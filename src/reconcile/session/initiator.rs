@@ -44,7 +44,8 @@ pub struct Initiator {
     requested: HashSet<ShortId>,
     parts: PartTracker,
     early_items: Vec<Vec<u8>>,
-    transfer: Option<(Vec<Entry>, Vec<ShortId>)>,
+    /// From `Decoded`: the versions to send, and the conflicts to settle.
+    transfer: Option<(Vec<ShortId>, Vec<Conflict>)>,
     control_bytes_received: u64,
     report: SessionReport,
     error: Option<SessionError>,
@@ -184,7 +185,7 @@ impl Initiator {
             (Phase::AwaitDecoded, Message::Decoded { you_send, you_receive, conflicts, item_frames }) => {
                 if !self.decoded {
                     self.on_decoded(you_send, you_receive, conflicts, item_frames, state)?;
-                    self.after_items(state, now_ms);
+                    self.after_items(state, now_ms)?;
                 }
             }
             (Phase::AwaitDecoded | Phase::AwaitFinished, Message::Items { part, entries }) => {
@@ -192,13 +193,13 @@ impl Initiator {
                     return self.buffer_early(bytes);
                 }
                 self.on_items(part, entries, state)?;
-                self.after_items(state, now_ms);
+                self.after_items(state, now_ms)?;
             }
             (Phase::AwaitFinished, Message::Finished { root, item_frames }) => {
                 if self.parts.expected.is_none() {
                     self.peer_root = root;
                     self.parts.expected = Some(item_frames);
-                    self.after_items(state, now_ms);
+                    self.after_items(state, now_ms)?;
                 }
             }
             (_, Message::Abort { code, detail }) => {
@@ -246,26 +247,9 @@ impl Initiator {
         self.report.difference = (sent_and_received + 2 * conflicts.len()) as u64;
         self.expected.ids = message::ids(you_receive).collect();
         self.parts = PartTracker { expected: Some(item_frames), ..PartTracker::default() };
-        let mut outgoing = Vec::new();
-        for id in message::ids(you_send) {
-            let mine = state.find_short_id(id).ok_or(SessionError::Unexpected("peer asked for a version we lack"))?;
-            outgoing.push(mine.to_entry());
-        }
-        let mut request = Vec::new();
-        for conflict in conflicts {
-            let mine = state.find_short_id(conflict.yours).ok_or(SessionError::Unexpected("conflict on a version we lack"))?;
-            let same_key = KeyPosition::of(mine.key).prefix() == conflict.position;
-            // Two versions of one key: only the newer travels. Two keys that merely share
-            // a position prefix: both travel.
-            if !same_key || mine.version.hlc >= conflict.hlc {
-                outgoing.push(mine.to_entry());
-            }
-            if !same_key || mine.version.hlc < conflict.hlc {
-                request.push(conflict.mine);
-            }
-        }
-        self.requested = request.iter().copied().collect();
-        self.transfer = Some((outgoing, request));
+        // The difference is known here; fetching what to send is transfer work, done once
+        // the responder's entries have all arrived.
+        self.transfer = Some((message::ids(you_send).collect(), conflicts));
         for frame in std::mem::take(&mut self.early_items) {
             if let Message::Items { part, entries } = message::decode(&frame, self.config.max_frame_len)?.message {
                 self.on_items(part, entries, state)?;
@@ -312,17 +296,42 @@ impl Initiator {
         Err(if same_key { SessionError::DigestMismatch } else { SessionError::UnadvertisedItem })
     }
 
+    /// The entries to send and the newer versions to request, from what `Decoded` said.
+    fn prepare_transfer(&mut self, state: &CategoryState) -> Result<(Vec<Entry>, Vec<ShortId>), SessionError> {
+        let (you_send, conflicts) = self.transfer.take().unwrap_or_default();
+        let mut outgoing = Vec::with_capacity(you_send.len() + conflicts.len());
+        for id in you_send {
+            let mine = state.find_short_id(id).ok_or(SessionError::Unexpected("peer asked for a version we lack"))?;
+            outgoing.push(mine.to_entry());
+        }
+        let mut request = Vec::new();
+        for conflict in conflicts {
+            let mine = state.find_short_id(conflict.yours).ok_or(SessionError::Unexpected("conflict on a version we lack"))?;
+            let same_key = KeyPosition::of(mine.key).prefix() == conflict.position;
+            // Two versions of one key: only the newer travels. Two keys that merely share
+            // a position prefix: both travel.
+            if !same_key || mine.version.hlc >= conflict.hlc {
+                outgoing.push(mine.to_entry());
+            }
+            if !same_key || mine.version.hlc < conflict.hlc {
+                request.push(conflict.mine);
+            }
+        }
+        self.requested = request.iter().copied().collect();
+        Ok((outgoing, request))
+    }
+
     /// Once every entry of the current answer arrived: send round trip 3, or finish.
-    fn after_items(&mut self, state: &CategoryState, now_ms: u64) {
+    fn after_items(&mut self, state: &CategoryState, now_ms: u64) -> Result<(), SessionError> {
         if !self.parts.complete() {
-            return;
+            return Ok(());
         }
         match self.phase {
             Phase::AwaitDecoded => {
-                let (outgoing, request) = self.transfer.take().unwrap_or_default();
+                let (outgoing, request) = self.prepare_transfer(state)?;
                 if outgoing.is_empty() && request.is_empty() {
                     self.finish_comparing(state);
-                    return;
+                    return Ok(());
                 }
                 let seq = self.next_seq();
                 let mut frames = item_frames(&outgoing, self.session, seq, self.config.max_frame_len);
@@ -338,6 +347,7 @@ impl Initiator {
             Phase::AwaitFinished => self.finish_comparing(state),
             _ => {}
         }
+        Ok(())
     }
 
     fn finish_comparing(&mut self, state: &CategoryState) {
