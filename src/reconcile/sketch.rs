@@ -177,7 +177,8 @@ impl SetSketch {
 
 /// Estimates |A Δ B| from the estimator counters of A and B.
 pub fn estimate_difference(a: &[i64; ESTIMATOR_COUNTERS], b: &[i64; ESTIMATOR_COUNTERS]) -> f64 {
-    let sum: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+    // In f64: the peer's counters are arbitrary i64s, and their difference must not overflow.
+    let sum: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
     sum / ESTIMATOR_COUNTERS as f64
 }
 

@@ -170,6 +170,15 @@ impl CategoryState {
 
     /// The node at `path`, or `None` when the path runs below a bucket.
     pub fn node(&self, path: &TreePath) -> Option<NodeView> {
+        // Above the subtree level, an ancestor holding few leaves is a combined bucket:
+        // nothing exists below it in the canonical trie.
+        for depth in 0..path.len().min(SUBTREE_BITS) {
+            let ancestor = TreePath::new(path.bits(), depth).unwrap_or_default();
+            let count: u64 = self.subtrees_under(&ancestor).map(|s| self.subtree(s).count()).sum();
+            if count > 0 && is_bucket(depth, count as usize) {
+                return None;
+            }
+        }
         if path.len() < SUBTREE_BITS {
             return Some(self.combined_view(path));
         }

@@ -154,7 +154,10 @@ impl Replica {
     pub fn apply_remote(&mut self, category: &str, entries: &[Entry]) -> Result<ApplyOutcome, StateError> {
         let state = self.add_category(category, CategorySpec::default())?;
         let (applied, ignored) = state.apply_lww(entries)?;
-        let newest = entries.iter().map(|e| e.version.hlc).max().unwrap_or(0);
+        // Only versions now stored advance the clock: a rejected or losing version must
+        // not drag local time along.
+        let stored = |e: &&Entry| state.get(&e.key).is_some_and(|s| s.version == e.version);
+        let newest = entries.iter().filter(stored).map(|e| e.version.hlc).max().unwrap_or(0);
         self.last_hlc = self.last_hlc.max(newest);
         Ok(ApplyOutcome { applied, ignored })
     }
@@ -187,12 +190,14 @@ impl Replica {
     /// sessions (this replica initiates; a category one side lacks is created empty
     /// there first). Categories go in priority order — critical, high, medium, low, then
     /// by name — and every category is reconciled on every call, so low priority is
-    /// delayed, never starved. Returns one report per category, in that order.
+    /// delayed, never starved: a category whose session fails gets its error in the
+    /// result and the next category goes on. Returns one result per category, in that
+    /// order.
     pub fn reconcile_with(
         &mut self,
         other: &mut Replica,
         config: &SessionConfig,
-    ) -> Result<Vec<(String, SessionReport)>, SessionError> {
+    ) -> Result<Vec<(String, Result<SessionReport, SessionError>)>, StateError> {
         let priority = |name: &String| {
             let spec = self.categories.get(name).or_else(|| other.categories.get(name)).map(|c| c.spec().priority);
             (spec.unwrap_or_default(), name.clone())
@@ -206,7 +211,7 @@ impl Replica {
         for (index, name) in names.into_iter().enumerate() {
             let mine = self.add_category(&name, CategorySpec::default())?;
             let theirs = other.add_category(&name, CategorySpec::default())?;
-            let report = in_process::reconcile(mine, theirs, config, index as u32 + 1)?;
+            let report = in_process::reconcile(mine, theirs, config, index as u32 + 1);
             reports.push((name, report));
         }
         let newest = self.last_hlc.max(other.last_hlc);

@@ -120,7 +120,8 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
                 continue;
             }
             let (left, right) = pair_mut(&mut replicas, i, j);
-            for (_, report) in left.reconcile_with(right, &config).map_err(|e| e.to_string())? {
+            for (category, report) in left.reconcile_with(right, &config).map_err(|e| e.to_string())? {
+                let report = report.map_err(|e| format!("category {category}: {e}"))?;
                 moved += report.items_sent + report.items_received;
                 bytes += report.bytes_sent + report.bytes_received;
                 round_trips += report.round_trips;

@@ -44,8 +44,8 @@ pub struct Initiator {
     requested: HashSet<ShortId>,
     parts: PartTracker,
     early_items: Vec<Vec<u8>>,
-    /// From `Decoded`: the versions to send, and the conflicts to settle.
-    transfer: Option<(Vec<ShortId>, Vec<Conflict>)>,
+    /// From `Decoded`: the entries to send and the newer versions to request.
+    transfer: Option<(Vec<Entry>, Vec<ShortId>)>,
     control_bytes_received: u64,
     report: SessionReport,
     error: Option<SessionError>,
@@ -163,6 +163,8 @@ impl Initiator {
         if frame.session != self.session || frame.seq != self.seq {
             return Ok(()); // Another session's frame, or a late answer to an older request.
         }
+        // The answer is arriving: a long one must not look like silence.
+        self.deadline_ms = Some(now_ms + self.config.retransmit_after_ms);
         if !matches!(frame.message, Message::Items { .. }) {
             self.control_bytes_received += bytes.len() as u64;
         }
@@ -177,8 +179,13 @@ impl Initiator {
                 self.send_symbols(wanted, state, now_ms);
             }
             (Phase::AwaitDecoded, Message::More { total }) => {
-                if total <= self.symbols_sent || total > self.peer_capacity {
-                    return Err(SessionError::Unexpected("More asks for no new symbols, or more than agreed"));
+                if total > self.peer_capacity {
+                    // The responder can go further than our sketch: the difference is too
+                    // large for us, which the split fallback handles.
+                    return Err(SessionError::SketchExhausted { symbols: self.symbols_sent });
+                }
+                if total <= self.symbols_sent {
+                    return Err(SessionError::Unexpected("More asks for no new symbols"));
                 }
                 self.send_symbols(total, state, now_ms);
             }
@@ -247,9 +254,10 @@ impl Initiator {
         self.report.difference = (sent_and_received + 2 * conflicts.len()) as u64;
         self.expected.ids = message::ids(you_receive).collect();
         self.parts = PartTracker { expected: Some(item_frames), ..PartTracker::default() };
-        // The difference is known here; fetching what to send is transfer work, done once
-        // the responder's entries have all arrived.
-        self.transfer = Some((message::ids(you_send).collect(), conflicts));
+        // Fetch what to send now, before any of the responder's entries is applied: one of
+        // them may be a newer version of a key whose version we must send (two keys in one
+        // position group are not paired as a conflict).
+        self.transfer = Some(self.prepare_transfer(message::ids(you_send).collect(), conflicts, state)?);
         for frame in std::mem::take(&mut self.early_items) {
             if let Message::Items { part, entries } = message::decode(&frame, self.config.max_frame_len)?.message {
                 self.on_items(part, entries, state)?;
@@ -268,7 +276,11 @@ impl Initiator {
 
     /// Validates each entry against what was advertised for it, then applies them.
     fn on_items(&mut self, part: u32, entries: Vec<Entry>, state: &mut CategoryState) -> Result<(), SessionError> {
-        if self.parts.expected.is_some_and(|expected| part >= expected) || self.parts.seen.len() >= self.config.max_buffered_frames {
+        let over = match self.parts.expected {
+            Some(expected) => part >= expected,
+            None => self.parts.seen.len() >= self.config.max_buffered_frames,
+        };
+        if over {
             return Err(SessionError::Unexpected("Items part out of range"));
         }
         if !self.parts.record(part) {
@@ -297,8 +309,12 @@ impl Initiator {
     }
 
     /// The entries to send and the newer versions to request, from what `Decoded` said.
-    fn prepare_transfer(&mut self, state: &CategoryState) -> Result<(Vec<Entry>, Vec<ShortId>), SessionError> {
-        let (you_send, conflicts) = self.transfer.take().unwrap_or_default();
+    fn prepare_transfer(
+        &mut self,
+        you_send: Vec<ShortId>,
+        conflicts: Vec<Conflict>,
+        state: &CategoryState,
+    ) -> Result<(Vec<Entry>, Vec<ShortId>), SessionError> {
         let mut outgoing = Vec::with_capacity(you_send.len() + conflicts.len());
         for id in you_send {
             let mine = state.find_short_id(id).ok_or(SessionError::Unexpected("peer asked for a version we lack"))?;
@@ -309,11 +325,12 @@ impl Initiator {
             let mine = state.find_short_id(conflict.yours).ok_or(SessionError::Unexpected("conflict on a version we lack"))?;
             let same_key = KeyPosition::of(mine.key).prefix() == conflict.position;
             // Two versions of one key: only the newer travels. Two keys that merely share
-            // a position prefix: both travel.
+            // a position prefix, or equal times (last-writer-wins then looks at the origin,
+            // which the conflict does not carry): both travel and each side keeps the winner.
             if !same_key || mine.version.hlc >= conflict.hlc {
                 outgoing.push(mine.to_entry());
             }
-            if !same_key || mine.version.hlc < conflict.hlc {
+            if !same_key || mine.version.hlc <= conflict.hlc {
                 request.push(conflict.mine);
             }
         }
@@ -328,7 +345,7 @@ impl Initiator {
         }
         match self.phase {
             Phase::AwaitDecoded => {
-                let (outgoing, request) = self.prepare_transfer(state)?;
+                let (outgoing, request) = self.transfer.take().unwrap_or_default();
                 if outgoing.is_empty() && request.is_empty() {
                     self.finish_comparing(state);
                     return Ok(());

@@ -122,6 +122,13 @@ impl Responder {
     /// Consumes one frame from the initiator.
     pub fn handle_frame(&mut self, bytes: &[u8], state: &mut CategoryState) -> Result<(), SessionError> {
         if self.error.is_some() {
+            // Ended: a retransmitted request still gets the Abort that explains why, so a
+            // lost Abort does not turn into a time-out (and the fallback still runs).
+            if let Ok(frame) = message::decode(bytes, self.config.max_frame_len) {
+                if frame.seq == self.answered_seq && self.answer.first().and_then(|f| f.get(1)) == Some(&message::KIND_ABORT) {
+                    self.outbox.extend(self.answer.iter().cloned());
+                }
+            }
             return Ok(());
         }
         self.report.bytes_received += bytes.len() as u64;
@@ -269,7 +276,11 @@ impl Responder {
     }
 
     fn on_items(&mut self, part: u32, entries: Vec<Entry>, state: &mut CategoryState) -> Result<(), SessionError> {
-        if self.parts.expected.is_some_and(|expected| part >= expected) || self.parts.seen.len() >= self.config.max_buffered_frames {
+        let over = match self.parts.expected {
+            Some(expected) => part >= expected,
+            None => self.parts.seen.len() >= self.config.max_buffered_frames,
+        };
+        if over {
             return Err(SessionError::Unexpected("Items part out of range"));
         }
         if !self.parts.record(part) {
