@@ -22,6 +22,9 @@ use super::shard::MAX_SHARDS;
 use super::vector::{CategoryVector, StateVector};
 use crate::reconcile::{in_process, SessionConfig, SessionError, SessionReport};
 
+/// How one category's reconciliation went: its name and its session's report or error.
+pub type CategorySync = (String, Result<SessionReport, SessionError>);
+
 /// What applying remote versions did.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct ApplyOutcome {
@@ -197,7 +200,7 @@ impl Replica {
         &mut self,
         other: &mut Replica,
         config: &SessionConfig,
-    ) -> Result<Vec<(String, Result<SessionReport, SessionError>)>, StateError> {
+    ) -> Result<Vec<CategorySync>, StateError> {
         let priority = |name: &String| {
             let spec = self.categories.get(name).or_else(|| other.categories.get(name)).map(|c| c.spec().priority);
             (spec.unwrap_or_default(), name.clone())
