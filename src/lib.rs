@@ -24,6 +24,7 @@
 
 pub mod crdt;
 pub mod engine;
+pub mod membership;
 pub mod ffi;
 pub mod reconcile;
 pub mod sim;

@@ -6,6 +6,7 @@
 //!
 //! Protocols plug in through [`Process`].
 
+pub mod membership_scenarios;
 pub mod network;
 pub mod process;
 pub mod rng;

@@ -207,6 +207,13 @@ impl<P: Process> Simulator<P> {
         index
     }
 
+    /// Puts a frame on the wire as if node `from` had sent it to node `to` (a forged or
+    /// replayed frame; `from` need not be running). It arrives after `delay_ms`.
+    pub fn inject(&mut self, from: u32, to: u32, bytes: Vec<u8>, delay_ms: u64) {
+        assert!(from < self.node_count() && to < self.node_count(), "inject between known nodes");
+        self.schedule(self.now_ms + delay_ms, Action::Deliver { from, to, bytes });
+    }
+
     /// Sets node `index`'s clock offset and drift.
     pub fn set_clock(&mut self, index: u32, clock: ClockModel) {
         self.slots[index as usize].clock = clock;
