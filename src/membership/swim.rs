@@ -13,7 +13,7 @@
 //! after a while and kept in a bounded known set that is retried periodically, which
 //! re-merges the group after a partition heals, however long it lasted.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::config::SwimConfig;
 use super::message::{MemberState, Message, Update, MAX_UPDATES_PER_FRAME};
@@ -142,7 +142,9 @@ pub struct Swim {
     incarnation: u64,
     left: bool,
     rng: SimRng,
-    members: HashMap<NodeId, Member>,
+    // A BTreeMap, not a HashMap: iteration order feeds protocol choices and must be
+    // the same in every run of a seed.
+    members: BTreeMap<NodeId, Member>,
     probe_order: Vec<NodeId>,
     probe_cursor: usize,
     probe: Option<Probe>,
@@ -178,7 +180,7 @@ impl Swim {
             incarnation,
             left: false,
             rng,
-            members: HashMap::new(),
+            members: BTreeMap::new(),
             probe_order: Vec::new(),
             probe_cursor: 0,
             probe: None,

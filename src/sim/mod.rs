@@ -6,6 +6,8 @@
 //!
 //! Protocols plug in through [`Process`].
 
+pub mod baseline;
+pub mod gossip_scenarios;
 pub mod membership_scenarios;
 pub mod network;
 pub mod process;
