@@ -38,6 +38,8 @@ pub struct ViewStats {
     pub shuffles: u64,
     /// Reconnect attempts to failed neighbours.
     pub reconnect_attempts: u64,
+    /// JOINs sent again because this node was stranded.
+    pub rejoins: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +68,11 @@ pub struct HyParView {
     pending_neighbor: Option<(NodeId, u64)>,
     /// Failed neighbours: (id, last reconnect attempt ms).
     known: VecDeque<(NodeId, u64)>,
+    /// The nodes we joined through, to join again if we end up stranded.
+    contacts: Vec<NodeId>,
+    next_rejoin_ms: u64,
+    /// NEIGHBOR requests refused in a row; escalates the next one to high priority.
+    refusals_in_row: u32,
     next_keepalive_ms: u64,
     next_shuffle_ms: u64,
     next_reconnect_ms: u64,
@@ -89,6 +96,9 @@ impl HyParView {
             passive: Vec::new(),
             pending_neighbor: None,
             known: VecDeque::new(),
+            contacts: Vec::new(),
+            next_rejoin_ms: now_ms,
+            refusals_in_row: 0,
             stats: ViewStats::default(),
         }
     }
@@ -117,6 +127,9 @@ impl HyParView {
     /// Joins the overlay through `contact`.
     pub fn join(&mut self, now_ms: u64, contact: NodeId, out: &mut ViewOutput) {
         if contact != self.me {
+            if self.contacts.len() < 8 && !self.contacts.contains(&contact) {
+                self.contacts.push(contact);
+            }
             self.add_passive(contact, now_ms);
             self.send(now_ms, contact, GossipMessage::Join, out);
         }
@@ -159,6 +172,7 @@ impl HyParView {
             GossipMessage::NeighborReply { accepted } => {
                 if self.pending_neighbor.is_some_and(|(id, _)| id == from) {
                     self.pending_neighbor = None;
+                    self.refusals_in_row = if accepted { 0 } else { self.refusals_in_row + 1 };
                 }
                 if accepted {
                     self.add_active(now_ms, from, false, out);
@@ -197,6 +211,19 @@ impl HyParView {
         }
         if self.active.len() < self.config.active_view_capacity && self.pending_neighbor.is_none() {
             self.promote(now_ms, out);
+        }
+        let stranded = self.passive.is_empty() && self.active.len() < self.config.active_view_capacity;
+        if stranded && now_ms >= self.next_rejoin_ms {
+            // Nothing left to promote and few links: a small island (seen in simulation:
+            // two nodes holding only each other). JOIN again through a contact or a
+            // failed neighbour; a JOIN is always accepted and starts fresh walks.
+            self.next_rejoin_ms = now_ms + self.config.reconnect_interval_ms;
+            let candidates: Vec<NodeId> = self.contacts.iter().copied().chain(self.known.iter().map(|(id, _)| *id)).collect();
+            if !candidates.is_empty() {
+                let contact = candidates[self.rng.index(candidates.len())];
+                self.stats.rejoins += 1;
+                self.send(now_ms, contact, GossipMessage::Join, out);
+            }
         }
         if now_ms >= self.next_shuffle_ms {
             self.next_shuffle_ms = now_ms + self.config.shuffle_interval_ms;
@@ -322,10 +349,10 @@ impl HyParView {
         let candidates = self.passive.clone();
         let Some(candidate) = self.pick_biased(&candidates) else { return };
         // The paper asks with high priority only when the active view is empty; we also
-        // do at half capacity or below, or a small island whose passive entries all
-        // point at full nodes would never escape (seen in simulation: two nodes holding
-        // only each other).
-        let high_priority = self.active.len() <= self.config.active_view_capacity / 2;
+        // do at half capacity or below, and after three refusals in a row, or a small
+        // island whose passive entries all point at full nodes would never escape (seen
+        // in simulation: groups of two to four nodes holding only each other).
+        let high_priority = self.active.len() <= self.config.active_view_capacity / 2 || self.refusals_in_row >= 3;
         self.stats.neighbor_requests += 1;
         self.pending_neighbor = Some((candidate, now_ms + self.config.neighbor_request_timeout_ms));
         if let Some(peer) = self.passive.iter_mut().find(|peer| peer.id == candidate) {

@@ -144,9 +144,23 @@ impl Plumtree {
     pub fn handle(&mut self, now_ms: u64, from: NodeId, message: GossipMessage, out: &mut Vec<(NodeId, GossipMessage)>) -> Option<Delivery> {
         match message {
             GossipMessage::Gossip { id, hops, payload } => {
-                if self.seen.contains_key(&id) {
-                    // A redundant eager copy: this link is not in the tree.
+                if let Some(&(first_hops, parent, _)) = self.seen.get(&id) {
+                    // A redundant eager copy: this link is not in the tree. Which link
+                    // goes: the later copy's, unless it came a threshold of hops shorter
+                    // than the first (random latencies let a long path win the race);
+                    // then the tree keeps the short path and prunes the old parent.
                     self.stats.duplicates_received += 1;
+                    let shorter = hops + self.config.optimization_threshold <= first_hops;
+                    if let Some(parent) = parent.filter(|p| shorter && *p != from && self.eager.contains(p) && self.eager.contains(&from)) {
+                        self.make_lazy(parent);
+                        self.stats.prunes_sent += 1;
+                        out.push((parent, GossipMessage::Prune));
+                        if let Some(entry) = self.seen.get_mut(&id) {
+                            entry.0 = hops;
+                            entry.1 = Some(from);
+                        }
+                        return None;
+                    }
                     if self.eager.contains(&from) {
                         self.make_lazy(from);
                         self.stats.prunes_sent += 1;

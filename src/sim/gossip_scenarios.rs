@@ -134,7 +134,31 @@ pub fn gossip_overlay(scenario: &str, seed: u64, node_count: u32, link: LinkProf
             return Err(sim.failure(format!("node {index} has an empty active view after the overlay settled")));
         }
     }
+    let unreached = unreachable_nodes(&sim);
+    if !unreached.is_empty() {
+        return Err(sim.failure(format!("overlay not connected after settling: {unreached:?} unreachable")));
+    }
     Ok(sim)
+}
+
+/// Running nodes that node 0's side of the overlay cannot reach over active links
+/// (an invariant of a settled overlay without partitions: this list is empty).
+pub fn unreachable_nodes(sim: &Simulator<Gossip>) -> Vec<u32> {
+    let count = sim.node_count() as usize;
+    let Some(start) = (0..sim.node_count()).find(|&i| sim.is_running(i)) else { return Vec::new() };
+    let mut reached = vec![false; count];
+    reached[start as usize] = true;
+    let mut frontier = vec![start];
+    while let Some(node) = frontier.pop() {
+        let Some(process) = sim.process(node) else { continue };
+        for peer in process.view().active() {
+            if let Some(next) = sim.index(&peer).filter(|&j| sim.is_running(j) && !reached[j as usize]) {
+                reached[next as usize] = true;
+                frontier.push(next);
+            }
+        }
+    }
+    (0..sim.node_count()).filter(|&i| sim.is_running(i) && !reached[i as usize]).collect()
 }
 
 /// The original design's nodes, each knowing every member.
