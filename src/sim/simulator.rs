@@ -46,6 +46,8 @@ pub struct SimFailure {
     pub seed: u64,
     /// Simulated time of the failure, ms.
     pub at_ms: u64,
+    /// Nodes in the run.
+    pub node_count: u32,
     /// What went wrong.
     pub message: String,
 }
@@ -54,8 +56,8 @@ impl fmt::Display for SimFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "simulation '{}' failed at t={} ms with seed {}: {}\nreplay: cargo run --release -- sim --scenario {} --seed {}",
-            self.scenario, self.at_ms, self.seed, self.message, self.scenario, self.seed
+            "simulation '{}' failed at t={} ms with seed {}: {}\nreplay: cargo run --release -- sim --scenario {} --seed {} --nodes {}",
+            self.scenario, self.at_ms, self.seed, self.message, self.scenario, self.seed, self.node_count
         )
     }
 }
@@ -193,7 +195,13 @@ impl<P: Process> Simulator<P> {
     }
     /// A failure report for this run at the current time.
     pub fn failure(&self, message: impl Into<String>) -> SimFailure {
-        SimFailure { scenario: self.scenario.clone(), seed: self.seed, at_ms: self.now_ms, message: message.into() }
+        SimFailure {
+            scenario: self.scenario.clone(),
+            seed: self.seed,
+            at_ms: self.now_ms,
+            node_count: self.node_count(),
+            message: message.into(),
+        }
     }
 
     // Mutators.
