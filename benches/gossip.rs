@@ -65,7 +65,9 @@ fn options() -> Options {
                     options.sizes = vec![n];
                 }
             }
-            "--broadcasts" => options.broadcasts = args.next().and_then(|v| v.parse().ok()).unwrap_or(options.broadcasts),
+            "--broadcasts" => {
+                options.broadcasts = args.next().and_then(|v| v.parse().ok()).unwrap_or(options.broadcasts)
+            }
             "--seed" => options.seed = args.next().and_then(|v| v.parse().ok()).unwrap_or(options.seed),
             _ => {} // cargo bench passes --bench; ignore what is not ours.
         }
@@ -130,7 +132,14 @@ fn print_line(options: &Options, json: String, text: String) {
 fn main() {
     let options = options();
     for &nodes in &options.sizes {
-        let run = BroadcastRun { node_count: nodes, loss: 0.01, crash_fraction: 0.1, broadcasts: options.broadcasts, broadcast_spacing_ms: 100, payload_len: 32 };
+        let run = BroadcastRun {
+            node_count: nodes,
+            loss: 0.01,
+            crash_fraction: 0.1,
+            broadcasts: options.broadcasts,
+            broadcast_spacing_ms: 100,
+            payload_len: 32,
+        };
         let started = Instant::now();
         let ours = broadcast::bhsync_broadcasts(options.seed, &run).unwrap_or_else(|failure| panic!("{failure}"));
         print_broadcast(&options, &ours, started.elapsed().as_secs_f64());
@@ -140,7 +149,8 @@ fn main() {
     }
 
     let started = Instant::now();
-    let crash = membership::crash_detection(options.seed, options.membership_nodes, 0.01, 60_000).unwrap_or_else(|failure| panic!("{failure}"));
+    let crash = membership::crash_detection(options.seed, options.membership_nodes, 0.01, 60_000)
+        .unwrap_or_else(|failure| panic!("{failure}"));
     let detection_ms = crash.convergence_ms.unwrap_or(u64::MAX);
     print_line(
         &options,
@@ -154,7 +164,8 @@ fn main() {
     );
 
     let started = Instant::now();
-    let lossy = membership::lossy_run(options.seed, options.lossy_nodes, 0.05, options.lossy_ms).unwrap_or_else(|failure| panic!("{failure}"));
+    let lossy = membership::lossy_run(options.seed, options.lossy_nodes, 0.05, options.lossy_ms)
+        .unwrap_or_else(|failure| panic!("{failure}"));
     let per_k = |count: u64| count as f64 * 1000.0 / lossy.node_hours;
     print_line(
         &options,
@@ -180,7 +191,8 @@ fn main() {
     );
 
     let started = Instant::now();
-    let split = membership::split_and_heal(options.seed, options.split_nodes, 60_000, 60_000).unwrap_or_else(|failure| panic!("{failure}"));
+    let split = membership::split_and_heal(options.seed, options.split_nodes, 60_000, 60_000)
+        .unwrap_or_else(|failure| panic!("{failure}"));
     let merge_ms = split.convergence_ms.unwrap_or(u64::MAX);
     print_line(
         &options,

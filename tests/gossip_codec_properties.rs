@@ -24,7 +24,11 @@ fn swim_message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (any::<u64>(), updates.clone()).prop_map(|(seq, updates)| Message::Ping { seq, updates }),
         (any::<u64>(), updates.clone()).prop_map(|(seq, updates)| Message::Ack { seq, updates }),
-        (any::<u64>(), node_id(), updates.clone()).prop_map(|(seq, target, updates)| Message::PingReq { seq, target, updates }),
+        (any::<u64>(), node_id(), updates.clone()).prop_map(|(seq, target, updates)| Message::PingReq {
+            seq,
+            target,
+            updates
+        }),
         (any::<bool>(), updates).prop_map(|(reply_wanted, updates)| Message::Sync { reply_wanted, updates }),
     ]
 }
@@ -38,13 +42,18 @@ fn gossip_message() -> impl Strategy<Value = GossipMessage> {
         any::<bool>().prop_map(|high_priority| GossipMessage::Neighbor { high_priority }),
         any::<bool>().prop_map(|accepted| GossipMessage::NeighborReply { accepted }),
         Just(GossipMessage::Disconnect),
-        (node_id(), any::<u8>(), nodes.clone()).prop_map(|(origin, ttl, nodes)| GossipMessage::Shuffle { origin, ttl, nodes }),
+        (node_id(), any::<u8>(), nodes.clone()).prop_map(|(origin, ttl, nodes)| GossipMessage::Shuffle {
+            origin,
+            ttl,
+            nodes
+        }),
         nodes.prop_map(|nodes| GossipMessage::ShuffleReply { nodes }),
         Just(GossipMessage::KeepAlive),
         Just(GossipMessage::KeepAliveAck),
         (id.clone(), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..200))
             .prop_map(|(id, hops, payload)| GossipMessage::Gossip { id, hops, payload }),
-        proptest::collection::vec((id.clone(), any::<u32>()), 0..10).prop_map(|entries| GossipMessage::IHave { entries }),
+        proptest::collection::vec((id.clone(), any::<u32>()), 0..10)
+            .prop_map(|entries| GossipMessage::IHave { entries }),
         proptest::collection::vec(id, 0..10).prop_map(|ids| GossipMessage::Graft { ids }),
         Just(GossipMessage::Prune),
     ]

@@ -10,7 +10,14 @@ fn ok<T>(result: Result<T, SimFailure>) -> T {
 }
 
 fn small_run() -> BroadcastRun {
-    BroadcastRun { node_count: 120, loss: 0.01, crash_fraction: 0.1, broadcasts: 40, broadcast_spacing_ms: 100, payload_len: 32 }
+    BroadcastRun {
+        node_count: 120,
+        loss: 0.01,
+        crash_fraction: 0.1,
+        broadcasts: 40,
+        broadcast_spacing_ms: 100,
+        payload_len: 32,
+    }
 }
 
 #[test]

@@ -163,7 +163,8 @@ impl HyParView {
             GossipMessage::ForwardJoin { joiner, ttl } => self.forward_join(now_ms, from, joiner, ttl, out),
             GossipMessage::Neighbor { high_priority } => {
                 let cut_by_partition = self.known.iter().any(|(id, _)| *id == from);
-                let accepted = high_priority || cut_by_partition || self.active.len() < self.config.active_view_capacity;
+                let accepted =
+                    high_priority || cut_by_partition || self.active.len() < self.config.active_view_capacity;
                 if accepted {
                     self.add_active(now_ms, from, false, out);
                 }
@@ -180,17 +181,14 @@ impl HyParView {
                     self.drop_active(now_ms, from, false, out);
                 }
             }
-            GossipMessage::Disconnect => {
-                if self.is_active(&from) {
-                    self.drop_active(now_ms, from, false, out);
-                }
-            }
+            GossipMessage::Disconnect if self.is_active(&from) => self.drop_active(now_ms, from, false, out),
             GossipMessage::Shuffle { origin, ttl, nodes } => self.shuffle_step(now_ms, from, origin, ttl, nodes, out),
             GossipMessage::ShuffleReply { nodes } => self.integrate(now_ms, &nodes, &[]),
             GossipMessage::KeepAlive => {
                 // A keep-alive from a node we do not hold as a neighbour means our views
                 // disagree (a lost NEIGHBOR or DISCONNECT): tell it, so links stay symmetric.
-                let answer = if self.is_active(&from) { GossipMessage::KeepAliveAck } else { GossipMessage::Disconnect };
+                let answer =
+                    if self.is_active(&from) { GossipMessage::KeepAliveAck } else { GossipMessage::Disconnect };
                 self.send(now_ms, from, answer, out);
             }
             _ => {}
@@ -218,7 +216,8 @@ impl HyParView {
             // two nodes holding only each other). JOIN again through a contact or a
             // failed neighbour; a JOIN is always accepted and starts fresh walks.
             self.next_rejoin_ms = now_ms + self.config.reconnect_interval_ms;
-            let candidates: Vec<NodeId> = self.contacts.iter().copied().chain(self.known.iter().map(|(id, _)| *id)).collect();
+            let candidates: Vec<NodeId> =
+                self.contacts.iter().copied().chain(self.known.iter().map(|(id, _)| *id)).collect();
             if !candidates.is_empty() {
                 let contact = candidates[self.rng.index(candidates.len())];
                 self.stats.rejoins += 1;
@@ -319,7 +318,8 @@ impl HyParView {
 
     fn check_links(&mut self, now_ms: u64, out: &mut ViewOutput) {
         let failure_ms = self.config.neighbor_failure_ms;
-        let failed: Vec<NodeId> = self.active.iter().filter(|p| now_ms >= p.last_heard_ms + failure_ms).map(|p| p.id).collect();
+        let failed: Vec<NodeId> =
+            self.active.iter().filter(|p| now_ms >= p.last_heard_ms + failure_ms).map(|p| p.id).collect();
         for id in failed {
             self.stats.neighbors_failed += 1;
             self.active.retain(|peer| peer.id != id);
@@ -380,12 +380,21 @@ impl HyParView {
         ids
     }
 
-    fn shuffle_step(&mut self, now_ms: u64, from: NodeId, origin: NodeId, ttl: u8, nodes: Vec<NodeId>, out: &mut ViewOutput) {
+    fn shuffle_step(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        origin: NodeId,
+        ttl: u8,
+        nodes: Vec<NodeId>,
+        out: &mut ViewOutput,
+    ) {
         if origin == self.me {
             return;
         }
         if ttl > 0 && self.active.len() > 1 {
-            let candidates: Vec<Peer> = self.active.iter().copied().filter(|p| p.id != from && p.id != origin).collect();
+            let candidates: Vec<Peer> =
+                self.active.iter().copied().filter(|p| p.id != from && p.id != origin).collect();
             if let Some(next) = self.pick_biased(&candidates) {
                 self.send(now_ms, next, GossipMessage::Shuffle { origin, ttl: ttl - 1, nodes }, out);
                 return;

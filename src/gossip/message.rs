@@ -258,7 +258,8 @@ fn flag(reader: &mut Reader<'_>) -> Result<bool, GossipError> {
 
 fn hops(reader: &mut Reader<'_>) -> Result<u32, GossipError> {
     let value = reader.varint()?;
-    u32::try_from(value).map_err(|_| GossipError::Decode(DecodeError::TooMany { what: "hops", count: value, max: u64::from(u32::MAX) }))
+    u32::try_from(value)
+        .map_err(|_| GossipError::Decode(DecodeError::TooMany { what: "hops", count: value, max: u64::from(u32::MAX) }))
 }
 
 fn message_id(reader: &mut Reader<'_>) -> Result<MessageId, GossipError> {
@@ -314,7 +315,10 @@ mod tests {
     #[test]
     fn oversized_payload_and_frame_are_typed_errors() {
         let big = GossipMessage::Gossip { id: MessageId([0; 32]), hops: 1, payload: vec![0; MAX_PAYLOAD_LEN + 1] };
-        assert!(matches!(GossipMessage::decode(&big.to_bytes()), Err(GossipError::Decode(DecodeError::TooMany { .. }))));
+        assert!(matches!(
+            GossipMessage::decode(&big.to_bytes()),
+            Err(GossipError::Decode(DecodeError::TooMany { .. }))
+        ));
         let len = MAX_FRAME_LEN + 1;
         assert_eq!(GossipMessage::decode(&vec![1; len]), Err(GossipError::Oversized { len }));
         assert_eq!(GossipMessage::decode(&[1, 99]), Err(GossipError::UnknownKind(99)));

@@ -147,10 +147,17 @@ impl Gossip {
         };
         self.view.heard_from(now_ms, from);
         match message {
-            GossipMessage::Gossip { .. } | GossipMessage::IHave { .. } | GossipMessage::Graft { .. } | GossipMessage::Prune => {
+            GossipMessage::Gossip { .. }
+            | GossipMessage::IHave { .. }
+            | GossipMessage::Graft { .. }
+            | GossipMessage::Prune => {
                 let mut frames = Vec::new();
                 if let Some(delivery) = self.tree.handle(now_ms, from, message, &mut frames) {
-                    self.push_event(GossipEvent::Delivered { id: delivery.id, hops: delivery.hops, payload: delivery.payload });
+                    self.push_event(GossipEvent::Delivered {
+                        id: delivery.id,
+                        hops: delivery.hops,
+                        payload: delivery.payload,
+                    });
                 }
                 self.push_frames(now_ms, frames);
             }

@@ -141,7 +141,13 @@ impl Plumtree {
     }
 
     /// A Plumtree frame from `from`; returns the delivery if it carried a new payload.
-    pub fn handle(&mut self, now_ms: u64, from: NodeId, message: GossipMessage, out: &mut Vec<(NodeId, GossipMessage)>) -> Option<Delivery> {
+    pub fn handle(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        message: GossipMessage,
+        out: &mut Vec<(NodeId, GossipMessage)>,
+    ) -> Option<Delivery> {
         match message {
             GossipMessage::Gossip { id, hops, payload } => {
                 if let Some(&(first_hops, parent, _)) = self.seen.get(&id) {
@@ -151,7 +157,9 @@ impl Plumtree {
                     // then the tree keeps the short path and prunes the old parent.
                     self.stats.duplicates_received += 1;
                     let shorter = hops + self.config.optimization_threshold <= first_hops;
-                    if let Some(parent) = parent.filter(|p| shorter && *p != from && self.eager.contains(p) && self.eager.contains(&from)) {
+                    if let Some(parent) =
+                        parent.filter(|p| shorter && *p != from && self.eager.contains(p) && self.eager.contains(&from))
+                    {
                         self.make_lazy(parent);
                         self.stats.prunes_sent += 1;
                         out.push((parent, GossipMessage::Prune));
@@ -206,7 +214,9 @@ impl Plumtree {
             self.flush_lazy(out);
         }
         let ttl_ms = self.config.message_ttl_ms;
-        while self.seen_order.front().is_some_and(|(at_ms, _)| now_ms >= at_ms + ttl_ms) || self.seen_order.len() > MAX_SEEN {
+        while self.seen_order.front().is_some_and(|(at_ms, _)| now_ms >= at_ms + ttl_ms)
+            || self.seen_order.len() > MAX_SEEN
+        {
             if let Some((_, id)) = self.seen_order.pop_front() {
                 self.seen.remove(&id);
             }
@@ -228,7 +238,15 @@ impl Plumtree {
     }
 
     /// Delivers a new message and pushes it on: eagerly to tree links, lazily elsewhere.
-    fn accept(&mut self, now_ms: u64, from: Option<NodeId>, id: MessageId, hops: u32, payload: Vec<u8>, out: &mut Vec<(NodeId, GossipMessage)>) {
+    fn accept(
+        &mut self,
+        now_ms: u64,
+        from: Option<NodeId>,
+        id: MessageId,
+        hops: u32,
+        payload: Vec<u8>,
+        out: &mut Vec<(NodeId, GossipMessage)>,
+    ) {
         if let Some(missing) = self.missing.remove(&id) {
             self.missing_deadlines.remove(&(missing.deadline_ms, id));
         }
@@ -266,7 +284,14 @@ impl Plumtree {
     /// Plumtree §3.8: the announcer is `threshold` hops closer to the origin than the
     /// node that sent us the eager copy; make it our parent instead (GRAFT without ids,
     /// PRUNE the old parent).
-    fn maybe_optimize(&mut self, announcer: NodeId, announced_hops: u32, received_hops: u32, source: Option<NodeId>, out: &mut Vec<(NodeId, GossipMessage)>) {
+    fn maybe_optimize(
+        &mut self,
+        announcer: NodeId,
+        announced_hops: u32,
+        received_hops: u32,
+        source: Option<NodeId>,
+        out: &mut Vec<(NodeId, GossipMessage)>,
+    ) {
         let Some(parent) = source else { return };
         let via_announcer = announced_hops + 1;
         if parent == announcer || received_hops < via_announcer + self.config.optimization_threshold {
@@ -283,7 +308,13 @@ impl Plumtree {
         out.push((parent, GossipMessage::Prune));
     }
 
-    fn announced(&mut self, now_ms: u64, from: NodeId, entries: Vec<(MessageId, u32)>, out: &mut Vec<(NodeId, GossipMessage)>) {
+    fn announced(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        entries: Vec<(MessageId, u32)>,
+        out: &mut Vec<(NodeId, GossipMessage)>,
+    ) {
         let (window_start_ms, taken) = self.ihave_budget.entry(from).or_insert((now_ms, 0));
         if now_ms >= *window_start_ms + 1_000 {
             *window_start_ms = now_ms;
@@ -299,7 +330,9 @@ impl Plumtree {
                 continue;
             }
             if let Some(missing) = self.missing.get_mut(&id) {
-                if missing.announcers.len() < MAX_ANNOUNCERS && !missing.announcers.iter().any(|(peer, _)| *peer == from) {
+                if missing.announcers.len() < MAX_ANNOUNCERS
+                    && !missing.announcers.iter().any(|(peer, _)| *peer == from)
+                {
                     missing.announcers.push_back((from, hops));
                 }
                 continue;

@@ -228,7 +228,12 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips() {
-        let update = Update { node: NodeId([3; 32]), incarnation: 300, state: MemberState::Suspect, from: Some(NodeId([4; 32])) };
+        let update = Update {
+            node: NodeId([3; 32]),
+            incarnation: 300,
+            state: MemberState::Suspect,
+            from: Some(NodeId([4; 32])),
+        };
         let alive = Update { node: NodeId([5; 32]), incarnation: 0, state: MemberState::Alive, from: None };
         let messages = [
             Message::Ping { seq: 1, updates: vec![update, alive] },
@@ -243,7 +248,10 @@ mod tests {
 
     #[test]
     fn oversized_and_unknown_frames_are_typed_errors() {
-        assert_eq!(Message::decode(&vec![1; MAX_FRAME_LEN + 1]), Err(MessageError::Oversized { len: MAX_FRAME_LEN + 1 }));
+        assert_eq!(
+            Message::decode(&vec![1; MAX_FRAME_LEN + 1]),
+            Err(MessageError::Oversized { len: MAX_FRAME_LEN + 1 })
+        );
         assert_eq!(Message::decode(&[9, 0]), Err(MessageError::UnknownVersion(9)));
         assert_eq!(Message::decode(&[1, 42]), Err(MessageError::UnknownKind(42)));
         assert!(matches!(Message::decode(&[1, 0, 1, 200]), Err(MessageError::Decode(_))));

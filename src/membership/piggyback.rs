@@ -34,7 +34,8 @@ impl PiggybackQueue {
 
     /// Queues `update`, replacing any queued fact about the same member.
     pub fn push(&mut self, update: Update) {
-        self.queued.retain(|queued| queued.update.node != update.node || is_distinct_suspicion(&queued.update, &update));
+        self.queued
+            .retain(|queued| queued.update.node != update.node || is_distinct_suspicion(&queued.update, &update));
         if self.queued.len() >= MAX_QUEUED_UPDATES {
             if let Some(most_sent) = (0..self.queued.len()).max_by_key(|&i| self.queued[i].transmits) {
                 self.queued.swap_remove(most_sent);

@@ -169,7 +169,14 @@ impl Swim {
     /// A member `me` at `incarnation` (a host that restarts must pass a higher one
     /// than before, e.g. its boot time in ms), knowing `initial_members` (its seeds or
     /// its static configuration), with its own seeded generator.
-    pub fn new(config: SwimConfig, me: NodeId, incarnation: u64, rng: SimRng, initial_members: &[NodeId], now_ms: u64) -> Self {
+    pub fn new(
+        config: SwimConfig,
+        me: NodeId,
+        incarnation: u64,
+        rng: SimRng,
+        initial_members: &[NodeId],
+        now_ms: u64,
+    ) -> Self {
         assert!(config.probe_interval_ms > config.probe_timeout_ms, "the ack must be able to arrive within the period");
         let mut swim = Swim {
             next_probe_ms: now_ms,
@@ -242,7 +249,10 @@ impl Swim {
     }
     /// Members believed alive (suspects included: they may still refute).
     pub fn live_members(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.members.iter().filter(|(_, m)| matches!(m.state, MemberState::Alive | MemberState::Suspect)).map(|(id, _)| *id)
+        self.members
+            .iter()
+            .filter(|(_, m)| matches!(m.state, MemberState::Alive | MemberState::Suspect))
+            .map(|(id, _)| *id)
     }
     /// Members tracked (any state).
     pub fn member_count(&self) -> usize {
@@ -379,7 +389,10 @@ impl Swim {
             while self.probe_cursor < self.probe_order.len() {
                 let candidate = self.probe_order[self.probe_cursor];
                 self.probe_cursor += 1;
-                let probeable = self.members.get(&candidate).is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect));
+                let probeable = self
+                    .members
+                    .get(&candidate)
+                    .is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect));
                 if probeable {
                     return Some(candidate);
                 }
@@ -416,8 +429,12 @@ impl Swim {
             if let Some(current) = self.probe.as_mut() {
                 current.indirect_sent = true;
             }
-            let mut relays: Vec<NodeId> =
-                self.members.iter().filter(|(id, m)| m.state == MemberState::Alive && **id != probe.target).map(|(id, _)| *id).collect();
+            let mut relays: Vec<NodeId> = self
+                .members
+                .iter()
+                .filter(|(id, m)| m.state == MemberState::Alive && **id != probe.target)
+                .map(|(id, _)| *id)
+                .collect();
             relays.sort_unstable();
             self.rng.shuffle(&mut relays);
             // A second direct ping alongside the indirect ones, as memberlist's TCP
@@ -450,7 +467,8 @@ impl Swim {
             return;
         }
         self.stats.suspicions_raised += 1;
-        let update = Update { node: target, incarnation: member.incarnation, state: MemberState::Suspect, from: Some(self.me) };
+        let update =
+            Update { node: target, incarnation: member.incarnation, state: MemberState::Suspect, from: Some(self.me) };
         self.apply(now_ms, self.me, update, false);
     }
 
@@ -579,7 +597,12 @@ impl Swim {
     }
 
     fn announce_self(&mut self) {
-        self.piggyback.push(Update { node: self.me, incarnation: self.incarnation, state: MemberState::Alive, from: None });
+        self.piggyback.push(Update {
+            node: self.me,
+            incarnation: self.incarnation,
+            state: MemberState::Alive,
+            from: None,
+        });
     }
 
     fn apply_unknown(&mut self, now_ms: u64, update: Update) {
@@ -593,7 +616,8 @@ impl Swim {
         self.known.retain(|(id, _, _)| *id != update.node);
         self.members.insert(update.node, Member::alive(update.incarnation, now_ms));
         // SWIM §4.3: a new member goes to a random position of the round-robin list.
-        let position = self.probe_cursor + self.rng.index(self.probe_order.len() - self.probe_cursor.min(self.probe_order.len()) + 1);
+        let position = self.probe_cursor
+            + self.rng.index(self.probe_order.len() - self.probe_cursor.min(self.probe_order.len()) + 1);
         self.probe_order.insert(position.min(self.probe_order.len()), update.node);
         self.piggyback.push(update);
         self.push_event(MembershipEvent::MemberUp(update.node));
@@ -684,7 +708,9 @@ impl Swim {
         let expired: Vec<(NodeId, MemberState)> = self
             .members
             .iter()
-            .filter(|(_, m)| matches!(m.state, MemberState::Dead | MemberState::Left) && now_ms >= m.state_since_ms + reclaim_ms)
+            .filter(|(_, m)| {
+                matches!(m.state, MemberState::Dead | MemberState::Left) && now_ms >= m.state_since_ms + reclaim_ms
+            })
             .map(|(id, m)| (*id, m.state))
             .collect();
         for (id, state) in expired {
@@ -791,7 +817,8 @@ impl Swim {
     }
 
     fn refresh_partition(&mut self) {
-        let alive = self.members.values().filter(|m| m.state != MemberState::Dead && m.state != MemberState::Left).count();
+        let alive =
+            self.members.values().filter(|m| m.state != MemberState::Dead && m.state != MemberState::Left).count();
         let dead = self.members.values().filter(|m| m.state == MemberState::Dead).count();
         let reachable = alive + 1;
         let known = alive + dead + self.known.len() + 1;
@@ -799,7 +826,9 @@ impl Swim {
             Some(PartitionChange::Detected { reachable, known }) => {
                 self.push_event(MembershipEvent::PartitionDetected { reachable, known })
             }
-            Some(PartitionChange::Healed { reachable, known }) => self.push_event(MembershipEvent::PartitionHealed { reachable, known }),
+            Some(PartitionChange::Healed { reachable, known }) => {
+                self.push_event(MembershipEvent::PartitionHealed { reachable, known })
+            }
             None => {}
         }
     }

@@ -109,7 +109,12 @@ struct Record {
 
 /// An overlay of Plumtree/HyParView nodes that joined one by one through a random
 /// earlier node, then settled.
-pub fn gossip_overlay(scenario: &str, seed: u64, node_count: u32, link: LinkProfile) -> Result<Simulator<Gossip>, SimFailure> {
+pub fn gossip_overlay(
+    scenario: &str,
+    seed: u64,
+    node_count: u32,
+    link: LinkProfile,
+) -> Result<Simulator<Gossip>, SimFailure> {
     let mut sim = Simulator::new(scenario, seed, Network::new(link));
     let mut rng = SimRng::new(seed ^ 0x6055_1900);
     let mut config = GossipConfig::for_size(node_count as usize);
@@ -196,7 +201,8 @@ pub fn measure_broadcasts<P: BroadcastNode>(
     let live_count = live.len() as u32;
     let mut records: Vec<Record> = Vec::with_capacity(run.broadcasts as usize);
     let mut index_of: HashMap<MessageId, usize> = HashMap::new();
-    let payload_sent = |sim: &Simulator<P>| -> u64 { live.iter().filter_map(|&i| sim.process(i)).map(P::payload_frames_sent).sum() };
+    let payload_sent =
+        |sim: &Simulator<P>| -> u64 { live.iter().filter_map(|&i| sim.process(i)).map(P::payload_frames_sent).sum() };
     let start_payloads = payload_sent(sim);
     let warm_broadcasts = (run.broadcasts / 10).max(1);
     let mut steady_payloads = start_payloads;
@@ -230,7 +236,17 @@ pub fn measure_broadcasts<P: BroadcastNode>(
         sim.run_until(until_ms, &mut observer)?;
     }
     let end_payloads = payload_sent(sim);
-    Ok(summarize(protocol, run, live_count, &records, start_payloads, steady_payloads, steady_reached, end_payloads, sim))
+    Ok(summarize(
+        protocol,
+        run,
+        live_count,
+        &records,
+        start_payloads,
+        steady_payloads,
+        steady_reached,
+        end_payloads,
+        sim,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -262,7 +278,8 @@ fn summarize<P: Process>(
         delivery_ratio: reached_total as f64 / (broadcasts * f64::from(live_count)),
         full_delivery_share: full.len() as f64 / broadcasts,
         payload_per_node_per_broadcast: (end_payloads - start_payloads) as f64 / (broadcasts * f64::from(live_count)),
-        payload_per_node_per_broadcast_steady: steady_frames as f64 / (steady_broadcasts as f64 * f64::from(live_count)),
+        payload_per_node_per_broadcast_steady: steady_frames as f64
+            / (steady_broadcasts as f64 * f64::from(live_count)),
         ldh_max: records.iter().map(|r| r.ldh).max().unwrap_or(0),
         ldh_mean: records.iter().map(|r| f64::from(r.ldh)).sum::<f64>() / broadcasts,
         rmr_steady: steady_frames as f64 / steady_receivers as f64 - 1.0,
@@ -289,7 +306,13 @@ pub fn original_broadcasts(seed: u64, run: &BroadcastRun) -> Result<BroadcastRep
 
 /// The overlay splits in two halves for `split_ms`, heals, and after `settle_ms` every
 /// broadcast must again reach every node: the halves re-linked by themselves.
-pub fn gossip_split_and_heal(seed: u64, node_count: u32, split_ms: u64, settle_ms: u64, broadcasts: u32) -> Result<BroadcastReport, SimFailure> {
+pub fn gossip_split_and_heal(
+    seed: u64,
+    node_count: u32,
+    split_ms: u64,
+    settle_ms: u64,
+    broadcasts: u32,
+) -> Result<BroadcastReport, SimFailure> {
     let mut sim = gossip_overlay("gossip-split", seed, node_count, LinkProfile::default())?;
     let half = node_count / 2;
     sim.network.split(node_count, |i| u32::from(i >= half));
@@ -297,6 +320,13 @@ pub fn gossip_split_and_heal(seed: u64, node_count: u32, split_ms: u64, settle_m
     sim.run_until(heal_ms, &mut |_, _, _| Ok(()))?;
     sim.network.heal();
     sim.run_until(heal_ms + settle_ms, &mut |_, _, _| Ok(()))?;
-    let run = BroadcastRun { node_count, loss: 0.0, crash_fraction: 0.0, broadcasts, broadcast_spacing_ms: 200, payload_len: 32 };
+    let run = BroadcastRun {
+        node_count,
+        loss: 0.0,
+        crash_fraction: 0.0,
+        broadcasts,
+        broadcast_spacing_ms: 200,
+        payload_len: 32,
+    };
     measure_broadcasts(&mut sim, "bhsync", &run, seed)
 }

@@ -105,7 +105,8 @@ pub fn crash_detection(seed: u64, node_count: u32, loss: f64, limit_ms: u64) -> 
     };
     sim.crash(victim);
     let crash_ms = sim.now_ms();
-    let detected = run_until_true(&mut sim, 100, limit_ms, &mut observer, |sim| all_see(sim, victim, MemberState::Dead))?;
+    let detected =
+        run_until_true(&mut sim, 100, limit_ms, &mut observer, |sim| all_see(sim, victim, MemberState::Dead))?;
     let Some(detected_ms) = detected else {
         return Err(sim.failure(format!("crashed node {victim} not known dead by all within {limit_ms} ms")));
     };
@@ -124,9 +125,8 @@ pub fn lossy_run(seed: u64, node_count: u32, loss: f64, duration_ms: u64) -> Res
     let mut sim = swim_group("lossy", seed, node_count, LinkProfile::default().with_loss(loss));
     let mut counts = Accusations { false_deaths: 0, false_suspicions: 0 };
     let mut observer = |_: u64, _: u32, event: MembershipEvent| {
-        match event {
-            MembershipEvent::MemberDead(_) => counts.false_deaths += 1,
-            _ => {}
+        if let MembershipEvent::MemberDead(_) = event {
+            counts.false_deaths += 1;
         }
         Ok(())
     };
@@ -149,7 +149,12 @@ pub fn lossy_run(seed: u64, node_count: u32, loss: f64, duration_ms: u64) -> Res
 /// The group splits in two halves for `split_ms` (longer than the suspicion timeout,
 /// so each side buries the other), then heals; every node must see every other alive
 /// again within `limit_ms`. Checks that the minority-side detection fired.
-pub fn split_and_heal(seed: u64, node_count: u32, split_ms: u64, limit_ms: u64) -> Result<MembershipReport, SimFailure> {
+pub fn split_and_heal(
+    seed: u64,
+    node_count: u32,
+    split_ms: u64,
+    limit_ms: u64,
+) -> Result<MembershipReport, SimFailure> {
     let mut sim = swim_group("split", seed, node_count, LinkProfile::default());
     let mut partitions_detected = 0u64;
     let mut observer = |_: u64, _: u32, event: MembershipEvent| {
@@ -162,7 +167,9 @@ pub fn split_and_heal(seed: u64, node_count: u32, split_ms: u64, limit_ms: u64) 
     let half = node_count / 2;
     sim.network.split(node_count, |i| u32::from(i >= half));
     sim.run_until(3_000 + split_ms, &mut observer)?;
-    let buried = all_see(&sim, 0, MemberState::Dead) || (half..node_count).all(|i| sim.process(i).map_or(true, |s| s.state_of(&sim.id(0)) != Some(MemberState::Alive)));
+    let buried = all_see(&sim, 0, MemberState::Dead)
+        || (half..node_count)
+            .all(|i| sim.process(i).map_or(true, |s| s.state_of(&sim.id(0)) != Some(MemberState::Alive)));
     if !buried {
         return Err(sim.failure("the split did not last long enough for the sides to bury each other"));
     }
@@ -197,7 +204,8 @@ pub fn forged_deaths(seed: u64, node_count: u32) -> Result<MembershipReport, Sim
     // Make every victim refute a suspicion once, so it has an incarnation to be stale against.
     sim.run_until(2_000, &mut observer)?;
     for victim in 0..attacker {
-        let notice = Update { node: sim.id(victim), incarnation: 0, state: MemberState::Suspect, from: Some(sim.id(attacker)) };
+        let notice =
+            Update { node: sim.id(victim), incarnation: 0, state: MemberState::Suspect, from: Some(sim.id(attacker)) };
         let frame = Message::Ping { seq: 1, updates: vec![notice] }.to_bytes();
         sim.inject(attacker, victim, frame, 1);
     }
@@ -210,7 +218,8 @@ pub fn forged_deaths(seed: u64, node_count: u32) -> Result<MembershipReport, Sim
         if incarnation == 0 || target == victim {
             continue;
         }
-        let notice = Update { node: sim.id(victim), incarnation: incarnation - 1, state: MemberState::Dead, from: None };
+        let notice =
+            Update { node: sim.id(victim), incarnation: incarnation - 1, state: MemberState::Dead, from: None };
         let frame = Message::Ping { seq: 7, updates: vec![notice] }.to_bytes();
         sim.inject(attacker, target, frame, rng.below(1_000));
     }
@@ -219,7 +228,13 @@ pub fn forged_deaths(seed: u64, node_count: u32) -> Result<MembershipReport, Sim
     if stale == 0 {
         return Err(sim.failure("no forged notice was counted"));
     }
-    Ok(MembershipReport { node_count, simulated_ms: sim.now_ms(), stale_notices_ignored: stale, trace_hash: sim.trace_hash(), ..Default::default() })
+    Ok(MembershipReport {
+        node_count,
+        simulated_ms: sim.now_ms(),
+        stale_notices_ignored: stale,
+        trace_hash: sim.trace_hash(),
+        ..Default::default()
+    })
 }
 
 /// A third of the group crashes, stays down past the suspicion timeout and restarts
@@ -246,5 +261,11 @@ pub fn mass_restart(seed: u64, node_count: u32, down_ms: u64, limit_ms: u64) -> 
     let Some(merged_ms) = merged else {
         return Err(sim.failure(format!("restarted nodes still not alive to everyone {limit_ms} ms after the restart")));
     };
-    Ok(MembershipReport { node_count, simulated_ms: sim.now_ms(), convergence_ms: Some(merged_ms - restart_ms), trace_hash: sim.trace_hash(), ..Default::default() })
+    Ok(MembershipReport {
+        node_count,
+        simulated_ms: sim.now_ms(),
+        convergence_ms: Some(merged_ms - restart_ms),
+        trace_hash: sim.trace_hash(),
+        ..Default::default()
+    })
 }

@@ -130,7 +130,7 @@ impl<P: Process> Simulator<P> {
             scenario: scenario.to_owned(),
             seed,
             now_ms: 0,
-            rng: SimRng::new(seed ^ 0x5EED_0F_4E7),
+            rng: SimRng::new(seed ^ 0x0005_EED0_F4E7),
             network,
             slots: Vec::new(),
             index_of: HashMap::new(),
@@ -357,7 +357,8 @@ impl<P: Process> Simulator<P> {
                 let last = latencies_ms.len() - 1;
                 let mut bytes = Some(bytes);
                 for (i, latency_ms) in latencies_ms.into_iter().enumerate() {
-                    let copy = if i == last { bytes.take().unwrap_or_default() } else { bytes.clone().unwrap_or_default() };
+                    let copy =
+                        if i == last { bytes.take().unwrap_or_default() } else { bytes.clone().unwrap_or_default() };
                     self.schedule(self.now_ms + latency_ms, Action::Deliver { from, to, bytes: copy });
                 }
             }

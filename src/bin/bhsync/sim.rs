@@ -8,7 +8,8 @@ use bhsync::sim::gossip_scenarios::{self as broadcast, BroadcastRun};
 use bhsync::sim::membership_scenarios as membership;
 
 /// The scenarios, by the names failures print.
-const SCENARIOS: &[&str] = &["crash", "lossy", "split", "forged", "restart", "broadcast", "broadcast-original", "gossip-split"];
+const SCENARIOS: &[&str] =
+    &["crash", "lossy", "split", "forged", "restart", "broadcast", "broadcast-original", "gossip-split"];
 
 #[derive(clap::Args)]
 pub struct SimArgs {
@@ -26,7 +27,14 @@ pub struct SimArgs {
 pub fn run(args: &SimArgs) -> ExitCode {
     let seed = args.seed;
     let nodes = |default: u32| args.nodes.unwrap_or(default);
-    let run = |node_count: u32| BroadcastRun { node_count, loss: 0.01, crash_fraction: 0.1, broadcasts: 100, broadcast_spacing_ms: 100, payload_len: 32 };
+    let run = |node_count: u32| BroadcastRun {
+        node_count,
+        loss: 0.01,
+        crash_fraction: 0.1,
+        broadcasts: 100,
+        broadcast_spacing_ms: 100,
+        payload_len: 32,
+    };
     let outcome = match args.scenario.as_str() {
         "crash" => membership::crash_detection(seed, nodes(100), 0.01, 20_000).map(|r| format!("{r:?}")),
         "lossy" => membership::lossy_run(seed, nodes(40), 0.05, 20 * 60_000).map(|r| format!("{r:?}")),
@@ -35,7 +43,9 @@ pub fn run(args: &SimArgs) -> ExitCode {
         "restart" => membership::mass_restart(seed, nodes(45), 40_000, 30_000).map(|r| format!("{r:?}")),
         "broadcast" => broadcast::bhsync_broadcasts(seed, &run(nodes(120))).map(|r| format!("{r:?}")),
         "broadcast-original" => broadcast::original_broadcasts(seed, &run(nodes(120))).map(|r| format!("{r:?}")),
-        "gossip-split" => broadcast::gossip_split_and_heal(seed, nodes(80), 20_000, 30_000, 10).map(|r| format!("{r:?}")),
+        "gossip-split" => {
+            broadcast::gossip_split_and_heal(seed, nodes(80), 20_000, 30_000, 10).map(|r| format!("{r:?}"))
+        }
         other => {
             eprintln!("unknown scenario '{other}'; known: {}", SCENARIOS.join(", "));
             return ExitCode::from(2);
