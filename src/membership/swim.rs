@@ -160,6 +160,9 @@ pub struct Swim {
     next_reconnect_ms: u64,
     push_pull_cursor: usize,
     partition: PartitionDetector,
+    /// Set when a member changed state since the partition counts were last taken, so
+    /// they are recounted (O(members)) only after a change, not after every frame.
+    counts_stale: bool,
     outbox: VecDeque<(NodeId, Vec<u8>)>,
     events: VecDeque<MembershipEvent>,
     stats: SwimStats,
@@ -199,6 +202,7 @@ impl Swim {
             known: VecDeque::new(),
             push_pull_cursor: 0,
             partition: PartitionDetector::default(),
+            counts_stale: true,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             stats: SwimStats::default(),
@@ -714,6 +718,7 @@ impl Swim {
             .map(|(id, m)| (*id, m.state))
             .collect();
         for (id, state) in expired {
+            self.counts_stale = true;
             self.members.remove(&id);
             self.stats.members_reclaimed += 1;
             // Members that left on purpose are not retried; dead ones may come back.
@@ -725,7 +730,9 @@ impl Swim {
             }
         }
         let forget_ms = self.config.forget_after_ms;
+        let known_before = self.known.len();
         self.known.retain(|(_, since_ms, _)| now_ms < since_ms + forget_ms);
+        self.counts_stale |= self.known.len() != known_before;
     }
 
     /// Tries one dead or reclaimed member, the one not tried for longest.
@@ -809,6 +816,8 @@ impl Swim {
     }
 
     fn push_event(&mut self, event: MembershipEvent) {
+        // Every member state change raises an event: the partition counts may move.
+        self.counts_stale = true;
         if self.events.len() >= MAX_EVENTS {
             self.events.pop_front();
             self.stats.events_dropped += 1;
@@ -817,6 +826,10 @@ impl Swim {
     }
 
     fn refresh_partition(&mut self) {
+        if !self.counts_stale {
+            return;
+        }
+        self.counts_stale = false;
         let alive =
             self.members.values().filter(|m| m.state != MemberState::Dead && m.state != MemberState::Left).count();
         let dead = self.members.values().filter(|m| m.state == MemberState::Dead).count();
