@@ -52,3 +52,28 @@ fn after_a_mass_restart_no_node_stays_dead_to_another() {
     let report = ok(scenario::mass_restart(8, 45, 40_000, 30_000));
     println!("all alive again {} ms after the restart", report.convergence_ms.unwrap_or(0));
 }
+
+#[test]
+fn skewed_and_drifting_clocks_do_not_cause_false_deaths_and_crashes_are_still_found() {
+    use bhsync::membership::{MemberState, MembershipEvent};
+    use bhsync::sim::{ClockModel, LinkProfile};
+    let mut sim = scenario::swim_group("drift", 12, 40, LinkProfile::default().with_loss(0.01));
+    for index in 0..40u32 {
+        // Offsets up to ±2 s and rates up to ±500 ppm, far worse than quartz.
+        let clock = ClockModel { offset_ms: (i64::from(index) - 20) * 100, drift_ppm: (i64::from(index % 11) - 5) * 100 };
+        sim.set_clock(index, clock);
+    }
+    let victim = 7u32;
+    let victim_id = sim.id(victim);
+    let mut observer = |_: u64, _: u32, event: MembershipEvent| match event {
+        MembershipEvent::MemberDead(id) if id != victim_id => Err(format!("healthy {id:?} declared dead")),
+        _ => Ok(()),
+    };
+    ok(sim.run_until(60_000, &mut observer));
+    sim.crash(victim);
+    ok(sim.run_until(75_000, &mut observer));
+    for index in (0..40u32).filter(|&i| i != victim) {
+        let state = sim.process(index).and_then(|swim| swim.state_of(&victim_id));
+        assert!(matches!(state, Some(MemberState::Dead) | None), "node {index} sees the victim {state:?}");
+    }
+}
