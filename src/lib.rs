@@ -10,6 +10,9 @@
 //! - [`time`]: version vectors, Lamport and hybrid logical clocks, network time;
 //! - [`crdt`]: delta-state CRDTs and per-category conflict resolution;
 //! - [`reconcile`]: set reconciliation sessions (rateless IBLT, difference estimation);
+//! - [`membership`]: SWIM failure detection with Lifeguard, and partition detection;
+//! - [`gossip`]: HyParView partial views and Plumtree broadcast trees;
+//! - [`sim`]: the deterministic simulator that drives them with seeded faults;
 //! - [`engine`]: the thread-per-core runtime that drives the sans-IO core;
 //! - [`ffi`]: the stable C ABI declared in `include/bhsync.h`.
 //!
@@ -21,8 +24,11 @@
 
 pub mod crdt;
 pub mod engine;
+pub mod membership;
 pub mod ffi;
+pub mod gossip;
 pub mod reconcile;
+pub mod sim;
 pub mod state;
 pub mod time;
 
