@@ -52,3 +52,34 @@ fn split_overlay_re_links_after_the_heal() {
     println!("{report:?}");
     assert_eq!(report.full_delivery_share, 1.0);
 }
+
+#[test]
+fn an_ihave_flood_is_rate_limited_counted_and_cannot_grow_memory_or_grafts() {
+    use bhsync::gossip::plumtree::Plumtree;
+    use bhsync::gossip::{GossipConfig, GossipMessage, MessageId};
+    use bhsync::state::NodeId;
+    let config = GossipConfig::default();
+    let rate = config.ihave_rate_per_s as u64;
+    let mut tree = Plumtree::new(config, NodeId([1; 32]));
+    let flooder = NodeId([9; 32]);
+    tree.neighbor_up(flooder);
+    tree.handle(0, flooder, GossipMessage::Prune, &mut Vec::new()); // The flooder is a lazy peer.
+    let mut out = Vec::new();
+    let mut announced = 0u64;
+    for batch in 0..200u64 {
+        let entries = (0..1_000u64).map(|i| {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&(batch * 1_000 + i).to_le_bytes());
+            (MessageId(id), 1)
+        });
+        announced += 1_000;
+        tree.handle(batch, flooder, GossipMessage::IHave { entries: entries.collect() }, &mut out);
+    }
+    // 200,000 announcements within 200 ms: only one second's budget is taken, the rest counted.
+    assert_eq!(tree.stats().ihave_rate_limited, announced - rate);
+    for now in (0..60_000).step_by(100) {
+        tree.handle_timeout(now, &mut out);
+    }
+    let grafts: usize = out.iter().filter_map(|(_, m)| if let GossipMessage::Graft { ids } = m { Some(ids.len()) } else { None }).sum();
+    assert!(grafts as u64 <= rate * 8, "grafts bounded by accepted announcements times attempts: {grafts}");
+}
