@@ -3,29 +3,19 @@
 //! Which compressor pays for reconciliation's entry batches (issue 3): lz4 (lz4_flex,
 //! pure Rust) against zstd levels 1 and 3, in the same run, on three kinds of batch: text
 //! values (the demo's), JSON-like records, and random bytes (hashes, ciphertext). Each
-//! batch is one `Items` frame of about 64 KiB encoded as the protocol encodes it. Reports
+//! batch is the body of one `Items` frame, about 64 KiB, as the protocol lays it out. Reports
 //! the compression ratio and compress + decompress throughput. Run by `cargo test` as a
 //! smoke test on one batch per corpus.
 
 use std::time::Instant;
 
-use bhsync::reconcile::message::Message;
+use bhsync::reconcile::message;
+use bhsync::sim::rng::SimRng as Rng;
 use bhsync::state::{Entry, NodeId, Version};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 fn entry(rng: &mut Rng, key: String, value: Vec<u8>) -> Entry {
-    let hlc = 1_700_000_000_000u64 << 16 | (rng.next() & 0xffff);
-    let version = Version { hlc, origin: NodeId([(rng.next() % 5) as u8; 32]), counter: rng.next() % 100_000, tombstone: false };
+    let hlc = 1_700_000_000_000u64 << 16 | (rng.next_u64() & 0xffff);
+    let version = Version { hlc, origin: NodeId([(rng.next_u64() % 5) as u8; 32]), counter: rng.next_u64() % 100_000, tombstone: false };
     Entry { key: key.into_bytes(), value, version }
 }
 
@@ -36,21 +26,21 @@ fn corpus(kind: &str, rng: &mut Rng) -> Vec<u8> {
     while size < 64 * 1024 {
         let e = match kind {
             "text" => {
-                let replica = rng.next() % 5;
+                let replica = rng.next_u64() % 5;
                 entry(rng, format!("r{replica}-{n}"), format!("value {n} from replica {replica}").into_bytes())
             }
             "json" => {
-                let id = rng.next() % 1_000_000;
+                let id = rng.next_u64() % 1_000_000;
                 let (age, role, active, score, cents) =
-                    (18 + rng.next() % 60, ["writer", "admin", "auditor"][(rng.next() % 3) as usize], rng.next() % 2 == 0, rng.next() % 1000, rng.next() % 100);
+                    (18 + rng.next_u64() % 60, ["writer", "admin", "auditor"][(rng.next_u64() % 3) as usize], rng.next_u64() % 2 == 0, rng.next_u64() % 1000, rng.next_u64() % 100);
                 let value = format!(
                     r#"{{"id":{id},"name":"user-{id}","email":"user{id}@example.org","age":{age},"roles":["reader","{role}"],"active":{active},"score":{score}.{cents}}}"#
                 );
                 entry(rng, format!("users/{id}"), value.into_bytes())
             }
             _ => {
-                let value: Vec<u8> = (0..100).map(|_| rng.next() as u8).collect();
-                let key: Vec<u8> = (0..32).map(|_| rng.next() as u8).collect();
+                let value: Vec<u8> = (0..100).map(|_| rng.next_u64() as u8).collect();
+                let key: Vec<u8> = (0..32).map(|_| rng.next_u64() as u8).collect();
                 let base = entry(rng, String::new(), value);
                 Entry { key, ..base }
             }
@@ -59,9 +49,8 @@ fn corpus(kind: &str, rng: &mut Rng) -> Vec<u8> {
         entries.push(e);
         n += 1;
     }
-    let mut frame = Vec::new();
-    Message::Items { part: 0, entries }.encode(1, 1, &mut frame);
-    frame
+    // The body as the protocol lays it out before compressing it.
+    message::encode_entries(&entries)
 }
 
 fn measure(name: &str, data: &[u8], rounds: usize, compress: impl Fn(&[u8]) -> Vec<u8>, decompress: impl Fn(&[u8], usize) -> Vec<u8>) -> (String, f64, f64) {
@@ -80,7 +69,7 @@ fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
     let json = std::env::args().any(|a| a == "--json");
     let rounds = if benching { 200 } else { 2 };
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     if !json {
         println!("{:<8} {:<8} {:>8} {:>14}", "corpus", "codec", "ratio", "MB/s (c+d)");
     }

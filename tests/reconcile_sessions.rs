@@ -5,23 +5,8 @@
 use bhsync::reconcile::message::{self, Message};
 use bhsync::reconcile::session::Outcome;
 use bhsync::reconcile::{Initiator, Responder, SessionConfig, SessionError, ShortId};
+use bhsync::sim::rng::SimRng as Rng;
 use bhsync::state::{CategorySpec, CategoryState, Digest, Entry, NodeId, Version};
-
-/// A seeded generator (xorshift64*), so every run of a seed is identical.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn chance(&mut self, probability: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= probability
-    }
-}
 
 /// One direction of a link: frames arrive after 1–20 ms, may be lost or duplicated.
 struct Link {
@@ -36,9 +21,9 @@ impl Link {
             return;
         }
         if rng.chance(self.duplication) {
-            self.in_flight.push((now + 1 + rng.next() % 20, frame.clone()));
+            self.in_flight.push((now + 1 + rng.next_u64() % 20, frame.clone()));
         }
-        self.in_flight.push((now + 1 + rng.next() % 20, frame));
+        self.in_flight.push((now + 1 + rng.next_u64() % 20, frame));
     }
 
     fn due(&mut self, now: u64) -> Vec<Vec<u8>> {
@@ -95,7 +80,7 @@ struct Run {
 }
 
 fn run(a: &mut CategoryState, b: &mut CategoryState, seed: u64, loss: f64, duplication: f64, config: SessionConfig) -> Run {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::new(seed);
     let (mut to_b, mut to_a) = (Link { in_flight: vec![], loss, duplication }, Link { in_flight: vec![], loss, duplication });
     let mut now = 0;
     let mut initiator = Initiator::new(config.clone(), 42, a, now).unwrap();

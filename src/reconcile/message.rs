@@ -266,10 +266,7 @@ impl Message<'_> {
             }
             Message::Items { part, entries } => {
                 put_varint(out, *part as u64);
-                let mut raw = Vec::with_capacity(entries.iter().map(entry_wire_len).sum::<usize>() + 10);
-                put_varint(&mut raw, entries.len() as u64);
-                entries.iter().for_each(|entry| put_entry(&mut raw, entry));
-                put_compressed(out, &raw);
+                put_compressed(out, &encode_entries(entries));
             }
             Message::Abort { code, detail } => {
                 out.push(*code);
@@ -281,6 +278,14 @@ impl Message<'_> {
             }
         }
     }
+}
+
+/// The uncompressed body of an `Items` frame: the entry count, then each entry.
+pub fn encode_entries(entries: &[Entry]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(entries.iter().map(entry_wire_len).sum::<usize>() + 10);
+    put_varint(&mut raw, entries.len() as u64);
+    entries.iter().for_each(|entry| put_entry(&mut raw, entry));
+    raw
 }
 
 /// Bytes an entry takes in an `Items` frame (an upper bound).

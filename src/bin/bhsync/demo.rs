@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use bhsync::reconcile::SessionConfig;
+use bhsync::sim::rng::SimRng;
 use bhsync::state::{NodeId, Replica};
 
 /// Options of `bhsync demo`.
@@ -27,18 +28,6 @@ pub struct DemoArgs {
 
 const CATEGORIES: [&str; 3] = ["users", "settings", "audit"];
 
-/// A small deterministic generator (xorshift64*), so a seed replays the same demo.
-struct Generator(u64);
-
-impl Generator {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 fn node_id(index: u32) -> NodeId {
     let mut id = [0u8; 32];
     id[..4].copy_from_slice(&index.to_be_bytes());
@@ -48,11 +37,11 @@ fn node_id(index: u32) -> NodeId {
 /// Each replica writes its own keys, some shared keys (concurrent writes that
 /// last-writer-wins must settle identically everywhere) and a few deletions.
 fn write_data(replica: &mut Replica, index: u32, args: &DemoArgs, clock: &mut u64) -> Result<(), String> {
-    let mut generator = Generator(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64 + 1));
+    let mut generator = SimRng::new(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64 + 1));
     for n in 0..args.entries {
-        let category = CATEGORIES[(generator.next() % 3) as usize];
-        let shared = generator.next() % 10 == 0;
-        let key = if shared { format!("shared-{}", generator.next() % 1000) } else { format!("r{index}-{n}") };
+        let category = CATEGORIES[(generator.next_u64() % 3) as usize];
+        let shared = generator.next_u64() % 10 == 0;
+        let key = if shared { format!("shared-{}", generator.next_u64() % 1000) } else { format!("r{index}-{n}") };
         let value = format!("value {n} from replica {index}");
         *clock += 1;
         replica.put(category, key.as_bytes(), value.as_bytes(), *clock).map_err(|e| e.to_string())?;
