@@ -1,5 +1,18 @@
-//! The engine: the runtime that drives the sans-IO core with real threads (and, later,
-//! real sockets and io_uring). For now it holds the shard runner, which applies work to
-//! each shard of a category on its own pinned thread.
+//! The engine: the runtime that drives the sans-IO node core with real threads, real
+//! sockets and io_uring (DESIGN.md §2).
+//!
+//! - [`io`]: the IO backends (io_uring, mio) behind one interface, with the fallback;
+//! - [`driver`]: the control shard's loop, which runs a [`crate::node::NodeCore`] over
+//!   authenticated sessions;
+//! - [`commands`]: the queues between host threads and the engine;
+//! - [`shard_runner`]: per-shard work on pinned threads (hashing and diffing);
+//! - [`metrics`]: the engine's counters.
 
+pub mod commands;
+pub mod driver;
+pub mod io;
+pub mod metrics;
+pub mod peer_link;
 pub mod shard_runner;
+
+pub use shard_runner::pin_to_core;

@@ -9,7 +9,7 @@ use crate::state::{CategoryState, PreparedLeaf, Shard};
 
 /// Pins the calling thread to core `index` (modulo the cores available). Pinning is a
 /// placement hint: where the platform refuses it, work still runs unpinned.
-fn pin_to_core(index: usize) {
+pub fn pin_to_core(index: usize) {
     if let Some(cores) = core_affinity::get_core_ids() {
         if !cores.is_empty() {
             core_affinity::set_for_current(cores[index % cores.len()]);

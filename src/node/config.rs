@@ -1,0 +1,109 @@
+//! The configuration of a running node: where it listens, who it dials, which IO
+//! backend and how many shards it uses, its identity, its limits and its categories.
+//!
+//! Every field has a default that runs a single node on an ephemeral loopback port, so a
+//! test or an embedding host only sets what it cares about.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::engine::io::BackendChoice;
+use crate::state::{CategorySpec, NodeId};
+
+/// How a node is configured. Build one with [`NodeConfig::default`] and set fields.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The TCP address to listen on (port 0: any free port; see `Node::local_addr`).
+    pub listen: SocketAddr,
+    /// The data directory (identity key, log, snapshots). `None`: in memory only, with a
+    /// fresh identity each start.
+    pub data_dir: Option<PathBuf>,
+    /// Where the identity key lives; default `data_dir/identity.key`.
+    pub identity_file: Option<PathBuf>,
+    /// A fixed identity secret (tests and simulations); overrides `identity_file`.
+    pub identity_secret: Option<[u8; 32]>,
+    /// Peers dialled at start and re-dialled with backoff whenever their link drops.
+    pub peers: Vec<SocketAddr>,
+    /// When set, only these node ids may connect (both directions).
+    pub allowlist: Option<Vec<NodeId>>,
+    /// Shards: one pinned thread each. Shard 0 also runs the control role (network,
+    /// gossip fan-out, anti-entropy, time).
+    pub shards: usize,
+    /// Which cores the shards are pinned to, in shard order (default: 0, 1, 2, …).
+    pub cores: Option<Vec<usize>>,
+    /// io_uring, mio, or io_uring with a fallback to mio (the default).
+    pub io_backend: BackendChoice,
+    /// Encrypt frames after the handshake (the default). Both ends must agree to turn it
+    /// off; authentication by the handshake happens either way.
+    pub encryption: bool,
+    /// The categories this node holds, by name.
+    pub categories: Vec<(String, CategorySpec)>,
+    /// Rate limits, peer count and memory bounds.
+    pub limits: Limits,
+    /// Anti-entropy with every peer at this interval (with jitter).
+    pub anti_entropy_interval: Duration,
+    /// Re-dialling a lost peer: first delay; doubled per failure up to `redial_max`.
+    pub redial_initial: Duration,
+    /// The longest delay between two dials of one peer.
+    pub redial_max: Duration,
+}
+
+/// The bounds a node enforces on each peer and on itself.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Peers connected at once at most; further connections are refused.
+    pub max_peers: usize,
+    /// The largest frame accepted or sent, in bytes.
+    pub max_frame_len: usize,
+    /// Sustained bytes per second accepted from one peer (a token bucket).
+    pub peer_bytes_per_s: u64,
+    /// Burst of bytes accepted from one peer above the sustained rate.
+    pub peer_bytes_burst: u64,
+    /// Sustained frames per second accepted from one peer.
+    pub peer_frames_per_s: u64,
+    /// Handshakes per second accepted from one source address.
+    pub handshakes_per_s: u64,
+    /// A connection that has not finished its handshake after this long is closed
+    /// (slowloris).
+    pub handshake_timeout: Duration,
+    /// Bytes queued towards one peer at most; a peer that does not read is disconnected.
+    pub max_send_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_peers: 64,
+            max_frame_len: 4 << 20,
+            peer_bytes_per_s: 256 << 20,
+            peer_bytes_burst: 64 << 20,
+            peer_frames_per_s: 100_000,
+            handshakes_per_s: 20,
+            handshake_timeout: Duration::from_secs(5),
+            max_send_queue: 64 << 20,
+        }
+    }
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: None,
+            identity_file: None,
+            identity_secret: None,
+            peers: Vec::new(),
+            allowlist: None,
+            shards: 1,
+            cores: None,
+            io_backend: BackendChoice::Auto,
+            encryption: true,
+            categories: vec![("default".to_string(), CategorySpec::default())],
+            limits: Limits::default(),
+            anti_entropy_interval: Duration::from_secs(2),
+            redial_initial: Duration::from_millis(100),
+            redial_max: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The public handle of a running node: `Node::open(config)`, then put, get, delete,
+//! counters, sync with a peer, state hash, events, close.
+//!
+//! A `Node` is a thin, thread-safe front for the engine: every call becomes a command
+//! run on the control shard's thread (so the protocol state has one owner and needs no
+//! lock), and the caller waits for its answer. Calls may come from any thread.
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::config::NodeConfig;
+use super::error::NodeError;
+use super::{CoreConfig, NodeCore, NodeEvent, SyncResult};
+use crate::engine::commands::{CommandQueue, EventQueue};
+use crate::engine::driver::{Driver, DriverParts};
+use crate::engine::io::{open_backend, IoConfig, IoStats, Waker};
+use crate::engine::metrics::EngineMetrics;
+use crate::state::{Digest, NodeId, Version};
+use crate::wire::{Identity, WireConfig};
+
+/// A running node. Dropping it closes it.
+pub struct Node {
+    id: NodeId,
+    local_addr: SocketAddr,
+    commands: Arc<CommandQueue>,
+    events: Arc<EventQueue>,
+    waker: Waker,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A snapshot of a node's figures.
+#[derive(Clone, Debug)]
+pub struct NodeMetrics {
+    /// The network layer's counters, including bad input by kind.
+    pub engine: EngineMetrics,
+    /// The IO backend in use and its figures.
+    pub io: IoStats,
+    /// The protocol core's counters.
+    pub core: super::CoreStats,
+    /// Connected peers.
+    pub peers: Vec<NodeId>,
+}
+
+impl Node {
+    /// Opens a node: loads or creates its identity, binds its listening socket, starts
+    /// its engine and dials its configured peers.
+    pub fn open(config: NodeConfig) -> Result<Node, NodeError> {
+        let identity = load_identity(&config)?;
+        let id = identity.node_id();
+        let now = wall_clock_ms();
+        let seed = seed_from(&id, now);
+        let core = NodeCore::new(CoreConfig::from_node_config(&config), id, crate::sim::SimRng::new(seed), now)?;
+        let io = IoConfig { choice: config.io_backend, max_send_queue_bytes: config.limits.max_send_queue, ..IoConfig::default() };
+        let mut backend = open_backend(&io).map_err(|error| NodeError::Io(format!("opening the IO backend: {error}")))?;
+        let local_addr = backend.listen(config.listen).map_err(|error| {
+            NodeError::Io(format!("cannot listen on {}: {error}; choose a free address or port 0", config.listen))
+        })?;
+        let waker = backend.waker();
+        let wire = WireConfig::from_node_config(&config, local_addr.port());
+        let commands = Arc::new(CommandQueue::default());
+        let events = Arc::new(EventQueue::default());
+        let core_index = config.cores.as_ref().and_then(|cores| cores.first().copied()).unwrap_or(0);
+        let parts = DriverParts { backend, core, identity, wire, config, commands: commands.clone(), events: events.clone(), seed };
+        let thread = std::thread::Builder::new()
+            .name("bhsync-shard-0".into())
+            .spawn(move || {
+                crate::engine::pin_to_core(core_index);
+                Driver::new(parts).run();
+            })
+            .map_err(|error| NodeError::Io(format!("cannot start the engine thread: {error}")))?;
+        Ok(Node { id, local_addr, commands, events, waker, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// This node's id: its public key.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The address the node listens on (with the port chosen when the configuration said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Dials a peer now and keeps re-dialling it whenever the link drops.
+    pub fn connect(&self, addr: SocketAddr) -> Result<(), NodeError> {
+        self.call(move |driver| driver.add_peer(addr))
+    }
+
+    /// Writes `value` under `key`; returns the version it was stamped with.
+    pub fn put(&self, category: &str, key: &[u8], value: &[u8]) -> Result<Version, NodeError> {
+        let (category, key, value) = (category.to_owned(), key.to_vec(), value.to_vec());
+        self.call(move |driver| {
+            let now = driver.now_ms();
+            driver.core.put(now, &category, &key, &value)
+        })?
+    }
+
+    /// Reads the live value of `key` (`None` when absent or deleted).
+    pub fn get(&self, category: &str, key: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
+        let (category, key) = (category.to_owned(), key.to_vec());
+        self.call(move |driver| driver.core.get(&category, &key).map(|entry| entry.value.to_vec()))
+    }
+
+    /// Deletes `key`; returns whether a live value was there.
+    pub fn delete(&self, category: &str, key: &[u8]) -> Result<bool, NodeError> {
+        let (category, key) = (category.to_owned(), key.to_vec());
+        self.call(move |driver| {
+            let now = driver.now_ms();
+            driver.core.delete(now, &category, &key)
+        })?
+    }
+
+    /// Adds `delta` to the counter under `key` (a CRDT category); returns the new value.
+    pub fn counter_add(&self, category: &str, key: &[u8], delta: i64) -> Result<i64, NodeError> {
+        let (category, key) = (category.to_owned(), key.to_vec());
+        self.call(move |driver| {
+            let now = driver.now_ms();
+            driver.core.counter_add(now, &category, &key, delta)
+        })?
+    }
+
+    /// Reads the counter under `key`.
+    pub fn counter_get(&self, category: &str, key: &[u8]) -> Result<i64, NodeError> {
+        let (category, key) = (category.to_owned(), key.to_vec());
+        self.call(move |driver| driver.core.counter_get(&category, &key))?
+    }
+
+    /// The hash of every category root: equal on two nodes exactly when they hold the
+    /// same state.
+    pub fn state_hash(&self) -> Result<Digest, NodeError> {
+        self.call(|driver| driver.core.state_hash())
+    }
+
+    /// The root of one category.
+    pub fn category_root(&self, category: &str) -> Result<Digest, NodeError> {
+        let category = category.to_owned();
+        self.call(move |driver| driver.core.category_root(&category))?
+            .ok_or_else(|| NodeError::UnknownCategory(String::new()))
+    }
+
+    /// Runs anti-entropy with `peer` (or with every connected peer) now and waits until
+    /// it finishes or `timeout` passes. Returns one result per peer.
+    pub fn sync(&self, peer: Option<NodeId>, timeout: Duration) -> Result<Vec<SyncResult>, NodeError> {
+        let (sender, receiver) = mpsc::channel();
+        let expected = self.call(move |driver| {
+            let done = move |result: SyncResult| {
+                let _ = sender.send(result);
+            };
+            driver.start_sync(peer, done)
+        })?;
+        let deadline = std::time::Instant::now() + timeout;
+        let mut results = Vec::with_capacity(expected);
+        while results.len() < expected {
+            let left = deadline.checked_duration_since(std::time::Instant::now()).ok_or(NodeError::Timeout)?;
+            results.push(receiver.recv_timeout(left).map_err(|_| NodeError::Timeout)?);
+        }
+        Ok(results)
+    }
+
+    /// Cuts the links to `peers` at the transport and refuses them until the next call:
+    /// a partition, for tests and the demo. An empty list heals it.
+    pub fn partition(&self, peers: Vec<NodeId>) -> Result<(), NodeError> {
+        self.call(move |driver| driver.set_blocked(peers.into_iter().collect()))
+    }
+
+    /// The peers connected now.
+    pub fn peers(&self) -> Result<Vec<NodeId>, NodeError> {
+        self.call(|driver| driver.connected_peers())
+    }
+
+    /// Waits up to `timeout` for the next event.
+    pub fn poll_event(&self, timeout: Duration) -> Option<NodeEvent> {
+        self.events.pop(timeout)
+    }
+
+    /// The node's figures.
+    pub fn metrics(&self) -> Result<NodeMetrics, NodeError> {
+        self.call(|driver| NodeMetrics {
+            engine: driver.metrics.clone(),
+            io: driver.backend_stats(),
+            core: driver.core.stats(),
+            peers: driver.connected_peers(),
+        })
+    }
+
+    /// Runs `f` on the engine thread and returns its result: the one way into the
+    /// protocol state (advanced users and the C ABI use it for what has no method).
+    pub fn call<R, F>(&self, f: F) -> Result<R, NodeError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Driver) -> R + Send + 'static,
+    {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let command = Box::new(move |driver: &mut Driver| {
+            let _ = sender.send(f(driver));
+        });
+        self.commands.push(command).map_err(|_| NodeError::Busy)?;
+        self.waker.wake();
+        receiver.recv().map_err(|_| NodeError::Closed)
+    }
+
+    /// Closes the node: says goodbye to its peers and stops its engine. Idempotent.
+    pub fn close(&self) -> Result<(), NodeError> {
+        let handle = self.thread.lock().map_err(|_| NodeError::Closed)?.take();
+        let Some(handle) = handle else { return Ok(()) };
+        let _ = self.call(|driver| driver.stopping = true);
+        handle.join().map_err(|_| NodeError::Internal("the engine thread panicked".into()))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn load_identity(config: &NodeConfig) -> Result<Identity, NodeError> {
+    if let Some(secret) = config.identity_secret {
+        return Ok(Identity::from_secret(secret));
+    }
+    let path = config.identity_file.clone().or_else(|| config.data_dir.as_ref().map(|dir| dir.join("identity.key")));
+    match path {
+        Some(path) => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|error| NodeError::Io(format!("cannot create {}: {error}", parent.display())))?;
+            }
+            Identity::load_or_generate(&path).map_err(|error| NodeError::Identity(error.to_string()))
+        }
+        None => Identity::generate().map_err(|error| NodeError::Identity(error.to_string())),
+    }
+}
+
+fn wall_clock_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// The engine's generator only drives jitter and tie-breaks; it is seeded from the node
+/// id and the start time so that two nodes never share a sequence.
+fn seed_from(id: &NodeId, now: u64) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(id.as_bytes());
+    hasher.update(&now.to_le_bytes());
+    hasher.update(&std::process::id().to_le_bytes());
+    let digest = hasher.finalize();
+    u64::from_le_bytes(digest.as_bytes()[..8].try_into().unwrap_or([0; 8]))
+}
