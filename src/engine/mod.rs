@@ -2,4 +2,5 @@
 //! real sockets and io_uring). For now it holds the shard runner, which applies work to
 //! each shard of a category on its own pinned thread.
 
+pub mod io;
 pub mod shard_runner;
