@@ -292,14 +292,17 @@ fn waker_from_another_thread(choice: BackendChoice) {
     }
     assert!(start.elapsed() >= Duration::from_millis(40), "{}: woke before the wake", h.name());
     thread.join().expect("waker thread");
-    // Two wakes before a poll coalesce into at most one event each poll, and then quiet.
+    // Wakes may coalesce, never multiply: two wakes give one or two events, then quiet.
     h.seen.clear();
     h.backend.waker().wake();
     h.backend.waker().wake();
     h.poll(Some(Duration::from_millis(200)));
     h.poll(Some(Duration::from_millis(50)));
     let wakes = h.seen.iter().filter(|s| matches!(s, Seen::Wake)).count();
-    assert_eq!(wakes, 1, "{}: wakes coalesce; saw {:?}", h.name(), h.seen);
+    assert!((1..=2).contains(&wakes), "{}: two wakes, {wakes} events: {:?}", h.name(), h.seen);
+    h.seen.clear();
+    h.poll(Some(Duration::from_millis(50)));
+    assert!(h.seen.is_empty(), "{}: no wake, no event: {:?}", h.name(), h.seen);
 }
 
 fn timeout_returns_in_time(choice: BackendChoice) {
