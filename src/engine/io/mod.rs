@@ -85,6 +85,9 @@ pub struct IoConfig {
     /// Connections (incoming and outgoing) open at once; beyond, accepts are closed at once
     /// and `connect` fails.
     pub max_connections: usize,
+    /// io_uring: bytes of send buffers to register with the ring (pinned memory, counted
+    /// against RLIMIT_MEMLOCK; the backend takes at most a quarter of the limit). 0: none.
+    pub registered_send_bytes: usize,
     /// Testing aid: makes io_uring setup fail with this errno, as a seccomp filter or an old
     /// kernel would, so the fallback rule can be shown. `None` in production.
     pub simulated_uring_setup_errno: Option<i32>,
@@ -99,6 +102,7 @@ impl Default for IoConfig {
             recv_buffers: 256,
             max_send_queue_bytes: 4 * 1024 * 1024,
             max_connections: 1024,
+            registered_send_bytes: 1024 * 1024,
             simulated_uring_setup_errno: None,
         }
     }
@@ -181,6 +185,8 @@ pub struct RingFeatures {
     pub multishot_recv: bool,
     /// A provided-buffer ring (`IORING_REGISTER_PBUF_RING`) is registered.
     pub provided_buffers: bool,
+    /// `IORING_OP_SEND_ZC` is available (large sends from registered buffers use it).
+    pub send_zc: bool,
     /// Send buffers registered with `IORING_REGISTER_BUFFERS` (bytes; 0 when none).
     pub registered_buffer_bytes: usize,
 }
@@ -198,6 +204,8 @@ pub struct IoStats {
     pub submissions: u64,
     /// Calls into the kernel to submit or wait (`io_uring_enter` / `epoll_wait`).
     pub syscalls: u64,
+    /// Sends that went out with `SEND_ZC` from a registered buffer (io_uring).
+    pub zero_copy_sends: u64,
     /// Bytes received.
     pub bytes_in: u64,
     /// Bytes sent.

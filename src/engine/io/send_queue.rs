@@ -5,7 +5,8 @@
 //! writes from memory it owns. A chunk's heap block never moves while it is queued, which is
 //! what the io_uring backend needs: the kernel holds a pointer into the front chunk until the
 //! send's completion arrives. The pool grows to the high-water mark of bytes queued and then
-//! recycles, so the steady state allocates nothing.
+//! recycles, so the steady state allocates nothing. The io_uring backend registers its first
+//! chunks with the ring (`IORING_REGISTER_BUFFERS`); those remember their index.
 
 use std::collections::VecDeque;
 
@@ -22,11 +23,18 @@ pub(crate) struct SendChunk {
     buf: Box<[u8]>,
     filled: usize,
     sent: usize,
+    /// The chunk's index among the ring's registered buffers, if it is one of them.
+    pub(crate) registered: Option<u16>,
 }
 
 impl SendChunk {
-    fn new() -> SendChunk {
-        SendChunk { buf: vec![0u8; SEND_CHUNK_LEN].into_boxed_slice(), filled: 0, sent: 0 }
+    pub(crate) fn new(registered: Option<u16>) -> SendChunk {
+        SendChunk { buf: vec![0u8; SEND_CHUNK_LEN].into_boxed_slice(), filled: 0, sent: 0, registered }
+    }
+
+    /// The chunk's memory, for registering it with the ring. The heap block never moves.
+    pub(crate) fn iovec(&mut self) -> libc::iovec {
+        libc::iovec { iov_base: self.buf.as_mut_ptr().cast(), iov_len: self.buf.len() }
     }
 
     /// The bytes filled and not yet sent.
@@ -46,18 +54,24 @@ pub(crate) struct SendPool {
 
 impl SendPool {
     pub(crate) fn new() -> SendPool {
-        SendPool { free: Vec::with_capacity(POOL_FREE_MAX) }
+        SendPool::with_chunks(Vec::new())
+    }
+
+    /// A pool that starts with `chunks` (the registered ones, which it never frees).
+    pub(crate) fn with_chunks(mut chunks: Vec<SendChunk>) -> SendPool {
+        chunks.reserve(POOL_FREE_MAX);
+        SendPool { free: chunks }
     }
 
     fn take(&mut self) -> SendChunk {
         // Allocation happens only when the pool is empty: growth to the high-water mark (cold).
-        self.free.pop().unwrap_or_else(SendChunk::new)
+        self.free.pop().unwrap_or_else(|| SendChunk::new(None))
     }
 
     pub(crate) fn give(&mut self, mut chunk: SendChunk) {
         chunk.filled = 0;
         chunk.sent = 0;
-        if self.free.len() < POOL_FREE_MAX {
+        if chunk.registered.is_some() || self.free.len() < POOL_FREE_MAX {
             self.free.push(chunk);
         }
     }

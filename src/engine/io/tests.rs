@@ -20,6 +20,15 @@ enum Seen {
     Wake,
 }
 
+/// A backend to run the suite against: mio, io_uring with every feature the probe finds, and
+/// io_uring restricted to the single-shot operations of kernels before 5.19.
+#[derive(Copy, Clone, Debug)]
+enum Flavor {
+    Mio,
+    IoUring,
+    IoUringSingleShot,
+}
+
 const LIMIT: Duration = Duration::from_secs(10);
 
 struct Harness {
@@ -28,12 +37,20 @@ struct Harness {
 }
 
 impl Harness {
-    fn open(choice: BackendChoice) -> Harness {
-        Harness::with_config(IoConfig { choice, ..IoConfig::default() })
+    fn open(flavor: Flavor) -> Harness {
+        Harness::with_config(flavor, IoConfig::default())
     }
 
-    fn with_config(config: IoConfig) -> Harness {
-        let backend = open_backend(&config).unwrap_or_else(|e| panic!("open {:?}: {e}", config.choice));
+    fn with_config(flavor: Flavor, config: IoConfig) -> Harness {
+        let opened: io::Result<Box<dyn Backend>> = match flavor {
+            Flavor::Mio => open_backend(&IoConfig { choice: BackendChoice::Mio, ..config }),
+            Flavor::IoUring => open_backend(&IoConfig { choice: BackendChoice::IoUring, ..config }),
+            Flavor::IoUringSingleShot => {
+                let basic = uring::ProbeReport { basic_ops: true, ..uring::ProbeReport::default() };
+                uring::UringBackend::with_features(&config, basic).map(|b| Box::new(b) as Box<dyn Backend>)
+            }
+        };
+        let backend = opened.unwrap_or_else(|e| panic!("open {flavor:?}: {e}"));
         Harness { backend, seen: Vec::new() }
     }
 
@@ -125,8 +142,8 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
-fn echo_over_loopback(choice: BackendChoice) {
-    let mut h = Harness::open(choice);
+fn echo_over_loopback(flavor: Flavor) {
+    let mut h = Harness::open(flavor);
     let addr = h.backend.listen(loopback()).expect("listen");
     assert_ne!(addr.port(), 0, "the bound port is returned");
     let (client, server) = h.pair(addr);
@@ -143,8 +160,8 @@ fn echo_over_loopback(choice: BackendChoice) {
     assert_eq!(stats.connections_open, 2);
 }
 
-fn megabyte_both_directions(choice: BackendChoice) {
-    let mut h = Harness::open(choice);
+fn megabyte_both_directions(flavor: Flavor) {
+    let mut h = Harness::open(flavor);
     let addr = h.backend.listen(loopback()).expect("listen");
     let (client, server) = h.pair(addr);
     let up = pattern(1 << 20, 1);
@@ -159,10 +176,14 @@ fn megabyte_both_directions(choice: BackendChoice) {
     }
     assert!(h.received(server) == up, "{}: upstream bytes differ", h.name());
     assert!(h.received(client) == down, "{}: downstream bytes differ", h.name());
+    let stats = h.backend.stats();
+    if stats.features.registered_buffer_bytes > 0 {
+        assert!(stats.zero_copy_sends > 0, "{}: large sends use the registered buffers: {stats:?}", h.name());
+    }
 }
 
-fn fifty_connections(choice: BackendChoice) {
-    let mut h = Harness::open(choice);
+fn fifty_connections(flavor: Flavor) {
+    let mut h = Harness::open(flavor);
     let addr = h.backend.listen(loopback()).expect("listen");
     let clients: Vec<ConnId> = (0..50).map(|_| h.backend.connect(addr).expect("connect")).collect();
     for (i, &client) in clients.iter().enumerate() {
@@ -187,8 +208,8 @@ fn fifty_connections(choice: BackendChoice) {
     assert_eq!(h.backend.stats().connections_open, 100);
 }
 
-fn peer_close_is_detected(choice: BackendChoice) {
-    let mut h = Harness::open(choice);
+fn peer_close_is_detected(flavor: Flavor) {
+    let mut h = Harness::open(flavor);
     let addr = h.backend.listen(loopback()).expect("listen");
     let mut peer = TcpStream::connect(addr).expect("std connect");
     h.until("accept", |seen| seen.iter().any(|s| matches!(s, Seen::Accepted(_))));
@@ -202,8 +223,8 @@ fn peer_close_is_detected(choice: BackendChoice) {
     assert_eq!(h.backend.stats().connections_open, 0);
 }
 
-fn close_with_queued_data(choice: BackendChoice) {
-    let mut h = Harness::open(choice);
+fn close_with_queued_data(flavor: Flavor) {
+    let mut h = Harness::open(flavor);
     let listener = TcpListener::bind(loopback()).expect("std listen");
     let conn = h.backend.connect(listener.local_addr().expect("addr")).expect("connect");
     let (mut peer, _) = listener.accept().expect("std accept");
@@ -227,9 +248,9 @@ fn close_with_queued_data(choice: BackendChoice) {
     assert!(got.len() <= data.len() && got == data[..got.len()], "{}: the peer got a prefix", h.name());
 }
 
-fn back_pressure_refuses_then_releases(choice: BackendChoice) {
+fn back_pressure_refuses_then_releases(flavor: Flavor) {
     let cap = 256 * 1024;
-    let mut h = Harness::with_config(IoConfig { choice, max_send_queue_bytes: cap, ..IoConfig::default() });
+    let mut h = Harness::with_config(flavor, IoConfig { max_send_queue_bytes: cap, ..IoConfig::default() });
     let listener = TcpListener::bind(loopback()).expect("std listen");
     let conn = h.backend.connect(listener.local_addr().expect("addr")).expect("connect");
     let (mut peer, _) = listener.accept().expect("std accept");
@@ -278,8 +299,8 @@ fn back_pressure_refuses_then_releases(choice: BackendChoice) {
     assert!(read >= sent, "{}: the peer read all {sent} bytes queued before the release", h.name());
 }
 
-fn waker_from_another_thread(choice: BackendChoice) {
-    let mut h = Harness::open(choice);
+fn waker_from_another_thread(flavor: Flavor) {
+    let mut h = Harness::open(flavor);
     let waker = h.backend.waker();
     let start = Instant::now();
     let thread = std::thread::spawn(move || {
@@ -305,8 +326,8 @@ fn waker_from_another_thread(choice: BackendChoice) {
     assert!(h.seen.is_empty(), "{}: no wake, no event: {:?}", h.name(), h.seen);
 }
 
-fn timeout_returns_in_time(choice: BackendChoice) {
-    let mut h = Harness::open(choice);
+fn timeout_returns_in_time(flavor: Flavor) {
+    let mut h = Harness::open(flavor);
     h.backend.listen(loopback()).expect("listen");
     for wait_ms in [0u64, 30, 100] {
         let start = Instant::now();
@@ -318,8 +339,8 @@ fn timeout_returns_in_time(choice: BackendChoice) {
     assert!(h.seen.is_empty(), "{}: nothing happened, nothing reported: {:?}", h.name(), h.seen);
 }
 
-fn connect_to_a_closed_port_fails(choice: BackendChoice) {
-    let mut h = Harness::open(choice);
+fn connect_to_a_closed_port_fails(flavor: Flavor) {
+    let mut h = Harness::open(flavor);
     let closed = TcpListener::bind(loopback()).expect("bind").local_addr().expect("addr");
     let conn = h.backend.connect(closed).expect("the attempt starts");
     h.until("connect failure", |seen| seen.iter().any(|s| matches!(s, Seen::ConnectFailed(c, _) if *c == conn)));
@@ -329,8 +350,8 @@ fn connect_to_a_closed_port_fails(choice: BackendChoice) {
     assert_eq!(h.backend.stats().connections_open, 0);
 }
 
-fn stale_ids_are_harmless(choice: BackendChoice) {
-    let mut h = Harness::open(choice);
+fn stale_ids_are_harmless(flavor: Flavor) {
+    let mut h = Harness::open(flavor);
     let addr = h.backend.listen(loopback()).expect("listen");
     let (client, _server) = h.pair(addr);
     h.backend.close(client);
@@ -340,6 +361,38 @@ fn stale_ids_are_harmless(choice: BackendChoice) {
     assert_eq!(h.backend.queued_bytes(client), 0);
     let (again, _) = h.pair(addr);
     assert_ne!(again, client, "a reused slot has a new generation");
+}
+
+fn connections_beyond_the_cap_are_refused(flavor: Flavor) {
+    let mut h = Harness::with_config(flavor, IoConfig { max_connections: 2, ..IoConfig::default() });
+    let addr = h.backend.listen(loopback()).expect("listen");
+    let peers: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).expect("std connect")).collect();
+    let start = Instant::now();
+    while h.backend.stats().connections_refused < 1 || h.accepted().len() < 2 {
+        assert!(start.elapsed() < LIMIT, "{}: expected 2 accepted and 1 refused: {:?}", h.name(), h.backend.stats());
+        h.poll(Some(Duration::from_millis(20)));
+    }
+    assert_eq!(h.accepted().len(), 2, "{}", h.name());
+    assert!(h.backend.connect(addr).is_err(), "{}: connect refuses when the table is full", h.name());
+    drop(peers);
+}
+
+fn dropping_a_backend_with_sends_in_flight_is_prompt(flavor: Flavor) {
+    let mut h = Harness::open(flavor);
+    let listener = TcpListener::bind(loopback()).expect("std listen");
+    let conn = h.backend.connect(listener.local_addr().expect("addr")).expect("connect");
+    let (mut peer, _) = listener.accept().expect("std accept");
+    h.until("connected", |seen| seen.iter().any(|s| matches!(s, Seen::Connected(c) if *c == conn)));
+    let data = pattern(3 << 20, 5);
+    h.backend.send(conn, &data).expect("within the cap");
+    h.poll(Some(Duration::from_millis(20)));
+    let start = Instant::now();
+    drop(h);
+    assert!(start.elapsed() < Duration::from_secs(2), "{flavor:?}: drop took {:?}", start.elapsed());
+    peer.set_read_timeout(Some(LIMIT)).expect("timeout");
+    let mut got = Vec::new();
+    let _ = peer.read_to_end(&mut got);
+    assert!(got.len() <= data.len() && got == data[..got.len()], "{flavor:?}: the peer got a prefix, then the end");
 }
 
 macro_rules! suite {
@@ -386,12 +439,21 @@ macro_rules! suite {
             fn stale_ids_are_harmless() {
                 super::stale_ids_are_harmless($choice)
             }
+            #[test]
+            fn connections_beyond_the_cap_are_refused() {
+                super::connections_beyond_the_cap_are_refused($choice)
+            }
+            #[test]
+            fn dropping_a_backend_with_sends_in_flight_is_prompt() {
+                super::dropping_a_backend_with_sends_in_flight_is_prompt($choice)
+            }
         }
     };
 }
 
-suite!(mio, BackendChoice::Mio);
-suite!(io_uring, BackendChoice::IoUring);
+suite!(mio, Flavor::Mio);
+suite!(io_uring, Flavor::IoUring);
+suite!(io_uring_single_shot, Flavor::IoUringSingleShot);
 
 #[test]
 fn auto_falls_back_to_mio_on_eperm_enosys_einval_and_says_why() {

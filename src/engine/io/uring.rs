@@ -25,7 +25,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use super::buf_ring::BufRing;
 use super::conn_table::{ConnId, ConnTable};
-use super::send_queue::{SendPool, SendQueue};
+use super::send_queue::{SendChunk, SendPool, SendQueue, SEND_CHUNK_LEN};
 use super::sockaddr::{peer_addr, RawAddr};
 use super::{Backend, BackendKind, IoConfig, IoEvent, IoStats, RingFeatures, SendError, Waker};
 
@@ -90,6 +90,8 @@ pub struct ProbeReport {
     pub multishot_accept: bool,
     /// Multishot recv (Linux 6.0), inferred likewise from `IORING_OP_SEND_ZC` (same release).
     pub multishot_recv: bool,
+    /// `IORING_OP_SEND_ZC`, which accepts a registered buffer index for sockets.
+    pub send_zc: bool,
 }
 
 /// Probes `ring` for the operations this backend uses.
@@ -109,6 +111,7 @@ pub fn probe(ring: &IoUring) -> io::Result<ProbeReport> {
         basic_ops: basic.iter().all(|&code| probe.is_supported(code)),
         multishot_accept: probe.is_supported(opcode::Socket::CODE),
         multishot_recv: probe.is_supported(opcode::SendZc::CODE),
+        send_zc: probe.is_supported(opcode::SendZc::CODE),
     })
 }
 
@@ -132,6 +135,8 @@ struct UringConn {
     recv_armed: bool,
     send_armed: bool,
     connect_armed: bool,
+    /// The first completion's result of a zero-copy send awaiting its notification.
+    zero_copy_result: i32,
     /// Single-shot receive buffer (only without multishot recv).
     recv_buf: Option<Box<[u8]>>,
     /// The destination of an outgoing connect; the kernel reads it while the SQE is submitted.
@@ -182,13 +187,26 @@ impl UringBackend {
     /// Sets up a ring, probes it and registers the provided-buffer ring. Fails with the setup
     /// errno (EPERM, ENOSYS, EINVAL, …) or ENOSYS when a required opcode is missing.
     pub fn new(config: &IoConfig) -> io::Result<UringBackend> {
+        let all = ProbeReport { basic_ops: true, multishot_accept: true, multishot_recv: true, send_zc: true };
+        UringBackend::with_features(config, all)
+    }
+
+    /// Like [`UringBackend::new`], using only the features in `allowed` that the probe also
+    /// finds (tests run the single-shot paths of older kernels with this).
+    pub(crate) fn with_features(config: &IoConfig, allowed: ProbeReport) -> io::Result<UringBackend> {
         assert!(config.recv_buffer_len > 0 && config.max_send_queue_bytes > 0, "buffer sizes must be positive");
         if let Some(errno) = config.simulated_uring_setup_errno {
             return Err(io::Error::from_raw_os_error(errno));
         }
         let entries = config.ring_entries.max(8);
         let ring = IoUring::builder().setup_cqsize(entries.saturating_mul(4)).build(entries)?;
-        let report = probe(&ring)?;
+        let found = probe(&ring)?;
+        let report = ProbeReport {
+            basic_ops: found.basic_ops,
+            multishot_accept: found.multishot_accept && allowed.multishot_accept,
+            multishot_recv: found.multishot_recv && allowed.multishot_recv,
+            send_zc: found.send_zc && allowed.send_zc,
+        };
         if !report.basic_ops {
             return Err(io::Error::from_raw_os_error(libc::ENOSYS));
         }
@@ -197,11 +215,13 @@ impl UringBackend {
         } else {
             None
         };
+        let registered = if report.send_zc { register_send_chunks(&ring, config.registered_send_bytes) } else { Vec::new() };
         let features = RingFeatures {
             multishot_accept: report.multishot_accept,
             multishot_recv: recv_ring.is_some(),
             provided_buffers: recv_ring.is_some(),
-            registered_buffer_bytes: 0,
+            send_zc: report.send_zc,
+            registered_buffer_bytes: registered.len() * SEND_CHUNK_LEN,
         };
         let stats = IoStats { kind: Some(BackendKind::IoUring), features, ..IoStats::default() };
         Ok(UringBackend {
@@ -209,7 +229,7 @@ impl UringBackend {
             recv_ring,
             listeners: Vec::new(),
             conns: ConnTable::with_capacity(config.max_connections),
-            pool: SendPool::new(),
+            pool: SendPool::with_chunks(registered),
             farewells: Vec::with_capacity(config.max_connections),
             backlog: Vec::new(),
             waker: Waker::eventfd()?,
@@ -304,15 +324,19 @@ impl UringBackend {
         let Some(front) = conn.queue.front() else { return };
         let bytes = front.unsent();
         let len = bytes.len().min(u32::MAX as usize);
+        let fd = types::Fd(conn.fd.as_raw_fd());
         // The chunk stays in the queue (and the queue in the connection) until this send's
-        // completion; bytes pushed meanwhile go to other chunks.
-        let entry = opcode::Send::new(types::Fd(conn.fd.as_raw_fd()), bytes.as_ptr(), len as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(UserData::conn(Op::Send, id));
+        // last completion; bytes pushed meanwhile go to other chunks.
+        let entry = match front.registered {
+            Some(index) if len >= ZERO_COPY_MIN_BYTES => {
+                self.stats.zero_copy_sends += 1;
+                opcode::SendZc::new(fd, bytes.as_ptr(), len as u32).buf_index(Some(index)).flags(libc::MSG_NOSIGNAL).build()
+            }
+            _ => opcode::Send::new(fd, bytes.as_ptr(), len as u32).flags(libc::MSG_NOSIGNAL).build(),
+        };
         conn.queue.begin_flight(len);
         conn.send_armed = true;
-        self.push(entry);
+        self.push(entry.user_data(UserData::conn(Op::Send, id)));
     }
 
     fn arm_wake(&mut self) {
@@ -390,6 +414,7 @@ impl UringBackend {
             recv_armed: false,
             send_armed: false,
             connect_armed: false,
+            zero_copy_result: 0,
             recv_buf: None,
             connect_addr,
             queue,
@@ -505,8 +530,15 @@ impl UringBackend {
         }
     }
 
-    fn on_send(&mut self, id: ConnId, result: i32, sink: &mut dyn FnMut(IoEvent<'_>)) {
+    fn on_send(&mut self, id: ConnId, result: i32, flags: u32, sink: &mut dyn FnMut(IoEvent<'_>)) {
         let Some(conn) = self.conns.get_mut(id) else { return };
+        // SEND_ZC completes twice: the result (flagged MORE), then a notification once the
+        // kernel no longer reads the buffer. The buffer is ours again only after the second.
+        if cqueue::more(flags) {
+            conn.zero_copy_result = result;
+            return;
+        }
+        let result = if cqueue::notif(flags) { conn.zero_copy_result } else { result };
         conn.send_armed = false;
         let sent = usize::try_from(result).unwrap_or(0).min(conn.queue.in_flight());
         conn.queue.end_flight(sent, &mut self.pool);
@@ -532,7 +564,7 @@ impl UringBackend {
         match data.op {
             Op::Accept => self.on_accept(data.index as usize, result, flags, sink),
             Op::Recv => self.on_recv(id, result, flags, sink),
-            Op::Send => self.on_send(id, result, sink),
+            Op::Send => self.on_send(id, result, flags, sink),
             Op::Connect => self.on_connect(id, result, sink),
             Op::Wake => {
                 self.wake_armed = false;
@@ -570,6 +602,41 @@ impl UringBackend {
             Err(error) if error.raw_os_error() == Some(libc::ETIME) => Ok(()),
             Err(error) => Err(error),
         }
+    }
+}
+
+/// Sends at least this long from a registered buffer go out with `SEND_ZC`: below it, the
+/// zero-copy bookkeeping (a second completion, the notification) costs more than the copy it
+/// saves (the kernel documentation's advice; the exact threshold is a guess, not measured).
+const ZERO_COPY_MIN_BYTES: usize = 16 * 1024;
+
+/// The soft RLIMIT_MEMLOCK in bytes (`usize::MAX` when unlimited or unknown).
+fn memlock_limit() -> usize {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: passes a pointer to a live rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
+        return usize::MAX;
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// Allocates send chunks and registers them with the ring: at most `wanted` bytes and a
+/// quarter of RLIMIT_MEMLOCK (other rings and shards pin memory too). Returns none if the
+/// kernel refuses (ENOMEM, EPERM): sends then copy from unregistered chunks.
+fn register_send_chunks(ring: &IoUring, wanted: usize) -> Vec<SendChunk> {
+    let bytes = wanted.min(memlock_limit() / 4);
+    let count = (bytes / SEND_CHUNK_LEN).min(usize::from(u16::MAX));
+    if count == 0 {
+        return Vec::new();
+    }
+    let mut chunks: Vec<SendChunk> = (0..count).map(|i| SendChunk::new(Some(i as u16))).collect();
+    let iovecs: Vec<libc::iovec> = chunks.iter_mut().map(SendChunk::iovec).collect();
+    // SAFETY: each iovec covers a chunk's heap block, which never moves and is freed only
+    // after the ring (the backend declares the ring first, and the pool never frees
+    // registered chunks).
+    match unsafe { ring.submitter().register_buffers(&iovecs) } {
+        Ok(()) => chunks,
+        Err(_) => Vec::new(),
     }
 }
 
