@@ -35,8 +35,8 @@ impl BufRing {
     pub(crate) fn register(ring: &IoUring, entries: u16, buf_len: usize, group: u16) -> io::Result<BufRing> {
         let entries = entries.clamp(1, 1 << 15).next_power_of_two();
         let invalid = |_| io::Error::from_raw_os_error(libc::EINVAL);
-        let ring_layout =
-            Layout::from_size_align(usize::from(entries) * std::mem::size_of::<BufRingEntry>(), PAGE).map_err(invalid)?;
+        let ring_layout = Layout::from_size_align(usize::from(entries) * std::mem::size_of::<BufRingEntry>(), PAGE)
+            .map_err(invalid)?;
         let bufs_layout = Layout::from_size_align(usize::from(entries) * buf_len, PAGE).map_err(invalid)?;
         assert!(buf_len > 0 && buf_len <= u32::MAX as usize, "receive buffer length out of range");
         // SAFETY: both layouts have non-zero size (entries ≥ 1, buf_len ≥ 1).

@@ -51,8 +51,7 @@ impl MioBackend {
         assert!(config.recv_buffer_len > 0 && config.max_send_queue_bytes > 0, "buffer sizes must be positive");
         let poll = Poll::new()?;
         let waker = Waker::mio(mio::Waker::new(poll.registry(), WAKER_TOKEN)?);
-        let stats =
-            IoStats { kind: Some(BackendKind::Mio), fallback_reason, ..IoStats::default() };
+        let stats = IoStats { kind: Some(BackendKind::Mio), fallback_reason, ..IoStats::default() };
         Ok(MioBackend {
             poll,
             events: Events::with_capacity(EVENTS_PER_POLL),
@@ -73,7 +72,7 @@ impl MioBackend {
         let _ = stream.set_nodelay(true);
         let queue = SendQueue::new(self.max_send_queue_bytes);
         let Some(index) = self.conns.next_index() else {
-            return Err(io::Error::new(io::ErrorKind::Other, "max_connections reached"));
+            return Err(io::Error::other("max_connections reached"));
         };
         let interest = Interest::READABLE | Interest::WRITABLE;
         self.poll.registry().register(&mut stream, Token(index as usize), interest)?;
@@ -249,7 +248,7 @@ impl Backend for MioBackend {
 
     fn connect(&mut self, addr: SocketAddr) -> io::Result<ConnId> {
         if self.conns.is_full() {
-            return Err(io::Error::new(io::ErrorKind::Other, "max_connections reached"));
+            return Err(io::Error::other("max_connections reached"));
         }
         self.stats.submissions += 1;
         let stream = TcpStream::connect(addr)?;
@@ -316,4 +315,3 @@ impl Backend for MioBackend {
         self.stats.clone()
     }
 }
-

@@ -4,8 +4,8 @@
 //! - [`uring`]: one io_uring ring per shard (io-uring 0.7). Multishot accept and multishot
 //!   recv into a provided-buffer ring where the probe says the ring supports them, single-shot
 //!   operations re-armed otherwise; sends from a pool of buffers, the first of them registered
-//!   with the ring (`WRITE_FIXED`) where RLIMIT_MEMLOCK allows; the poll timeout is an
-//!   `IORING_OP_TIMEOUT`; all the submissions of one poll go to the kernel in one
+//!   with the ring where RLIMIT_MEMLOCK allows and sent with `SEND_ZC` when large; the poll
+//!   timeout is an `IORING_OP_TIMEOUT`; all the submissions of one poll go to the kernel in one
 //!   `io_uring_enter`.
 //! - [`mio_backend`]: mio's `Poll` (epoll), edge-triggered, reads until `WouldBlock`.
 //!

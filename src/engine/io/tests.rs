@@ -149,7 +149,10 @@ fn echo_over_loopback(flavor: Flavor) {
     let (client, server) = h.pair(addr);
     h.backend.send(client, b"hello").expect("send");
     h.until("server receives hello", |seen| {
-        seen.iter().filter_map(|s| if let Seen::Received(c, d) = s { (*c == server).then_some(d.len()) } else { None }).sum::<usize>() >= 5
+        seen.iter()
+            .filter_map(|s| if let Seen::Received(c, d) = s { (*c == server).then_some(d.len()) } else { None })
+            .sum::<usize>()
+            >= 5
     });
     assert_eq!(h.received(server), b"hello", "{}", h.name());
     h.backend.send(server, b"hello").expect("echo");
@@ -191,7 +194,10 @@ fn fifty_connections(flavor: Flavor) {
     }
     h.until("50 accepts and 50 bytes", |seen| {
         seen.iter().filter(|s| matches!(s, Seen::Accepted(_))).count() == 50
-            && seen.iter().filter_map(|s| if let Seen::Received(_, d) = s { Some(d.len()) } else { None }).sum::<usize>()
+            && seen
+                .iter()
+                .filter_map(|s| if let Seen::Received(_, d) = s { Some(d.len()) } else { None })
+                .sum::<usize>()
                 >= 50
     });
     for server in h.accepted() {

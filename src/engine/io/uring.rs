@@ -215,7 +215,8 @@ impl UringBackend {
         } else {
             None
         };
-        let registered = if report.send_zc { register_send_chunks(&ring, config.registered_send_bytes) } else { Vec::new() };
+        let registered =
+            if report.send_zc { register_send_chunks(&ring, config.registered_send_bytes) } else { Vec::new() };
         let features = RingFeatures {
             multishot_accept: report.multishot_accept,
             multishot_recv: recv_ring.is_some(),
@@ -330,7 +331,10 @@ impl UringBackend {
         let entry = match front.registered {
             Some(index) if len >= ZERO_COPY_MIN_BYTES => {
                 self.stats.zero_copy_sends += 1;
-                opcode::SendZc::new(fd, bytes.as_ptr(), len as u32).buf_index(Some(index)).flags(libc::MSG_NOSIGNAL).build()
+                opcode::SendZc::new(fd, bytes.as_ptr(), len as u32)
+                    .buf_index(Some(index))
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build()
             }
             _ => opcode::Send::new(fd, bytes.as_ptr(), len as u32).flags(libc::MSG_NOSIGNAL).build(),
         };
@@ -681,7 +685,7 @@ impl Backend for UringBackend {
 
     fn connect(&mut self, addr: SocketAddr) -> io::Result<ConnId> {
         if self.conns.is_full() {
-            return Err(io::Error::new(io::ErrorKind::Other, "max_connections reached"));
+            return Err(io::Error::other("max_connections reached"));
         }
         let fd = tcp_socket(&addr)?;
         let raw_addr = Box::new(RawAddr::from_socket_addr(addr));
