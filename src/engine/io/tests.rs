@@ -402,6 +402,36 @@ fn dropping_a_backend_with_sends_in_flight_is_prompt(flavor: Flavor) {
     assert!(got.len() <= data.len() && got == data[..got.len()], "{flavor:?}: the peer got a prefix, then the end");
 }
 
+fn a_small_receive_ring_still_delivers_everything(flavor: Flavor) {
+    // 4 buffers of 1 KiB: the provided-buffer ring runs dry (ENOBUFS) again and again.
+    let config = IoConfig { recv_buffers: 4, recv_buffer_len: 1024, ..IoConfig::default() };
+    let mut h = Harness::with_config(flavor, config);
+    let addr = h.backend.listen(loopback()).expect("listen");
+    let (client, server) = h.pair(addr);
+    let data = pattern(256 * 1024, 9);
+    h.send_all(client, &data);
+    let start = Instant::now();
+    while h.received(server).len() < data.len() {
+        assert!(start.elapsed() < LIMIT, "{}: stuck at {} bytes", h.name(), h.received(server).len());
+        h.poll(Some(Duration::from_millis(20)));
+    }
+    assert!(h.received(server) == data, "{}: bytes differ", h.name());
+    let largest = h.seen.iter().filter_map(|s| if let Seen::Received(_, d) = s { Some(d.len()) } else { None }).max();
+    assert!(largest <= Some(1024), "{}: a receive is at most one buffer", h.name());
+}
+
+fn echo_over_ipv6_loopback(flavor: Flavor) {
+    let mut h = Harness::open(flavor);
+    let Ok(addr) = h.backend.listen("[::1]:0".parse().expect("literal")) else {
+        eprintln!("skipped: no IPv6 loopback in this environment");
+        return;
+    };
+    let (client, server) = h.pair(addr);
+    h.backend.send(client, b"six").expect("send");
+    h.until("server receives", |seen| seen.iter().any(|s| matches!(s, Seen::Received(c, _) if *c == server)));
+    assert_eq!(h.received(server), b"six", "{}", h.name());
+}
+
 macro_rules! suite {
     ($name:ident, $choice:expr) => {
         mod $name {
@@ -441,6 +471,14 @@ macro_rules! suite {
             #[test]
             fn connect_to_a_closed_port_fails() {
                 super::connect_to_a_closed_port_fails($choice)
+            }
+            #[test]
+            fn a_small_receive_ring_still_delivers_everything() {
+                super::a_small_receive_ring_still_delivers_everything($choice)
+            }
+            #[test]
+            fn echo_over_ipv6_loopback() {
+                super::echo_over_ipv6_loopback($choice)
             }
             #[test]
             fn stale_ids_are_harmless() {
