@@ -81,7 +81,9 @@ impl fmt::Display for WireError {
             WireError::UnexpectedPeer { expected, got } => write!(f, "dialled {expected}, but {got} answered"),
             WireError::Decrypt => f.write_str("transport message failed to authenticate"),
             WireError::BadMessageLength(len) => write!(f, "transport message length {len} is shorter than its tag"),
-            WireError::ReceiveBufferFull => f.write_str("receive buffer full: drain frames before handing in more bytes"),
+            WireError::ReceiveBufferFull => {
+                f.write_str("receive buffer full: drain frames before handing in more bytes")
+            }
             WireError::NotEstablished => f.write_str("session not established"),
             WireError::Closed => f.write_str("session closed after an earlier error"),
         }

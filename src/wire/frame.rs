@@ -272,7 +272,13 @@ fn check_len(kind: FrameKind, len: u32, max_len: u32) -> Result<(), FrameError> 
 
 /// Appends one frame (header then payload) to `out`. Checks the same bounds as the
 /// decoder, so we never send what a peer with the same limit would refuse.
-pub fn encode_frame(out: &mut Vec<u8>, kind: FrameKind, flags: u8, payload: &[u8], max_len: u32) -> Result<(), FrameError> {
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    kind: FrameKind,
+    flags: u8,
+    payload: &[u8],
+    max_len: u32,
+) -> Result<(), FrameError> {
     let len = u32::try_from(payload.len()).map_err(|_| FrameError::TooLong { len: u32::MAX, max: max_len })?;
     check_len(kind, len, max_len)?;
     if flags & !KNOWN_FLAGS != 0 {
@@ -310,7 +316,10 @@ mod tests {
         encode_frame(&mut out, FrameKind::Data, FLAG_ZSTD, b"hello", DEFAULT_MAX_FRAME_LEN).unwrap();
         assert_eq!(out.len(), HEADER_LEN + 5);
         let (frame, used) = decode_frame(&out, DEFAULT_MAX_FRAME_LEN).unwrap().unwrap();
-        assert_eq!((frame.kind, frame.flags, frame.payload, used), (FrameKind::Data, FLAG_ZSTD, &b"hello"[..], out.len()));
+        assert_eq!(
+            (frame.kind, frame.flags, frame.payload, used),
+            (FrameKind::Data, FLAG_ZSTD, &b"hello"[..], out.len())
+        );
         assert_eq!(frame.payload.as_ptr(), out[HEADER_LEN..].as_ptr(), "payload must be borrowed, not copied");
     }
 

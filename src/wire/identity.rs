@@ -113,7 +113,8 @@ impl Identity {
     /// A fresh identity from snow's random source (the operating system's).
     pub fn generate() -> Result<Identity, IdentityError> {
         let params = super::handshake::NOISE_PARAMS.parse().map_err(|e| IdentityError::Generate(format!("{e}")))?;
-        let pair = snow::Builder::new(params).generate_keypair().map_err(|e| IdentityError::Generate(format!("{e}")))?;
+        let pair =
+            snow::Builder::new(params).generate_keypair().map_err(|e| IdentityError::Generate(format!("{e}")))?;
         let secret: [u8; SECRET_LEN] =
             pair.private.as_slice().try_into().map_err(|_| IdentityError::Generate("wrong key length".into()))?;
         Ok(Identity::from_secret(secret))
