@@ -217,7 +217,7 @@ impl Session {
             let Some(message) = take_message(&self.rx_raw, &mut self.rx_raw_start, MAX_HANDSHAKE_MESSAGE)? else {
                 return Ok(());
             };
-            let Phase::Handshake(state) = &mut self.phase else { unreachable!("checked by the loop") };
+            let Phase::Handshake(state) = &mut self.phase else { return Err(WireError::Closed) };
             self.scratch.resize(MAX_HANDSHAKE_MESSAGE, 0);
             let len = state.read_message(&self.rx_raw[message], &mut self.scratch).map_err(WireError::Handshake)?;
             self.scratch.truncate(len);
@@ -226,7 +226,9 @@ impl Session {
                 (false, false) => self.on_initiator_hello()?,
                 (true, false) => self.on_responder_hello()?,
                 (false, true) => self.on_final_message()?,
-                (true, true) => unreachable!("the initiator finishes by writing, not reading"),
+                // The initiator finishes by writing msg3, never by reading: no peer
+                // input reaches this arm, but a refusal is safer than a panic.
+                (true, true) => return Err(WireError::Closed),
             }
         }
         Ok(())
