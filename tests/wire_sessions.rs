@@ -485,3 +485,11 @@ fn session_at_stage(stage: u8) -> Session {
         _ => established_pair(&cfg, &cfg).1,
     }
 }
+
+#[test]
+fn sessions_and_identities_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Session>();
+    assert_send::<Identity>();
+    assert_send::<WireError>();
+}
