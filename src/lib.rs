@@ -13,6 +13,7 @@
 //! - [`membership`]: SWIM failure detection with Lifeguard, and partition detection;
 //! - [`gossip`]: HyParView partial views and Plumtree broadcast trees;
 //! - [`sim`]: the deterministic simulator that drives them with seeded faults;
+//! - [`wire`]: frames, identities and Noise-authenticated sessions, sans-IO;
 //! - [`engine`]: the thread-per-core runtime that drives the sans-IO core;
 //! - [`ffi`]: the stable C ABI declared in `include/bhsync.h`.
 //!
@@ -31,6 +32,7 @@ pub mod reconcile;
 pub mod sim;
 pub mod state;
 pub mod time;
+pub mod wire;
 
 pub use state::{
     CategorySpec, CategoryState, Digest, Entry, MembershipProof, NodeId, Replica, StateError,
