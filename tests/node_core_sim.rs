@@ -1,0 +1,360 @@
+//! Node cores in a small deterministic network with virtual time: loss, duplication,
+//! reordering, partitions, a restarted node, priorities under a byte budget, counters,
+//! custom resolvers and misbehaving peers. Every test is seeded; a failure prints the
+//! seed (`NODE_SEED=n cargo test --test node_core_sim` replays one).
+
+use bhsync::crdt::{Resolution, Side};
+use bhsync::node::{CoreConfig, NodeCore, NodeEvent, PeerFault};
+use bhsync::sim::SimRng;
+use bhsync::state::{CategorySpec, MergeRule, NodeId, Priority};
+
+const STEP_MS: u64 = 10;
+
+fn seeds() -> Vec<u64> {
+    match std::env::var("NODE_SEED").ok().and_then(|s| s.parse().ok()) {
+        Some(seed) => vec![seed],
+        None => vec![1, 2, 3],
+    }
+}
+
+fn spec(priority: Priority, merge: MergeRule) -> CategorySpec {
+    CategorySpec { priority, merge, ..CategorySpec::default() }
+}
+
+fn config() -> CoreConfig {
+    CoreConfig {
+        categories: vec![
+            ("alerts".into(), spec(Priority::Critical, MergeRule::LastWriterWins)),
+            ("users".into(), spec(Priority::High, MergeRule::LastWriterWins)),
+            ("counters".into(), spec(Priority::Medium, MergeRule::Crdt)),
+            ("custom".into(), spec(Priority::Medium, MergeRule::Custom)),
+            ("logs".into(), spec(Priority::Low, MergeRule::LastWriterWins)),
+        ],
+        anti_entropy_interval_ms: 1_000,
+        ..CoreConfig::default()
+    }
+}
+
+fn node_id(index: usize) -> NodeId {
+    NodeId([index as u8 + 1; 32])
+}
+
+/// A full mesh of cores and the messages in flight between them.
+struct Net {
+    cores: Vec<NodeCore>,
+    now_ms: u64,
+    rng: SimRng,
+    in_flight: Vec<(u64, usize, usize, Vec<u8>)>,
+    loss: f64,
+    duplication: f64,
+    /// Group of each node; messages cross groups only when equal (no partition: all 0).
+    groups: Vec<u32>,
+    /// Bytes each node may send per step (None: unlimited).
+    budget_per_step: Option<usize>,
+    faults: Vec<(usize, PeerFault)>,
+    seed: u64,
+}
+
+impl Net {
+    fn new(seed: u64, count: usize, config: CoreConfig) -> Net {
+        let mut rng = SimRng::new(seed);
+        let cores = (0..count).map(|i| NodeCore::new(config.clone(), node_id(i), rng.fork(), 0).unwrap()).collect();
+        let mut net = Net {
+            cores,
+            now_ms: 0,
+            rng,
+            in_flight: Vec::new(),
+            loss: 0.0,
+            duplication: 0.0,
+            groups: vec![0; count],
+            budget_per_step: None,
+            faults: Vec::new(),
+            seed,
+        };
+        for a in 0..count {
+            for b in 0..count {
+                if a != b {
+                    net.cores[a].handle_peer_up(0, node_id(b));
+                }
+            }
+        }
+        net
+    }
+
+    fn index_of(&self, id: NodeId) -> usize {
+        id.0[0] as usize - 1
+    }
+
+    fn set_groups(&mut self, groups: Vec<u32>) {
+        // A partition closes the connections across it; healing reopens them.
+        for a in 0..self.cores.len() {
+            for b in 0..self.cores.len() {
+                let (was, is) = (self.groups[a] == self.groups[b], groups[a] == groups[b]);
+                if a != b && was && !is {
+                    self.cores[a].handle_peer_down(self.now_ms, node_id(b));
+                } else if a != b && !was && is {
+                    self.cores[a].handle_peer_up(self.now_ms, node_id(b));
+                }
+            }
+        }
+        self.groups = groups;
+    }
+
+    fn step(&mut self) {
+        self.now_ms += STEP_MS;
+        let now = self.now_ms;
+        let mut due = Vec::new();
+        self.in_flight.retain(|m| if m.0 <= now { due.push(m.clone()); false } else { true });
+        self.rng.shuffle(&mut due);
+        for (_, from, to, bytes) in due {
+            if self.groups[from] != self.groups[to] {
+                continue;
+            }
+            if let Err(fault) = self.cores[to].handle_message(now, node_id(from), &bytes) {
+                self.faults.push((to, fault));
+            }
+        }
+        for i in 0..self.cores.len() {
+            if self.cores[i].poll_timeout().is_some_and(|t| t <= now) {
+                self.cores[i].handle_timeout(now);
+            }
+            let mut sent = 0;
+            while self.budget_per_step.is_none_or(|b| sent < b) {
+                let Some(transmit) = self.cores[i].poll_transmit() else { break };
+                sent += transmit.bytes.len();
+                let to = self.index_of(transmit.to);
+                if self.rng.chance(self.loss) {
+                    continue;
+                }
+                let latency = 5 + self.rng.below(30);
+                if self.rng.chance(self.duplication) {
+                    self.in_flight.push((now + latency + 7, i, to, transmit.bytes.clone()));
+                }
+                self.in_flight.push((now + latency, i, to, transmit.bytes));
+            }
+            while self.cores[i].poll_event().is_some() {}
+        }
+    }
+
+    fn converged(&self) -> bool {
+        let first = self.cores[0].state_hash();
+        self.cores.iter().all(|c| c.state_hash() == first)
+    }
+
+    fn run_until(&mut self, limit_ms: u64, mut done: impl FnMut(&Net) -> bool) -> u64 {
+        let start = self.now_ms;
+        while !done(self) {
+            assert!(self.now_ms - start < limit_ms, "seed {}: not done after {limit_ms} ms of virtual time", self.seed);
+            self.step();
+        }
+        self.now_ms - start
+    }
+}
+
+#[test]
+fn five_nodes_converge_through_loss_partitions_and_a_restart() {
+    for seed in seeds() {
+        let mut net = Net::new(seed, 5, config());
+        net.loss = 0.05;
+        net.duplication = 0.05;
+        for round in 0..20u32 {
+            for i in 0..5 {
+                let now = net.now_ms;
+                let key = format!("k{}", (round * 7 + i as u32) % 40);
+                net.cores[i].put(now, "users", key.as_bytes(), format!("v{round}-{i}").as_bytes()).unwrap();
+                net.cores[i].counter_add(now, "counters", b"hits", 1).unwrap();
+            }
+            net.step();
+        }
+        net.set_groups(vec![0, 0, 1, 1, 1]);
+        for round in 0..20u32 {
+            for i in 0..5 {
+                let now = net.now_ms;
+                net.cores[i].put(now, "logs", format!("p{round}-{i}").as_bytes(), b"x").unwrap();
+                if round % 5 == 0 {
+                    net.cores[i].delete(now, "users", format!("k{round}").as_bytes()).unwrap();
+                }
+            }
+            net.step();
+        }
+        net.set_groups(vec![0; 5]);
+        // Node 4 restarts empty.
+        let rng_seed = seed ^ 0xABCD;
+        for b in 0..4 {
+            net.cores[b].handle_peer_down(net.now_ms, node_id(4));
+        }
+        net.cores[4] = NodeCore::new(config(), node_id(4), SimRng::new(rng_seed), net.now_ms).unwrap();
+        for b in 0..4 {
+            let now = net.now_ms;
+            net.cores[b].handle_peer_up(now, node_id(4));
+            net.cores[4].handle_peer_up(now, node_id(b));
+        }
+        let took = net.run_until(30_000, Net::converged);
+        for core in &net.cores {
+            assert_eq!(core.counter_get("counters", b"hits").unwrap(), 100, "seed {seed}: counter is not the sum");
+            assert_eq!(core.replica().verify_consistency(), Ok(()), "seed {seed}");
+        }
+        assert!(net.faults.is_empty(), "seed {seed}: honest peers faulted: {:?}", net.faults);
+        eprintln!("seed {seed}: converged {took} ms after the heal");
+    }
+}
+
+#[test]
+fn under_a_byte_budget_critical_converges_first_and_low_still_converges() {
+    for seed in seeds() {
+        let mut net = Net::new(seed, 2, config());
+        let value = vec![7u8; 200];
+        for i in 0..2_000u32 {
+            net.cores[0].put(0, "alerts", &i.to_le_bytes(), &value).unwrap();
+            net.cores[0].put(0, "logs", &i.to_le_bytes(), &value).unwrap();
+        }
+        // Drop the eager pushes: the categories must come through anti-entropy.
+        while net.cores[0].poll_transmit().is_some() {}
+        net.budget_per_step = Some(20_000);
+        net.cores[0].sync_with(net.now_ms, node_id(1));
+        let root = |net: &Net, c: &str| net.cores[0].category_root(c) == net.cores[1].category_root(c);
+        let critical = net.run_until(30_000, |n| root(n, "alerts"));
+        let low = net.run_until(60_000, |n| root(n, "logs")) + critical;
+        assert!(critical < low, "seed {seed}: critical took {critical} ms, low {low} ms");
+        eprintln!("seed {seed}: critical {critical} ms, low {low} ms");
+    }
+}
+
+#[test]
+fn a_custom_resolver_decides_conflicts() {
+    for seed in seeds() {
+        let mut net = Net::new(seed, 2, config());
+        for core in net.cores.iter_mut() {
+            core.set_resolver(
+                "custom",
+                Box::new(|local, remote| {
+                    // Keep the longer value; deterministic and symmetric.
+                    let (l, r) = (&local.value, &remote.value);
+                    Ok(if (l.len(), l) >= (r.len(), r) { Resolution::Winner(Side::Local) } else { Resolution::Winner(Side::Remote) })
+                }),
+            )
+            .unwrap();
+        }
+        net.cores[0].put(10, "custom", b"k", b"long value").unwrap();
+        net.cores[1].put(20, "custom", b"k", b"short").unwrap();
+        net.run_until(20_000, Net::converged);
+        for core in &net.cores {
+            assert_eq!(core.get("custom", b"k").unwrap().value, b"long value", "seed {seed}");
+        }
+        let conflicts: u64 = net.cores.iter().map(|c| c.stats().conflicts).sum();
+        assert!(conflicts >= 1, "seed {seed}: the resolver was not used");
+    }
+}
+
+#[test]
+fn garbage_and_mismatched_digests_are_faults_and_change_nothing() {
+    let mut rng = SimRng::new(9);
+    let mut core = NodeCore::new(config(), node_id(0), rng.fork(), 0).unwrap();
+    let mut peer = NodeCore::new(config(), node_id(1), rng.fork(), 0).unwrap();
+    core.handle_peer_up(0, node_id(1));
+    peer.handle_peer_up(0, node_id(0));
+    while core.poll_transmit().is_some() {}
+    while peer.poll_transmit().is_some() {}
+    let before = core.state_hash();
+    assert!(matches!(core.handle_message(1, node_id(1), &[0xFF, 1, 2]), Err(PeerFault::Malformed(_))));
+    // A genuine push with one byte of a value flipped: the batch digest no longer matches.
+    peer.put(5, "users", b"key", b"value-value-value").unwrap();
+    let push = std::iter::from_fn(|| peer.poll_transmit()).find(|t| t.to == node_id(0)).unwrap().bytes;
+    let mut forged = push.clone();
+    let at = forged.windows(5).position(|w| w == b"value").unwrap();
+    forged[at] ^= 1;
+    assert_eq!(core.handle_message(6, node_id(1), &forged), Err(PeerFault::DigestMismatch));
+    let mut rng = SimRng::new(3);
+    for _ in 0..500 {
+        let mut bytes = push.clone();
+        let at = rng.index(bytes.len());
+        bytes[at] = rng.next_u64() as u8;
+        if bytes != push {
+            let _ = core.handle_message(7, node_id(1), &bytes);
+        }
+    }
+    assert_eq!(core.state_hash(), before, "nothing of a faulty message may be applied");
+    assert!(core.stats().faults.iter().sum::<u64>() >= 2);
+    assert_eq!(core.handle_message(8, node_id(1), &push), Ok(()));
+    assert_eq!(core.get("users", b"key").unwrap().value, b"value-value-value");
+    assert!(std::iter::from_fn(|| core.poll_event()).any(|e| matches!(e, NodeEvent::Updated { .. })));
+}
+
+#[test]
+fn a_sync_with_an_unresponsive_peer_fails_and_is_retried_with_backoff() {
+    let mut core = NodeCore::new(config(), node_id(0), SimRng::new(4), 0).unwrap();
+    core.handle_peer_up(0, node_id(1));
+    let id = core.sync_with(0, node_id(1));
+    let mut now = 0;
+    let mut finished = None;
+    while now < 200_000 && finished.is_none() {
+        now = core.poll_timeout().unwrap().max(now);
+        core.handle_timeout(now);
+        while core.poll_transmit().is_some() {}
+        finished = std::iter::from_fn(|| core.poll_event()).find_map(|e| match e {
+            NodeEvent::SyncFinished { id: got, result, .. } if got == id => Some(result),
+            _ => None,
+        });
+    }
+    assert!(matches!(finished, Some(Err(_))), "the sync must fail: {finished:?}");
+    assert!(core.stats().syncs_failed >= 1);
+    let retry = core.poll_timeout().unwrap();
+    assert!(retry > now, "a retry is scheduled after a backoff");
+}
+
+/// Bulk sync of 100,000 entries (32 B keys, 100 B values) into an empty node, against
+/// one BLAKE3 pass over the same bytes. `cargo test --release --test node_core_sim --
+/// --ignored bulk --nocapture`.
+#[test]
+#[ignore]
+fn bulk_sync_of_100k_entries_into_an_empty_node() {
+    let config = CoreConfig {
+        categories: vec![("bulk".into(), spec(Priority::Medium, MergeRule::LastWriterWins))],
+        ..CoreConfig::default()
+    };
+    let mut source = NodeCore::new(config.clone(), node_id(0), SimRng::new(1), 0).unwrap();
+    let mut rng = SimRng::new(2);
+    let mut raw = Vec::new();
+    for _ in 0..100_000 {
+        let key: Vec<u8> = (0..4).flat_map(|_| rng.next_u64().to_le_bytes()).collect();
+        let value: Vec<u8> = (0..13).flat_map(|_| rng.next_u64().to_le_bytes()).take(100).collect();
+        raw.extend_from_slice(&key);
+        raw.extend_from_slice(&value);
+        source.put(1, "bulk", &key, &value).unwrap();
+    }
+    while source.poll_transmit().is_some() {}
+    let mut sink = NodeCore::new(config, node_id(1), SimRng::new(3), 0).unwrap();
+    let start = std::time::Instant::now();
+    sink.handle_peer_up(10, node_id(0));
+    source.handle_peer_up(10, node_id(1));
+    let mut bytes = 0;
+    for _ in 0..10_000 {
+        let mut moved = false;
+        while let Some(t) = source.poll_transmit() {
+            bytes += t.bytes.len();
+            sink.handle_message(20, node_id(0), &t.bytes).unwrap();
+            moved = true;
+        }
+        while let Some(t) = sink.poll_transmit() {
+            bytes += t.bytes.len();
+            source.handle_message(20, node_id(1), &t.bytes).unwrap();
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(sink.state_hash(), source.state_hash());
+    let hash_start = std::time::Instant::now();
+    let digest = blake3::hash(&raw);
+    let hash_time = hash_start.elapsed();
+    eprintln!(
+        "bulk 100k: {:?} ({} bytes on the wire), one BLAKE3 pass over the raw bytes {:?} ({}), ratio {:.1}",
+        elapsed,
+        bytes,
+        hash_time,
+        &digest.to_hex()[..8],
+        elapsed.as_secs_f64() / hash_time.as_secs_f64()
+    );
+}
