@@ -49,17 +49,25 @@ struct Net {
     duplication: f64,
     /// Group of each node; messages cross groups only when equal (no partition: all 0).
     groups: Vec<u32>,
-    /// Bytes each node may send per step (None: unlimited).
+    /// Bytes each node may send per step, on average (None: unlimited).
     budget_per_step: Option<usize>,
+    /// Each node's token bucket for that budget (may go negative after a large message).
+    tokens: Vec<i64>,
     faults: Vec<(usize, PeerFault)>,
     seed: u64,
 }
 
 impl Net {
     fn new(seed: u64, count: usize, config: CoreConfig) -> Net {
+        let mut net = Net::unconnected(seed, count, config);
+        net.connect_all();
+        net
+    }
+
+    fn unconnected(seed: u64, count: usize, config: CoreConfig) -> Net {
         let mut rng = SimRng::new(seed);
         let cores = (0..count).map(|i| NodeCore::new(config.clone(), node_id(i), rng.fork(), 0).unwrap()).collect();
-        let mut net = Net {
+        Net {
             cores,
             now_ms: 0,
             rng,
@@ -68,17 +76,20 @@ impl Net {
             duplication: 0.0,
             groups: vec![0; count],
             budget_per_step: None,
+            tokens: vec![0; count],
             faults: Vec::new(),
             seed,
-        };
-        for a in 0..count {
-            for b in 0..count {
+        }
+    }
+
+    fn connect_all(&mut self) {
+        for a in 0..self.cores.len() {
+            for b in 0..self.cores.len() {
                 if a != b {
-                    net.cores[a].handle_peer_up(0, node_id(b));
+                    self.cores[a].handle_peer_up(self.now_ms, node_id(b));
                 }
             }
         }
-        net
     }
 
     fn index_of(&self, id: NodeId) -> usize {
@@ -118,10 +129,12 @@ impl Net {
             if self.cores[i].poll_timeout().is_some_and(|t| t <= now) {
                 self.cores[i].handle_timeout(now);
             }
-            let mut sent = 0;
-            while self.budget_per_step.is_none_or(|b| sent < b) {
+            if let Some(budget) = self.budget_per_step {
+                self.tokens[i] = (self.tokens[i] + budget as i64).min(budget as i64);
+            }
+            while self.budget_per_step.is_none() || self.tokens[i] > 0 {
                 let Some(transmit) = self.cores[i].poll_transmit() else { break };
-                sent += transmit.bytes.len();
+                self.tokens[i] -= transmit.bytes.len() as i64;
                 let to = self.index_of(transmit.to);
                 if self.rng.chance(self.loss) {
                     continue;
@@ -202,20 +215,25 @@ fn five_nodes_converge_through_loss_partitions_and_a_restart() {
 #[test]
 fn under_a_byte_budget_critical_converges_first_and_low_still_converges() {
     for seed in seeds() {
-        let mut net = Net::new(seed, 2, config());
-        let value = vec![7u8; 200];
+        // Small stream frames, so that the queue has many to order.
+        let mut net = Net::unconnected(seed, 2, CoreConfig { bulk_batch_entries: 64, ..config() });
+        let mut values = SimRng::new(seed);
         for i in 0..2_000u32 {
+            let value: Vec<u8> = (0..25).flat_map(|_| values.next_u64().to_le_bytes()).collect();
             net.cores[0].put(0, "alerts", &i.to_le_bytes(), &value).unwrap();
             net.cores[0].put(0, "logs", &i.to_le_bytes(), &value).unwrap();
         }
-        // Drop the eager pushes: the categories must come through anti-entropy.
+        // Written before the peers meet (the pushes go to nobody): the categories come
+        // through anti-entropy.
         while net.cores[0].poll_transmit().is_some() {}
         net.budget_per_step = Some(20_000);
-        net.cores[0].sync_with(net.now_ms, node_id(1));
+        net.connect_all();
         let root = |net: &Net, c: &str| net.cores[0].category_root(c) == net.cores[1].category_root(c);
         let critical = net.run_until(30_000, |n| root(n, "alerts"));
         let low = net.run_until(60_000, |n| root(n, "logs")) + critical;
-        assert!(critical < low, "seed {seed}: critical took {critical} ms, low {low} ms");
+        // Both stream ~420 kB; with 8 shares to 1, critical finishes in about half the
+        // time low needs.
+        assert!(critical * 3 < low * 2, "seed {seed}: critical took {critical} ms, low {low} ms");
         eprintln!("seed {seed}: critical {critical} ms, low {low} ms");
     }
 }
@@ -264,16 +282,19 @@ fn garbage_and_mismatched_digests_are_faults_and_change_nothing() {
     let at = forged.windows(5).position(|w| w == b"value").unwrap();
     forged[at] ^= 1;
     assert_eq!(core.handle_message(6, node_id(1), &forged), Err(PeerFault::DigestMismatch));
+    assert_eq!(core.state_hash(), before, "nothing of a forged batch may be applied");
     let mut rng = SimRng::new(3);
     for _ in 0..500 {
         let mut bytes = push.clone();
         let at = rng.index(bytes.len());
         bytes[at] = rng.next_u64() as u8;
-        if bytes != push {
-            let _ = core.handle_message(7, node_id(1), &bytes);
+        let hash = core.state_hash();
+        // A mutation may hit a field that changes nothing checkable (the relay count):
+        // such a message is valid. Any refused one must leave the state as it was.
+        if core.handle_message(7, node_id(1), &bytes).is_err() {
+            assert_eq!(core.state_hash(), hash, "nothing of a faulty message may be applied");
         }
     }
-    assert_eq!(core.state_hash(), before, "nothing of a faulty message may be applied");
     assert!(core.stats().faults.iter().sum::<u64>() >= 2);
     assert_eq!(core.handle_message(8, node_id(1), &push), Ok(()));
     assert_eq!(core.get("users", b"key").unwrap().value, b"value-value-value");

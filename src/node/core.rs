@@ -18,6 +18,9 @@ use super::message::{self, BatchWriter};
 use super::peer::Peer;
 use super::types::{CoreConfig, CoreStats, NodeError, NodeEvent, SyncId, Transmit};
 
+/// Target size of one push message's body.
+const PUSH_BATCH_BYTES: usize = 64 * 1024;
+
 /// One node's protocol logic, without IO.
 pub struct NodeCore {
     pub(crate) config: CoreConfig,
@@ -30,7 +33,7 @@ pub struct NodeCore {
     pub(crate) order: Vec<String>,
     pub(crate) resolvers: HashMap<String, Resolver>,
     pub(crate) peers: BTreeMap<NodeId, Peer>,
-    pub(crate) pending_push: BTreeMap<String, BatchWriter>,
+    pub(crate) pending_push: BTreeMap<String, Vec<BatchWriter>>,
     pub(crate) pending_push_count: usize,
     pub(crate) relays: Vec<(NodeId, u8, String, BatchWriter)>,
     pub(crate) events: VecDeque<NodeEvent>,
@@ -238,8 +241,15 @@ impl NodeCore {
             return;
         }
         let Some(entry) = self.replica.category(category).and_then(|c| c.get(key)) else { return };
-        let writer = self.pending_push.entry(category.to_owned()).or_default();
-        writer.push_ref(&entry);
+        let writers = self.pending_push.entry(category.to_owned()).or_default();
+        // Pushes go in messages of about PUSH_BATCH_BYTES, so a burst of writes does
+        // not hold the link in one message.
+        if writers.last().is_none_or(|w| w.body_len() >= PUSH_BATCH_BYTES) {
+            writers.push(BatchWriter::new());
+        }
+        if let Some(writer) = writers.last_mut() {
+            writer.push_ref(&entry);
+        }
         self.pending_push_count += 1;
     }
 
@@ -248,8 +258,10 @@ impl NodeCore {
     fn flush_pushes(&mut self) {
         let pending = std::mem::take(&mut self.pending_push);
         self.pending_push_count = 0;
-        for (category, writer) in pending {
-            self.broadcast(None, 0, &category, writer);
+        for (category, writers) in pending {
+            for writer in writers {
+                self.broadcast(None, 0, &category, writer);
+            }
         }
         for (from, hops, category, writer) in std::mem::take(&mut self.relays) {
             self.broadcast(Some(from), hops, &category, writer);

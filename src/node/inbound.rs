@@ -74,8 +74,26 @@ impl NodeCore {
     }
 
     fn on_bulk_request(&mut self, peer: &mut Peer, sync: u32, category: &str) -> Result<(), PeerFault> {
-        // One stream per category and request in flight at most.
-        if peer.streams.len() >= 2 * self.order.len() || peer.streams.iter().any(|s| s.owner.is_none() && s.sync == sync && s.category == category) {
+        // A duplicated request (the network may duplicate) is served once, and a stream
+        // of the category already going to the peer answers it too.
+        if let Some(stream) = peer.streams.iter_mut().find(|s| s.category == category) {
+            if stream.sync != sync && !stream.also_answers.contains(&sync) && stream.also_answers.len() < 4 {
+                stream.also_answers.push(sync);
+            }
+            return Ok(());
+        }
+        // A stream of the category queued moments ago is still ahead in the queue (or
+        // in flight): an empty last frame behind it answers the request, and the
+        // requester's verification session repairs whatever the race left out.
+        let recent = self.config.session.retransmit_after_ms * 4;
+        if peer.streamed_ms.get(category).is_some_and(|t| self.last_now_ms < t + recent) {
+            let priority = self.spec(category).map(|s| s.priority).unwrap_or_default();
+            let (bytes, _) = message::encode_bulk(sync, 0, true, category, message::BatchWriter::new(), false);
+            let _ = peer.queue.push(priority, bytes);
+            return Ok(());
+        }
+        // Each sync of the peer asks for each category at most once.
+        if peer.streams.len() >= 2 * self.order.len() {
             return Err(PeerFault::Flood);
         }
         let count = self.replica.category(category).map_or(0, |c| c.len());

@@ -25,6 +25,8 @@ pub(crate) struct Peer {
     pub(crate) queued_explicit: Option<SyncId>,
     pub(crate) responders: HashMap<u32, ResponderSlot>,
     pub(crate) streams: VecDeque<Stream>,
+    /// When a stream of each category to this peer was last fully queued.
+    pub(crate) streamed_ms: HashMap<String, u64>,
 }
 
 /// A responder serving one of the peer's sessions.
@@ -99,6 +101,9 @@ pub(crate) struct Stream {
     pub(crate) compress: bool,
     /// The sync of ours this stream belongs to (category index), if any.
     pub(crate) owner: Option<(SyncId, usize)>,
+    /// Requests of the peer this stream answers too (it covers the whole category):
+    /// each gets an empty last frame when the stream ends.
+    pub(crate) also_answers: Vec<u32>,
 }
 
 impl Peer {
@@ -113,6 +118,7 @@ impl Peer {
             queued_explicit: None,
             responders: HashMap::new(),
             streams: VecDeque::new(),
+            streamed_ms: HashMap::new(),
         }
     }
 }

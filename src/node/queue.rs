@@ -38,6 +38,8 @@ pub struct PriorityQueue {
     bytes: [usize; 4],
     deficits: [usize; 4],
     current: usize,
+    /// Whether the current class got its quantum on this visit.
+    granted: bool,
     max_bytes: usize,
 }
 
@@ -45,7 +47,7 @@ impl PriorityQueue {
     /// An empty queue holding at most `max_bytes` (one message is always accepted into
     /// an empty queue, whatever its size).
     pub fn new(max_bytes: usize) -> Self {
-        PriorityQueue { queues: Default::default(), bytes: [0; 4], deficits: [0; 4], current: 0, max_bytes }
+        PriorityQueue { queues: Default::default(), bytes: [0; 4], deficits: [0; 4], current: 0, granted: false, max_bytes }
     }
 
     /// Queued bytes, all priorities.
@@ -80,27 +82,34 @@ impl PriorityQueue {
         if self.is_empty() {
             return None;
         }
-        // Each visit either sends or adds a quantum, so a message of any size goes out
-        // within len / QUANTUM_BYTES rounds: the loop is bounded.
+        // A visit grants one quantum, then sends while the head fits; a class whose head
+        // does not fit yields to the next. Every full round adds at least one quantum
+        // to a non-empty class, so any message goes out within len / QUANTUM_BYTES
+        // rounds: the loop is bounded.
         loop {
             let index = self.current;
             let Some(head_len) = self.queues[index].front().map(Vec::len) else {
                 self.deficits[index] = 0;
-                self.current = (index + 1) % 4;
+                self.advance();
                 continue;
             };
+            if !self.granted {
+                self.deficits[index] += WEIGHTS[index] * QUANTUM_BYTES;
+                self.granted = true;
+            }
             if self.deficits[index] >= head_len {
                 self.deficits[index] -= head_len;
                 self.bytes[index] -= head_len;
                 let bytes = self.queues[index].pop_front()?;
                 return Some((PRIORITIES[index], bytes));
             }
-            self.deficits[index] += WEIGHTS[index] * QUANTUM_BYTES;
-            // A priority that got its quantum and still cannot send yields its turn.
-            if self.deficits[index] < head_len {
-                self.current = (index + 1) % 4;
-            }
+            self.advance();
         }
+    }
+
+    fn advance(&mut self) {
+        self.current = (self.current + 1) % 4;
+        self.granted = false;
     }
 
     /// Drops everything (the peer went away).

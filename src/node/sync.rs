@@ -73,6 +73,7 @@ impl NodeCore {
         p.queue.clear();
         p.responders.clear();
         p.streams.clear();
+        p.streamed_ms.clear();
         p.retry_at_ms = None;
         let sync = p.sync.take();
         let queued = p.queued_explicit.take();
@@ -335,9 +336,15 @@ impl NodeCore {
         }
         if mine > 0 {
             category.sending_bulk = true;
-            let priority = category.priority;
-            let stream = self.new_stream(sync_id, &name, priority, mine, Some((sync_id, index)));
-            peer.streams.push_back(stream);
+            // A stream of the category already going to the peer (it asked first)
+            // carries the whole category: adopt it rather than send it twice.
+            if let Some(stream) = peer.streams.iter_mut().find(|s| s.category == name && s.owner.is_none()) {
+                stream.owner = Some((sync_id, index));
+            } else {
+                let priority = category.priority;
+                let stream = self.new_stream(sync_id, &name, priority, mine, Some((sync_id, index)));
+                peer.streams.push_back(stream);
+            }
         }
         if theirs == 0 && mine == 0 {
             category.pending_scopes.push_back(TreePath::ROOT);
@@ -357,7 +364,17 @@ impl NodeCore {
         while depth < MAX_STREAM_DEPTH && (count >> depth) > self.config.bulk_batch_entries as u64 {
             depth += 1;
         }
-        Stream { sync, category: category.to_owned(), priority, depth, next_part: 0, seq: 0, compress: true, owner }
+        Stream {
+            sync,
+            category: category.to_owned(),
+            priority,
+            depth,
+            next_part: 0,
+            seq: 0,
+            compress: true,
+            owner,
+            also_answers: Vec::new(),
+        }
     }
 
     /// A stream's frame arrived (or its last one): the awaiting category moves on to
@@ -397,6 +414,11 @@ impl NodeCore {
             if !last {
                 peer.streams.push_front(stream);
                 continue;
+            }
+            peer.streamed_ms.insert(stream.category.clone(), self.last_now_ms);
+            for sync in stream.also_answers.drain(..) {
+                let (bytes, _) = message::encode_bulk(sync, 0, true, &stream.category, BatchWriter::new(), false);
+                let _ = peer.queue.push(stream.priority, bytes);
             }
             if let Some((sync_id, index)) = stream.owner {
                 if let Some(c) = peer.sync.as_mut().filter(|s| s.id == sync_id).map(|s| &mut s.categories[index]) {
