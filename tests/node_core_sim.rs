@@ -54,6 +54,8 @@ struct Net {
     /// Each node's token bucket for that budget (may go negative after a large message).
     tokens: Vec<i64>,
     faults: Vec<(usize, PeerFault)>,
+    /// Nodes whose connections stay up but carry nothing (a hung peer).
+    silent: Vec<bool>,
     seed: u64,
 }
 
@@ -78,6 +80,7 @@ impl Net {
             budget_per_step: None,
             tokens: vec![0; count],
             faults: Vec::new(),
+            silent: vec![false; count],
             seed,
         }
     }
@@ -115,10 +118,17 @@ impl Net {
         self.now_ms += STEP_MS;
         let now = self.now_ms;
         let mut due = Vec::new();
-        self.in_flight.retain(|m| if m.0 <= now { due.push(m.clone()); false } else { true });
+        self.in_flight.retain(|m| {
+            if m.0 <= now {
+                due.push(m.clone());
+                false
+            } else {
+                true
+            }
+        });
         self.rng.shuffle(&mut due);
         for (_, from, to, bytes) in due {
-            if self.groups[from] != self.groups[to] {
+            if self.groups[from] != self.groups[to] || self.silent[from] || self.silent[to] {
                 continue;
             }
             if let Err(fault) = self.cores[to].handle_message(now, node_id(from), &bytes) {
@@ -239,6 +249,25 @@ fn under_a_byte_budget_critical_converges_first_and_low_still_converges() {
 }
 
 #[test]
+fn a_hung_peer_fails_its_own_syncs_and_delays_nobody_else() {
+    for seed in seeds() {
+        let mut net = Net::new(seed, 3, config());
+        net.silent[2] = true;
+        for i in 0..50u32 {
+            let now = net.now_ms;
+            net.cores[1].put(now, "users", &i.to_le_bytes(), b"from one").unwrap();
+            net.cores[0].put(now, "logs", &i.to_le_bytes(), b"from zero").unwrap();
+        }
+        let pair = |n: &Net| n.cores[0].state_hash() == n.cores[1].state_hash();
+        let took = net.run_until(5_000, pair);
+        assert!(took < 1_000, "seed {seed}: nodes 0 and 1 took {took} ms while node 2 hung");
+        net.run_until(60_000, |n| n.cores[0].stats().syncs_failed > 0);
+        net.silent[2] = false;
+        net.run_until(120_000, Net::converged);
+    }
+}
+
+#[test]
 fn a_custom_resolver_decides_conflicts() {
     for seed in seeds() {
         let mut net = Net::new(seed, 2, config());
@@ -248,7 +277,11 @@ fn a_custom_resolver_decides_conflicts() {
                 Box::new(|local, remote| {
                     // Keep the longer value; deterministic and symmetric.
                     let (l, r) = (&local.value, &remote.value);
-                    Ok(if (l.len(), l) >= (r.len(), r) { Resolution::Winner(Side::Local) } else { Resolution::Winner(Side::Remote) })
+                    Ok(if (l.len(), l) >= (r.len(), r) {
+                        Resolution::Winner(Side::Local)
+                    } else {
+                        Resolution::Winner(Side::Remote)
+                    })
                 }),
             )
             .unwrap();

@@ -54,7 +54,7 @@ impl NodeCore {
         let Some(state) = self.state_mut(category) else { return Applied { relay: None } };
         let mut winners: Vec<PreparedLeaf> = prepared
             .into_iter()
-            .filter(|p| state.get(p.key()).is_none_or(|stored| p.version().lww_cmp(&stored.version).is_gt()))
+            .filter(|p| state.get(p.key()).map_or(true, |stored| p.version().lww_cmp(&stored.version).is_gt()))
             .collect();
         winners.sort_by(|a, b| a.version().lww_cmp(&b.version()));
         let relay_batch = relay.then(|| {
@@ -182,4 +182,3 @@ impl OwnedStored {
         EntryRef { key: &self.key, value: &self.value, version: self.version, digest: &self.digest }
     }
 }
-

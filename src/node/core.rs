@@ -244,7 +244,7 @@ impl NodeCore {
         let writers = self.pending_push.entry(category.to_owned()).or_default();
         // Pushes go in messages of about PUSH_BATCH_BYTES, so a burst of writes does
         // not hold the link in one message.
-        if writers.last().is_none_or(|w| w.body_len() >= PUSH_BATCH_BYTES) {
+        if writers.last().map_or(true, |w| w.body_len() >= PUSH_BATCH_BYTES) {
             writers.push(BatchWriter::new());
         }
         if let Some(writer) = writers.last_mut() {

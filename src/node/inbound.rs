@@ -117,16 +117,16 @@ impl NodeCore {
         let items = if kind == ITEMS { self.items_of(frame) } else { Vec::new() };
         let before = self.before_apply(category, &items);
         let result = if to_initiator {
-            self.to_initiator(now_ms, from, peer, session, kind, category, frame)
+            self.frame_for_initiator(now_ms, from, peer, session, kind, category, frame)
         } else {
-            self.to_responder(now_ms, peer, session, kind, category, frame)
+            self.frame_for_responder(now_ms, peer, session, kind, category, frame)
         };
         self.after_apply(now_ms, category, &items, before);
         result
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn to_initiator(
+    fn frame_for_initiator(
         &mut self,
         now_ms: u64,
         from: NodeId,
@@ -162,7 +162,7 @@ impl NodeCore {
         result.map_err(fault_of).or_else(|fault| fault.map_or(Ok(()), Err))
     }
 
-    fn to_responder(
+    fn frame_for_responder(
         &mut self,
         now_ms: u64,
         peer: &mut Peer,
@@ -181,8 +181,10 @@ impl NodeCore {
             if peer.responders.len() >= self.config.max_responders_per_peer {
                 return Err(PeerFault::Flood);
             }
-            let responder = Responder::new(self.config.session.clone()).map_err(|e| PeerFault::Protocol(e.to_string()))?;
-            peer.responders.insert(session, ResponderSlot { responder, category: category.to_owned(), last_ms: now_ms });
+            let responder =
+                Responder::new(self.config.session.clone()).map_err(|e| PeerFault::Protocol(e.to_string()))?;
+            peer.responders
+                .insert(session, ResponderSlot { responder, category: category.to_owned(), last_ms: now_ms });
         }
         let Some(slot) = peer.responders.get_mut(&session) else { return Ok(()) };
         if slot.category != category {
@@ -226,7 +228,13 @@ impl NodeCore {
 
     /// Counts and reports what the session stored, and applies the merge rule to keys
     /// where a remote version replaced a different local one.
-    fn after_apply(&mut self, now_ms: u64, category: &str, items: &[Entry], before: Vec<(Option<VersionedValue>, bool)>) {
+    fn after_apply(
+        &mut self,
+        now_ms: u64,
+        category: &str,
+        items: &[Entry],
+        before: Vec<(Option<VersionedValue>, bool)>,
+    ) {
         let rule = self.spec(category).map(|s| s.merge).unwrap_or_default();
         for (remote, (local, new)) in items.iter().zip(before) {
             let stored = self.replica.category(category).and_then(|c| c.get(&remote.key)).map(|e| e.version);
@@ -234,7 +242,10 @@ impl NodeCore {
                 continue;
             }
             self.stats.items_in += 1;
-            self.push_event(super::types::NodeEvent::Updated { category: category.to_owned(), key: remote.key.clone() });
+            self.push_event(super::types::NodeEvent::Updated {
+                category: category.to_owned(),
+                key: remote.key.clone(),
+            });
             let _ = self.hlc.observe(crate::time::HlcTimestamp(remote.version.hlc), now_ms);
             if let Some(local) = local {
                 let remote_value = VersionedValue { value: remote.value.clone(), version: remote.version };

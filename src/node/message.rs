@@ -269,7 +269,14 @@ pub fn encode_bulk_request(sync: u32, category: &str) -> Vec<u8> {
 }
 
 /// Encodes a `Bulk` frame; returns it and whether the batch was compressed.
-pub fn encode_bulk(sync: u32, seq: u32, last: bool, category: &str, batch: BatchWriter, compress: bool) -> (Vec<u8>, bool) {
+pub fn encode_bulk(
+    sync: u32,
+    seq: u32,
+    last: bool,
+    category: &str,
+    batch: BatchWriter,
+    compress: bool,
+) -> (Vec<u8>, bool) {
     let mut out = Vec::with_capacity(batch.body_len() + category.len() + 64);
     out.push(tag::BULK);
     out.extend_from_slice(&sync.to_le_bytes());
@@ -437,7 +444,8 @@ impl<'a> Reader<'a> {
                     return Err(DecodeError::Invalid("declared size over the cap"));
                 }
                 let packed = std::mem::take(&mut self.bytes);
-                let raw = zstd::bulk::decompress(packed, raw_len).map_err(|_| DecodeError::Invalid("corrupt zstd body"))?;
+                let raw =
+                    zstd::bulk::decompress(packed, raw_len).map_err(|_| DecodeError::Invalid("corrupt zstd body"))?;
                 if raw.len() != raw_len {
                     return Err(DecodeError::Invalid("zstd body of the wrong size"));
                 }

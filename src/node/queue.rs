@@ -47,7 +47,14 @@ impl PriorityQueue {
     /// An empty queue holding at most `max_bytes` (one message is always accepted into
     /// an empty queue, whatever its size).
     pub fn new(max_bytes: usize) -> Self {
-        PriorityQueue { queues: Default::default(), bytes: [0; 4], deficits: [0; 4], current: 0, granted: false, max_bytes }
+        PriorityQueue {
+            queues: Default::default(),
+            bytes: [0; 4],
+            deficits: [0; 4],
+            current: 0,
+            granted: false,
+            max_bytes,
+        }
     }
 
     /// Queued bytes, all priorities.

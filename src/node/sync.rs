@@ -53,7 +53,8 @@ impl NodeCore {
     /// A connection to `peer` is up: sync with it at once.
     pub fn handle_peer_up(&mut self, now_ms: u64, peer: NodeId) {
         let (queue_bytes, retry) = (self.config.peer_queue_bytes, self.config.retry);
-        let entry = self.peers.entry(peer).or_insert_with(|| Peer::new(queue_bytes, super::backoff::Backoff::new(retry)));
+        let entry =
+            self.peers.entry(peer).or_insert_with(|| Peer::new(queue_bytes, super::backoff::Backoff::new(retry)));
         if entry.connected {
             return;
         }
@@ -257,7 +258,14 @@ impl NodeCore {
 
     /// Ends a sync: the event (for the host's own syncs), the counters, the next round
     /// or the retry with backoff, and a queued host request.
-    fn end_sync(&mut self, now_ms: u64, peer_id: NodeId, peer: &mut Peer, sync: Option<PeerSync>, error: Option<SyncError>) {
+    fn end_sync(
+        &mut self,
+        now_ms: u64,
+        peer_id: NodeId,
+        peer: &mut Peer,
+        sync: Option<PeerSync>,
+        error: Option<SyncError>,
+    ) {
         let Some(sync) = sync else { return };
         let reports: Vec<_> = sync
             .categories
@@ -379,7 +387,15 @@ impl NodeCore {
 
     /// A stream's frame arrived (or its last one): the awaiting category moves on to
     /// verification once its own stream is out too.
-    pub(crate) fn bulk_progress(&mut self, now_ms: u64, peer_id: NodeId, peer: &mut Peer, sync_id: u32, category: &str, last: bool) {
+    pub(crate) fn bulk_progress(
+        &mut self,
+        now_ms: u64,
+        peer_id: NodeId,
+        peer: &mut Peer,
+        sync_id: u32,
+        category: &str,
+        last: bool,
+    ) {
         let Some(sync) = peer.sync.as_mut().filter(|s| s.id == sync_id) else { return };
         let Some(c) = sync.categories.iter_mut().find(|c| c.name == category && c.awaiting_bulk_ms.is_some()) else {
             return;
@@ -444,7 +460,8 @@ impl NodeCore {
         } else {
             TreePath::new(part << (64 - stream.depth), stream.depth).unwrap_or(TreePath::ROOT)
         };
-        let budget = self.config.max_message_len.saturating_sub(256 + crate::state::MAX_KEY_LEN + crate::state::MAX_VALUE_LEN);
+        let budget =
+            self.config.max_message_len.saturating_sub(256 + crate::state::MAX_KEY_LEN + crate::state::MAX_VALUE_LEN);
         let mut frames: Vec<BatchWriter> = vec![BatchWriter::new()];
         if let Some(state) = self.replica.category(&stream.category) {
             state.for_each_entry_under(&path, &mut |entry| {
@@ -463,7 +480,8 @@ impl NodeCore {
                 continue;
             }
             let count = writer.len();
-            let (bytes, compressed) = message::encode_bulk(stream.sync, stream.seq, last, &stream.category, writer, stream.compress);
+            let (bytes, compressed) =
+                message::encode_bulk(stream.sync, stream.seq, last, &stream.category, writer, stream.compress);
             // Compression that did not pay on the first frame will not on the rest.
             if stream.seq == 0 && !compressed {
                 stream.compress = false;
