@@ -14,7 +14,7 @@ use crate::state::{Digest, EntryRef, MergeRule, PreparedLeaf};
 use crate::time::HlcTimestamp;
 
 use super::core::NodeCore;
-use super::message::{batch_digest, BatchWriter, WireEntry};
+use super::message::{batch_digest, Batch, BatchWriter, WireEntry};
 use super::types::{NodeEvent, PeerFault};
 
 /// What applying a batch did.
@@ -26,6 +26,22 @@ pub(crate) struct Applied {
 impl NodeCore {
     /// Validates a received batch (bounds, digest) and applies it. Nothing is applied
     /// when any entry is invalid or the digest does not match.
+    /// Applies one frame of a whole-category stream: as a push, without relaying, and
+    /// reported as one [`NodeEvent::Streamed`] rather than one event per key.
+    pub(crate) fn apply_stream_batch(
+        &mut self,
+        now_ms: u64,
+        category: &str,
+        batch: &Batch<'_>,
+    ) -> Result<(), PeerFault> {
+        self.streaming = true;
+        let result = self.apply_batch(now_ms, category, batch.entries(), &batch.digest, false);
+        self.streaming = false;
+        result?;
+        self.push_event(NodeEvent::Streamed { category: category.to_owned(), entries: batch.count as u64 });
+        Ok(())
+    }
+
     pub(crate) fn apply_batch<'e>(
         &mut self,
         now_ms: u64,
@@ -159,6 +175,9 @@ impl NodeCore {
     }
 
     fn note_updates<'k>(&mut self, category: &str, keys: impl Iterator<Item = &'k [u8]>) {
+        if self.streaming {
+            return;
+        }
         for key in keys {
             if self.events.len() >= self.config.max_events {
                 self.stats.events_dropped += 1;

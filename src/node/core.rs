@@ -43,6 +43,8 @@ pub struct NodeCore {
     pub(crate) round_robin: usize,
     /// The latest time seen, for work started from `poll_transmit` (which has none).
     pub(crate) last_now_ms: u64,
+    /// Set while a stream frame is applied: per-key events are not emitted.
+    pub(crate) streaming: bool,
 }
 
 impl NodeCore {
@@ -78,6 +80,7 @@ impl NodeCore {
             next_sync: 1,
             round_robin: 0,
             last_now_ms: now_ms,
+            streaming: false,
         })
     }
 

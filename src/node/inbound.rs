@@ -65,9 +65,11 @@ impl NodeCore {
             NodeMessage::BulkRequest { sync, category } => {
                 self.with_peer(from, |core, peer| core.on_bulk_request(peer, sync, category)).unwrap_or(Ok(()))
             }
-            NodeMessage::Bulk { sync, last, category, batch, .. } => {
-                self.apply_batch(now_ms, category, batch.entries(), &batch.digest, false)?;
-                self.with_peer(from, |core, peer| core.bulk_progress(now_ms, from, peer, sync, category, last));
+            NodeMessage::Bulk { sync, last, reply, category, batch, .. } => {
+                self.apply_stream_batch(now_ms, category, &batch)?;
+                if reply {
+                    self.with_peer(from, |core, peer| core.bulk_progress(now_ms, from, peer, sync, category, last));
+                }
                 Ok(())
             }
         }
@@ -88,7 +90,7 @@ impl NodeCore {
         let recent = self.config.session.retransmit_after_ms * 4;
         if peer.streamed_ms.get(category).is_some_and(|t| self.last_now_ms < t + recent) {
             let priority = self.spec(category).map(|s| s.priority).unwrap_or_default();
-            let (bytes, _) = message::encode_bulk(sync, 0, true, category, message::BatchWriter::new(), false);
+            let (bytes, _) = message::encode_bulk(sync, 0, true, true, category, message::BatchWriter::new(), false);
             let _ = peer.queue.push(priority, bytes);
             return Ok(());
         }

@@ -8,7 +8,7 @@
 //! 1 Reconcile    flags(1: bit 0 = for the initiator) · category · reconcile frame (src/reconcile)
 //! 2 Push         hops(1) · category · batch                (new writes, eager push)
 //! 3 BulkRequest  sync(u32 LE) · category                   ("stream me the whole category")
-//! 4 Bulk         sync(u32 LE) · seq(u32 LE) · flags(1: bit 0 = last) · category · batch
+//! 4 Bulk         sync(u32 LE) · seq(u32 LE) · flags(1: bit 0 last, bit 1 reply) · category · batch
 //! category       len(1, 1..=64) · printable ASCII name
 //! batch          digest(32) · codec(1: 0 raw, 1 zstd + varint raw length) · body
 //! body           varint count · entries in the reconcile `Items` entry format
@@ -148,6 +148,9 @@ pub enum NodeMessage<'a> {
         seq: u32,
         /// Whether it is the last frame.
         last: bool,
+        /// Whether the stream answers the receiver's `BulkRequest` (`sync` is then the
+        /// receiver's id); otherwise it is unrequested and `sync` is the sender's.
+        reply: bool,
         /// The category.
         category: &'a str,
         /// The entries.
@@ -273,6 +276,7 @@ pub fn encode_bulk(
     sync: u32,
     seq: u32,
     last: bool,
+    reply: bool,
     category: &str,
     batch: BatchWriter,
     compress: bool,
@@ -281,7 +285,7 @@ pub fn encode_bulk(
     out.push(tag::BULK);
     out.extend_from_slice(&sync.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
-    out.push(last as u8);
+    out.push(last as u8 | (reply as u8) << 1);
     put_category(&mut out, category);
     let compressed = batch.finish(&mut out, compress);
     (out, compressed)
@@ -311,11 +315,11 @@ pub fn encode(message: &NodeMessage<'_>) -> Vec<u8> {
             let (writer, digest) = rebatch(batch);
             with_digest(out, writer, digest)
         }
-        NodeMessage::Bulk { sync, seq, last, category, batch } => {
+        NodeMessage::Bulk { sync, seq, last, reply, category, batch } => {
             let mut out = vec![tag::BULK];
             out.extend_from_slice(&sync.to_le_bytes());
             out.extend_from_slice(&seq.to_le_bytes());
-            out.push(*last as u8);
+            out.push(*last as u8 | (*reply as u8) << 1);
             put_category(&mut out, category);
             let (writer, digest) = rebatch(batch);
             with_digest(out, writer, digest)
@@ -355,11 +359,12 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Result<NodeMessage<'_>, DecodeErr
         tag::BULK => {
             let (sync, seq) = (r.u32_le()?, r.u32_le()?);
             let flags = r.byte()?;
-            if flags > 1 {
+            if flags > 3 {
                 return Err(DecodeError::Invalid("bulk flags"));
             }
             let category = r.category()?;
-            NodeMessage::Bulk { sync, seq, last: flags == 1, category, batch: r.batch(max_len)? }
+            let (last, reply) = (flags & 1 != 0, flags & 2 != 0);
+            NodeMessage::Bulk { sync, seq, last, reply, category, batch: r.batch(max_len)? }
         }
         other => return Err(DecodeError::UnknownChannel(other)),
     };
@@ -516,7 +521,7 @@ mod tests {
         let mut frame = Vec::new();
         crate::reconcile::Message::Equal.encode(3, 4, &mut frame);
         let (push, _) = encode_push(2, "users", batch_of(3, 5), false);
-        let (bulk, _) = encode_bulk(9, 1, true, "users", batch_of(2, 0), false);
+        let (bulk, _) = encode_bulk(9, 1, true, true, "users", batch_of(2, 0), false);
         let messages = [encode_reconcile(true, "users", &frame), push, encode_bulk_request(5, "a"), bulk];
         for bytes in &messages {
             let decoded = decode(bytes, 1 << 20).unwrap();

@@ -99,6 +99,8 @@ pub(crate) struct Stream {
     pub(crate) next_part: u64,
     pub(crate) seq: u32,
     pub(crate) compress: bool,
+    /// Whether it answers the peer's request (else it is ours, unrequested).
+    pub(crate) reply: bool,
     /// The sync of ours this stream belongs to (category index), if any.
     pub(crate) owner: Option<(SyncId, usize)>,
     /// Requests of the peer this stream answers too (it covers the whole category):

@@ -233,7 +233,7 @@ impl NodeCore {
         }
         let Some((index, scope, initiator)) = sync.sessions.remove(&session) else { return };
         let category = &mut sync.categories[index];
-        category.running -= 1;
+        category.running = category.running.saturating_sub(1);
         let report = initiator.report();
         category.report.round_trips += report.round_trips;
         category.report.items_applied += report.items_applied;
@@ -334,7 +334,7 @@ impl NodeCore {
         sync.sessions.remove(&session);
         let sync_id = sync.id;
         let category = &mut sync.categories[index];
-        category.running -= 1;
+        category.running = category.running.saturating_sub(1);
         category.bulk_tried = true;
         category.changed = true;
         self.stats.bulk_syncs += 1;
@@ -380,6 +380,7 @@ impl NodeCore {
             next_part: 0,
             seq: 0,
             compress: true,
+            reply: owner.is_none(),
             owner,
             also_answers: Vec::new(),
         }
@@ -433,7 +434,7 @@ impl NodeCore {
             }
             peer.streamed_ms.insert(stream.category.clone(), self.last_now_ms);
             for sync in stream.also_answers.drain(..) {
-                let (bytes, _) = message::encode_bulk(sync, 0, true, &stream.category, BatchWriter::new(), false);
+                let (bytes, _) = message::encode_bulk(sync, 0, true, true, &stream.category, BatchWriter::new(), false);
                 let _ = peer.queue.push(stream.priority, bytes);
             }
             if let Some((sync_id, index)) = stream.owner {
@@ -480,8 +481,15 @@ impl NodeCore {
                 continue;
             }
             let count = writer.len();
-            let (bytes, compressed) =
-                message::encode_bulk(stream.sync, stream.seq, last, &stream.category, writer, stream.compress);
+            let (bytes, compressed) = message::encode_bulk(
+                stream.sync,
+                stream.seq,
+                last,
+                stream.reply,
+                &stream.category,
+                writer,
+                stream.compress,
+            );
             // Compression that did not pay on the first frame will not on the rest.
             if stream.seq == 0 && !compressed {
                 stream.compress = false;

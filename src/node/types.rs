@@ -143,6 +143,14 @@ pub enum NodeEvent {
         /// The key.
         key: Vec<u8>,
     },
+    /// A frame of a whole-category stream was applied (per-key events would be one
+    /// per entry of a bulk sync).
+    Streamed {
+        /// The category.
+        category: String,
+        /// Entries in the frame (stored or not).
+        entries: u64,
+    },
     /// A sync finished.
     SyncFinished {
         /// Its id.
