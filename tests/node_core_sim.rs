@@ -273,6 +273,33 @@ fn a_hung_peer_fails_its_own_syncs_and_delays_nobody_else() {
 }
 
 #[test]
+fn a_difference_too_large_for_the_sketch_is_split_over_messages() {
+    for seed in seeds() {
+        let mut config = CoreConfig { full_sync_threshold: 2.0, ..config() };
+        config.session.sketch_capacity = 64;
+        let mut net = Net::unconnected(seed, 2, config);
+        for i in 0..1_300u32 {
+            if i < 1_000 || i % 2 == 0 {
+                net.cores[0].put(1, "users", &i.to_le_bytes(), b"zero").unwrap();
+            }
+            if i < 1_000 || i % 2 == 1 {
+                net.cores[1].put(1, "users", &i.to_le_bytes(), b"one").unwrap();
+            }
+        }
+        // Only anti-entropy: the eager pushes go to nobody.
+        for core in net.cores.iter_mut() {
+            while core.poll_transmit().is_some() {}
+        }
+        net.connect_all();
+        net.run_until(20_000, Net::converged);
+        for core in &net.cores {
+            assert_eq!(core.stats().bulk_syncs, 0, "seed {seed}: streamed instead of splitting");
+            assert!(core.get("users", &1_299u32.to_le_bytes()).is_some(), "seed {seed}");
+        }
+    }
+}
+
+#[test]
 fn a_custom_resolver_decides_conflicts() {
     for seed in seeds() {
         let mut net = Net::new(seed, 2, config());
