@@ -109,6 +109,8 @@ impl NodeCore {
             let remote = VersionedValue { value: leaf.leaf.value().to_vec(), version: leaf.version() };
             let key = leaf.key().to_vec();
             let digest = *leaf.digest();
+            // Observed first, so that a version stamped while resolving is newer than both.
+            let _ = self.hlc.observe(HlcTimestamp(remote.version.hlc), now_ms);
             let Some(state) = self.state_mut(category) else { break };
             let local = state.get(&key).map(|e| VersionedValue { value: e.value.to_vec(), version: e.version });
             match local {
@@ -134,7 +136,6 @@ impl NodeCore {
                 }
             }
             self.note_updates(category, std::iter::once(&key[..]));
-            let _ = self.hlc.observe(HlcTimestamp(remote.version.hlc), now_ms);
         }
         self.stats.items_in += count;
         Applied { relay: writer }
@@ -170,7 +171,8 @@ impl NodeCore {
         if !merged {
             return None;
         }
-        let stamped = self.write_local(now_ms, category, key, &value).ok()?;
+        let floor = local.version.hlc.max(remote.version.hlc);
+        let stamped = self.write_local_above(now_ms, category, key, &value, floor).ok()?;
         Some(OwnedStored { key: key.to_vec(), value, version: stamped.0, digest: stamped.1 })
     }
 

@@ -227,7 +227,21 @@ impl NodeCore {
         key: &[u8],
         value: &[u8],
     ) -> Result<(Version, Digest), NodeError> {
-        let hlc = self.stamp(now_ms)?;
+        self.write_local_above(now_ms, category, key, value, 0)
+    }
+
+    /// [`NodeCore::write_local`] with a version newer than `floor_hlc` whatever the
+    /// clock says (a merge result must supersede both inputs, even one whose time the
+    /// clock refused as too far ahead).
+    pub(crate) fn write_local_above(
+        &mut self,
+        now_ms: u64,
+        category: &str,
+        key: &[u8],
+        value: &[u8],
+        floor_hlc: u64,
+    ) -> Result<(Version, Digest), NodeError> {
+        let hlc = self.stamp(now_ms)?.max(floor_hlc.saturating_add(1));
         let version = self.replica.put(category, key, value, hlc)?;
         let digest = self.replica.category(category).and_then(|c| c.get(key)).map_or(Digest::EMPTY, |e| *e.digest);
         self.queue_push_of(category, key);
