@@ -291,7 +291,7 @@ impl NodeCore {
             return;
         }
         let priority = self.spec(category).map(|s| s.priority).unwrap_or_default();
-        let (bytes, compressed) = message::encode_push(hops, category, writer, true);
+        let (bytes, compressed) = message::encode_push(hops, category, writer, self.config.compress);
         if bytes.len() > self.config.max_message_len {
             self.stats.pushes_dropped += 1;
             return;

@@ -90,7 +90,9 @@ impl NodeCore {
         let recent = self.config.session.retransmit_after_ms * 4;
         if peer.streamed_ms.get(category).is_some_and(|t| self.last_now_ms < t + recent) {
             let priority = self.spec(category).map(|s| s.priority).unwrap_or_default();
-            let (bytes, _) = message::encode_bulk(sync, 0, true, true, category, message::BatchWriter::new(), false);
+            let root = self.replica.category_root(category);
+            let (bytes, _) =
+                message::encode_bulk(sync, 0, Some(&root), true, category, message::BatchWriter::new(), false);
             let _ = peer.queue.push(priority, bytes);
             return Ok(());
         }

@@ -8,7 +8,8 @@
 //! 1 Reconcile    flags(1: bit 0 = for the initiator) · category · reconcile frame (src/reconcile)
 //! 2 Push         hops(1) · category · batch                (new writes, eager push)
 //! 3 BulkRequest  sync(u32 LE) · category                   ("stream me the whole category")
-//! 4 Bulk         sync(u32 LE) · seq(u32 LE) · flags(1: bit 0 last, bit 1 reply) · category · batch
+//! 4 Bulk         sync(u32 LE) · seq(u32 LE) · flags(1: bit 0 last, bit 1 reply) · category ·
+//!                [root(32), on the last frame] · batch
 //! category       len(1, 1..=64) · printable ASCII name
 //! batch          digest(32) · codec(1: 0 raw, 1 zstd + varint raw length) · body
 //! body           varint count · entries in the reconcile `Items` entry format
@@ -146,8 +147,9 @@ pub enum NodeMessage<'a> {
         sync: u32,
         /// Frame number in the stream.
         seq: u32,
-        /// Whether it is the last frame.
-        last: bool,
+        /// On the last frame, the sender's category root when it was sent (the receiver
+        /// skips verification when its root is the same).
+        last: Option<Digest>,
         /// Whether the stream answers the receiver's `BulkRequest` (`sync` is then the
         /// receiver's id); otherwise it is unrequested and `sync` is the sender's.
         reply: bool,
@@ -275,7 +277,7 @@ pub fn encode_bulk_request(sync: u32, category: &str) -> Vec<u8> {
 pub fn encode_bulk(
     sync: u32,
     seq: u32,
-    last: bool,
+    last: Option<&Digest>,
     reply: bool,
     category: &str,
     batch: BatchWriter,
@@ -285,8 +287,11 @@ pub fn encode_bulk(
     out.push(tag::BULK);
     out.extend_from_slice(&sync.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
-    out.push(last as u8 | (reply as u8) << 1);
+    out.push(last.is_some() as u8 | (reply as u8) << 1);
     put_category(&mut out, category);
+    if let Some(root) = last {
+        out.extend_from_slice(&root.0);
+    }
     let compressed = batch.finish(&mut out, compress);
     (out, compressed)
 }
@@ -319,8 +324,11 @@ pub fn encode(message: &NodeMessage<'_>) -> Vec<u8> {
             let mut out = vec![tag::BULK];
             out.extend_from_slice(&sync.to_le_bytes());
             out.extend_from_slice(&seq.to_le_bytes());
-            out.push(*last as u8 | (*reply as u8) << 1);
+            out.push(last.is_some() as u8 | (*reply as u8) << 1);
             put_category(&mut out, category);
+            if let Some(root) = last {
+                out.extend_from_slice(&root.0);
+            }
             let (writer, digest) = rebatch(batch);
             with_digest(out, writer, digest)
         }
@@ -363,8 +371,8 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Result<NodeMessage<'_>, DecodeErr
                 return Err(DecodeError::Invalid("bulk flags"));
             }
             let category = r.category()?;
-            let (last, reply) = (flags & 1 != 0, flags & 2 != 0);
-            NodeMessage::Bulk { sync, seq, last, reply, category, batch: r.batch(max_len)? }
+            let last = if flags & 1 != 0 { Some(r.digest()?) } else { None };
+            NodeMessage::Bulk { sync, seq, last, reply: flags & 2 != 0, category, batch: r.batch(max_len)? }
         }
         other => return Err(DecodeError::UnknownChannel(other)),
     };
@@ -438,9 +446,14 @@ impl<'a> Reader<'a> {
         Ok(name)
     }
 
-    fn batch(&mut self, max_len: usize) -> Result<Batch<'a>, DecodeError> {
+    fn digest(&mut self) -> Result<Digest, DecodeError> {
         let mut digest = [0u8; 32];
         digest.copy_from_slice(self.take(32)?);
+        Ok(Digest(digest))
+    }
+
+    fn batch(&mut self, max_len: usize) -> Result<Batch<'a>, DecodeError> {
+        let digest = self.digest()?;
         let body: Cow<'a, [u8]> = match self.byte()? {
             codec::RAW => Cow::Borrowed(std::mem::take(&mut self.bytes)),
             codec::ZSTD => {
@@ -459,7 +472,7 @@ impl<'a> Reader<'a> {
             _ => return Err(DecodeError::Invalid("unknown compression")),
         };
         let count = check_body(&body)?;
-        Ok(Batch { digest: Digest(digest), body, count })
+        Ok(Batch { digest, body, count })
     }
 
     fn entry(&mut self) -> Result<WireEntry<'a>, DecodeError> {
@@ -521,7 +534,7 @@ mod tests {
         let mut frame = Vec::new();
         crate::reconcile::Message::Equal.encode(3, 4, &mut frame);
         let (push, _) = encode_push(2, "users", batch_of(3, 5), false);
-        let (bulk, _) = encode_bulk(9, 1, true, true, "users", batch_of(2, 0), false);
+        let (bulk, _) = encode_bulk(9, 1, Some(&Digest([3; 32])), true, "users", batch_of(2, 0), false);
         let messages = [encode_reconcile(true, "users", &frame), push, encode_bulk_request(5, "a"), bulk];
         for bytes in &messages {
             let decoded = decode(bytes, 1 << 20).unwrap();

@@ -15,7 +15,7 @@
 
 use crate::reconcile::message::{self as rmsg, Message as RMessage};
 use crate::reconcile::{estimate_difference, Initiator, SessionError};
-use crate::state::TreePath;
+use crate::state::{Digest, TreePath};
 
 use super::core::NodeCore;
 use super::message::{self, BatchWriter};
@@ -379,7 +379,7 @@ impl NodeCore {
             depth,
             next_part: 0,
             seq: 0,
-            compress: true,
+            compress: self.config.compress,
             reply: owner.is_none(),
             owner,
             also_answers: Vec::new(),
@@ -395,15 +395,18 @@ impl NodeCore {
         peer: &mut Peer,
         sync_id: u32,
         category: &str,
-        last: bool,
+        last: Option<Digest>,
     ) {
         let Some(sync) = peer.sync.as_mut().filter(|s| s.id == sync_id) else { return };
         let Some(c) = sync.categories.iter_mut().find(|c| c.name == category && c.awaiting_bulk_ms.is_some()) else {
             return;
         };
-        if last {
+        if let Some(their_root) = last {
             c.awaiting_bulk_ms = None;
-            if !c.sending_bulk {
+            // Equal roots need no verification session (and no sketch of the whole
+            // category on this side, the costliest step left for a node filled by a stream).
+            let equal = self.replica.category_root(&c.name) == their_root;
+            if !c.sending_bulk && !equal {
                 c.pending_scopes.push_back(TreePath::ROOT);
             }
             self.pump(now_ms, peer_id, peer);
@@ -434,7 +437,9 @@ impl NodeCore {
             }
             peer.streamed_ms.insert(stream.category.clone(), self.last_now_ms);
             for sync in stream.also_answers.drain(..) {
-                let (bytes, _) = message::encode_bulk(sync, 0, true, true, &stream.category, BatchWriter::new(), false);
+                let root = self.replica.category_root(&stream.category);
+                let (bytes, _) =
+                    message::encode_bulk(sync, 0, Some(&root), true, &stream.category, BatchWriter::new(), false);
                 let _ = peer.queue.push(stream.priority, bytes);
             }
             if let Some((sync_id, index)) = stream.owner {
@@ -481,10 +486,11 @@ impl NodeCore {
                 continue;
             }
             let count = writer.len();
+            let root = last.then(|| self.replica.category_root(&stream.category));
             let (bytes, compressed) = message::encode_bulk(
                 stream.sync,
                 stream.seq,
-                last,
+                root.as_ref(),
                 stream.reply,
                 &stream.category,
                 writer,

@@ -47,6 +47,9 @@ pub struct CoreConfig {
     pub max_pending_push: usize,
     /// Events held for the host; beyond, they are dropped and counted.
     pub max_events: usize,
+    /// Try zstd on batches (kept only where it saves an eighth). Off for links faster
+    /// than zstd level 1 (about 250–450 MB/s per core, ADR 006), e.g. loopback.
+    pub compress: bool,
 }
 
 impl Default for CoreConfig {
@@ -70,6 +73,7 @@ impl Default for CoreConfig {
             max_push_hops: 2,
             max_pending_push: 100_000,
             max_events: 100_000,
+            compress: true,
         }
     }
 }
