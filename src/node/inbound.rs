@@ -17,6 +17,8 @@ const KIND_OFFSET: usize = 1;
 const HELLO: u8 = 1;
 const ESTIMATE: u8 = 3;
 const ITEMS: u8 = 8;
+/// Relay batches held between two polls.
+const MAX_PENDING_RELAYS: usize = 1_024;
 
 impl NodeCore {
     /// Consumes one message from `from`. A fault means nothing of the message was
@@ -58,7 +60,12 @@ impl NodeCore {
                 // Only versions that changed something here travel on: a duplicate is
                 // never relayed, so relays cannot loop (and the hop bound caps them).
                 if let Some(writer) = applied.relay.filter(|w| !w.is_empty()) {
-                    self.relays.push((from, hops + 1, category.to_owned(), writer));
+                    // Held until the next poll; beyond the bound, anti-entropy carries them.
+                    if self.relays.len() < MAX_PENDING_RELAYS {
+                        self.relays.push((from, hops + 1, category.to_owned(), writer));
+                    } else {
+                        self.stats.pushes_dropped += 1;
+                    }
                 }
                 Ok(())
             }

@@ -33,6 +33,11 @@ impl NodeCore {
     /// the sync's id; its end is reported by [`NodeEvent::SyncFinished`]. When a sync
     /// with the peer is already running, this one starts after it.
     pub fn sync_with(&mut self, now_ms: u64, peer: NodeId) -> SyncId {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
+        // A request while one is already queued joins it.
+        if let Some(queued) = self.peers.get(&peer).and_then(|p| p.queued_explicit) {
+            return queued;
+        }
         let id = self.next_sync_id();
         let connected = self.peers.get(&peer).is_some_and(|p| p.connected);
         if !connected {
@@ -52,6 +57,7 @@ impl NodeCore {
 
     /// A connection to `peer` is up: sync with it at once.
     pub fn handle_peer_up(&mut self, now_ms: u64, peer: NodeId) {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
         let (queue_bytes, retry) = (self.config.peer_queue_bytes, self.config.retry);
         let entry =
             self.peers.entry(peer).or_insert_with(|| Peer::new(queue_bytes, super::backoff::Backoff::new(retry)));
@@ -93,6 +99,7 @@ impl NodeCore {
 
     /// Drives retransmissions, deadlines, periodic rounds and retries.
     pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
         let ids: Vec<NodeId> = self.peers.iter().filter(|(_, p)| p.connected).map(|(id, _)| *id).collect();
         for id in ids {
             self.with_peer(id, |core, peer| core.peer_timeout(now_ms, id, peer));
