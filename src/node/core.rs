@@ -1,0 +1,330 @@
+//! The sans-IO node core: one node's state, its merge rules, gossip of new writes and
+//! anti-entropy with every connected peer, behind the quinn-proto shape (DESIGN.md §2).
+//!
+//! The engine (or the simulator) calls `handle_peer_up/down`, `handle_message` and
+//! `handle_timeout` with the current time, sends what `poll_transmit` yields, sleeps
+//! until `poll_timeout`, and forwards `poll_event` to the host. Host commands (`put`,
+//! `get`, `counter_add`, `sync_with`, …) act on the local replica and queue gossip.
+//! Nothing here touches a socket, a thread, a clock or ambient randomness.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::crdt::{AnyCrdt, Crdt, CustomResolver, PnCounter, Resolver};
+use crate::sim::SimRng;
+use crate::state::{CategorySpec, CategoryState, Digest, EntryRef, MergeRule, NodeId, Replica, Version};
+use crate::time::Hlc;
+
+use super::message::{self, BatchWriter};
+use super::peer::Peer;
+use super::types::{CoreConfig, CoreStats, NodeError, NodeEvent, SyncId, Transmit};
+
+/// Target size of one push message's body.
+const PUSH_BATCH_BYTES: usize = 64 * 1024;
+
+/// One node's protocol logic, without IO.
+pub struct NodeCore {
+    pub(crate) config: CoreConfig,
+    pub(crate) me: NodeId,
+    pub(crate) rng: SimRng,
+    pub(crate) hlc: Hlc,
+    pub(crate) replica: Replica,
+    pub(crate) specs: BTreeMap<String, CategorySpec>,
+    /// Category names in sync order: priority, then name.
+    pub(crate) order: Vec<String>,
+    pub(crate) resolvers: HashMap<String, Resolver>,
+    pub(crate) peers: BTreeMap<NodeId, Peer>,
+    pub(crate) pending_push: BTreeMap<String, Vec<BatchWriter>>,
+    pub(crate) pending_push_count: usize,
+    pub(crate) relays: Vec<(NodeId, u8, String, BatchWriter)>,
+    pub(crate) events: VecDeque<NodeEvent>,
+    pub(crate) stats: CoreStats,
+    pub(crate) next_session: u32,
+    pub(crate) next_sync: SyncId,
+    pub(crate) round_robin: usize,
+    /// The latest time seen, for work started from `poll_transmit` (which has none).
+    pub(crate) last_now_ms: u64,
+    /// Set while a stream frame is applied: per-key events are not emitted.
+    pub(crate) streaming: bool,
+}
+
+impl NodeCore {
+    /// A core holding the configured categories, empty, writing as `me`.
+    pub fn new(config: CoreConfig, me: NodeId, rng: SimRng, now_ms: u64) -> Result<Self, NodeError> {
+        if config.max_message_len < config.session.max_frame_len + 128 || config.bulk_batch_entries == 0 {
+            return Err(NodeError::InvalidConfig("max_message_len must hold a session frame; bulk_batch_entries > 0"));
+        }
+        let mut replica = Replica::new(me, config.shard_count)?;
+        let mut specs = BTreeMap::new();
+        for (name, spec) in &config.categories {
+            replica.add_category(name, spec.clone())?;
+            specs.insert(name.clone(), spec.clone());
+        }
+        let mut order: Vec<String> = specs.keys().cloned().collect();
+        order.sort_by_key(|name| (specs[name].priority, name.clone()));
+        Ok(NodeCore {
+            config,
+            me,
+            rng,
+            hlc: Hlc::default(),
+            replica,
+            specs,
+            order,
+            resolvers: HashMap::new(),
+            peers: BTreeMap::new(),
+            pending_push: BTreeMap::new(),
+            pending_push_count: 0,
+            relays: Vec::new(),
+            events: VecDeque::new(),
+            stats: CoreStats::default(),
+            next_session: 1,
+            next_sync: 1,
+            round_robin: 0,
+            last_now_ms: now_ms,
+            streaming: false,
+        })
+    }
+
+    // ---- getters ----
+
+    /// This node's identity.
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    /// The live value of `key` (tombstones read as absent).
+    pub fn get(&self, category: &str, key: &[u8]) -> Option<EntryRef<'_>> {
+        self.replica.get(category, key)
+    }
+
+    /// The value of the PN-counter stored under `key` (0 when absent).
+    pub fn counter_get(&self, category: &str, key: &[u8]) -> Result<i64, NodeError> {
+        self.check_crdt(category)?;
+        Ok(self.read_counter(category, key)?.value().clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+    }
+
+    /// The node's state hash.
+    pub fn state_hash(&self) -> Digest {
+        self.replica.state_hash()
+    }
+
+    /// One category's root, if the category exists.
+    pub fn category_root(&self, category: &str) -> Option<Digest> {
+        self.replica.category(category).map(CategoryState::root)
+    }
+
+    /// The replica.
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> CoreStats {
+        self.stats.clone()
+    }
+
+    /// Peers whose connection is up.
+    pub fn connected_peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.peers.iter().filter(|(_, p)| p.connected).map(|(id, _)| *id)
+    }
+
+    // ---- host commands ----
+
+    /// Writes `value` under `key`, stamped with the node's hybrid logical clock.
+    pub fn put(&mut self, now_ms: u64, category: &str, key: &[u8], value: &[u8]) -> Result<Version, NodeError> {
+        let spec = self.spec(category).ok_or_else(|| NodeError::UnknownCategory(category.to_owned()))?;
+        if spec.merge == MergeRule::Crdt {
+            AnyCrdt::decode(value).map_err(|e| NodeError::Crdt(e.to_string()))?;
+        }
+        Ok(self.write_local(now_ms, category, key, value)?.0)
+    }
+
+    /// Deletes `key` (a tombstone, so the deletion propagates); whether a value was live.
+    pub fn delete(&mut self, now_ms: u64, category: &str, key: &[u8]) -> Result<bool, NodeError> {
+        self.spec(category).ok_or_else(|| NodeError::UnknownCategory(category.to_owned()))?;
+        if self.replica.get(category, key).is_none() {
+            return Ok(false);
+        }
+        let hlc = self.stamp(now_ms)?;
+        let live = self.replica.delete(category, key, hlc)?;
+        self.queue_push_of(category, key);
+        Ok(live)
+    }
+
+    /// Adds `delta` to the PN-counter under `key` (a CRDT category); returns the new value.
+    pub fn counter_add(&mut self, now_ms: u64, category: &str, key: &[u8], delta: i64) -> Result<i64, NodeError> {
+        self.check_crdt(category)?;
+        let mut counter = self.read_counter(category, key)?;
+        let result = if delta >= 0 {
+            counter.increment(self.me, delta as u64)
+        } else {
+            counter.decrement(self.me, delta.unsigned_abs())
+        };
+        result.map_err(|e| NodeError::Crdt(e.to_string()))?;
+        self.write_local(now_ms, category, key, &counter.encode())?;
+        Ok(counter.value().clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+    }
+
+    /// Registers the host's resolver for a custom-merge category.
+    pub fn set_resolver(&mut self, category: &str, resolver: CustomResolver) -> Result<(), NodeError> {
+        self.spec(category).ok_or_else(|| NodeError::UnknownCategory(category.to_owned()))?;
+        self.resolvers.entry(category.to_owned()).or_default().set_custom(resolver);
+        Ok(())
+    }
+
+    /// The conflict resolver (and its log) of a category, if one was used.
+    pub fn resolver(&self, category: &str) -> Option<&Resolver> {
+        self.resolvers.get(category)
+    }
+
+    // ---- outputs ----
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.flush_pushes();
+        self.fill_streams();
+        let ids: Vec<NodeId> = self.peers.iter().filter(|(_, p)| !p.queue.is_empty()).map(|(id, _)| *id).collect();
+        if ids.is_empty() {
+            return None;
+        }
+        self.round_robin = self.round_robin.wrapping_add(1);
+        let to = ids[self.round_robin % ids.len()];
+        let (priority, bytes) = self.peers.get_mut(&to)?.queue.pop()?;
+        self.stats.bytes_out += bytes.len() as u64;
+        Some(Transmit { to, priority, bytes })
+    }
+
+    /// The next event for the host.
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+
+    // ---- internals shared by the other files ----
+
+    pub(crate) fn spec(&self, category: &str) -> Option<&CategorySpec> {
+        self.specs.get(category)
+    }
+
+    pub(crate) fn state_mut(&mut self, category: &str) -> Option<&mut CategoryState> {
+        if !self.specs.contains_key(category) {
+            return None;
+        }
+        self.replica.add_category(category, CategorySpec::default()).ok()
+    }
+
+    pub(crate) fn push_event(&mut self, event: NodeEvent) {
+        if self.events.len() >= self.config.max_events {
+            self.stats.events_dropped += 1;
+        } else {
+            self.events.push_back(event);
+        }
+    }
+
+    /// Stores a local write under a fresh version and queues its push.
+    pub(crate) fn write_local(
+        &mut self,
+        now_ms: u64,
+        category: &str,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(Version, Digest), NodeError> {
+        self.write_local_above(now_ms, category, key, value, 0)
+    }
+
+    /// [`NodeCore::write_local`] with a version newer than `floor_hlc` whatever the
+    /// clock says (a merge result must supersede both inputs, even one whose time the
+    /// clock refused as too far ahead).
+    pub(crate) fn write_local_above(
+        &mut self,
+        now_ms: u64,
+        category: &str,
+        key: &[u8],
+        value: &[u8],
+        floor_hlc: u64,
+    ) -> Result<(Version, Digest), NodeError> {
+        let hlc = self.stamp(now_ms)?.max(floor_hlc.saturating_add(1));
+        let version = self.replica.put(category, key, value, hlc)?;
+        let digest = self.replica.category(category).and_then(|c| c.get(key)).map_or(Digest::EMPTY, |e| *e.digest);
+        self.queue_push_of(category, key);
+        Ok((version, digest))
+    }
+
+    fn stamp(&mut self, now_ms: u64) -> Result<u64, NodeError> {
+        self.hlc.now(now_ms).map(|t| t.0).map_err(|_| NodeError::InvalidConfig("clock out of range"))
+    }
+
+    fn queue_push_of(&mut self, category: &str, key: &[u8]) {
+        if self.pending_push_count >= self.config.max_pending_push {
+            self.stats.pushes_dropped += 1;
+            return;
+        }
+        let Some(entry) = self.replica.category(category).and_then(|c| c.get(key)) else { return };
+        let writers = self.pending_push.entry(category.to_owned()).or_default();
+        // Pushes go in messages of about PUSH_BATCH_BYTES, so a burst of writes does
+        // not hold the link in one message.
+        if writers.last().map_or(true, |w| w.body_len() >= PUSH_BATCH_BYTES) {
+            writers.push(BatchWriter::new());
+        }
+        if let Some(writer) = writers.last_mut() {
+            writer.push_ref(&entry);
+        }
+        self.pending_push_count += 1;
+    }
+
+    /// Sends the writes since the last flush to every connected peer, one batch per
+    /// category, and relays what pushes from peers changed here.
+    fn flush_pushes(&mut self) {
+        let pending = std::mem::take(&mut self.pending_push);
+        self.pending_push_count = 0;
+        for (category, writers) in pending {
+            for writer in writers {
+                self.broadcast(None, 0, &category, writer);
+            }
+        }
+        for (from, hops, category, writer) in std::mem::take(&mut self.relays) {
+            self.broadcast(Some(from), hops, &category, writer);
+        }
+    }
+
+    fn broadcast(&mut self, except: Option<NodeId>, hops: u8, category: &str, writer: BatchWriter) {
+        let count = writer.len();
+        if count == 0 || !self.peers.values().any(|p| p.connected) {
+            return;
+        }
+        let priority = self.spec(category).map(|s| s.priority).unwrap_or_default();
+        let (bytes, compressed) = message::encode_push(hops, category, writer, self.config.compress);
+        if bytes.len() > self.config.max_message_len {
+            self.stats.pushes_dropped += 1;
+            return;
+        }
+        for (id, peer) in self.peers.iter_mut().filter(|(id, p)| p.connected && Some(**id) != except) {
+            let _ = id;
+            if peer.queue.push(priority, bytes.clone()).is_err() {
+                self.stats.pushes_dropped += 1;
+            } else {
+                self.stats.items_out += count;
+                self.stats.compressed_messages += compressed as u64;
+            }
+        }
+    }
+
+    fn check_crdt(&self, category: &str) -> Result<(), NodeError> {
+        match self.spec(category) {
+            None => Err(NodeError::UnknownCategory(category.to_owned())),
+            Some(spec) if spec.merge != MergeRule::Crdt => {
+                Err(NodeError::WrongMergeRule(format!("counters need a CRDT category; {category:?} is not one")))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn read_counter(&self, category: &str, key: &[u8]) -> Result<PnCounter, NodeError> {
+        match self.replica.get(category, key) {
+            None => Ok(PnCounter::new()),
+            Some(entry) => match AnyCrdt::decode(entry.value) {
+                Ok(AnyCrdt::PnCounter(counter)) => Ok(counter),
+                Ok(other) => Err(NodeError::Crdt(format!("key holds a {:?}, not a PN-counter", other.kind()))),
+                Err(error) => Err(NodeError::Crdt(error.to_string())),
+            },
+        }
+    }
+}

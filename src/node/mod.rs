@@ -1,0 +1,23 @@
+//! The node core, sans-IO (DESIGN.md §2): composes the protocols of one node — its
+//! replica and merge rules, eager push of new writes, anti-entropy with every connected
+//! peer in priority order, whole-category streaming, retries with backoff — behind
+//! `handle_*` / `poll_*`. The engine drives it over real sockets, the simulator and
+//! the tests with virtual time. Decisions: docs/adr/032-node-core.md.
+
+mod apply;
+pub mod backoff;
+mod core;
+mod inbound;
+pub mod message;
+mod peer;
+pub mod queue;
+mod sync;
+pub mod types;
+
+pub use self::core::NodeCore;
+pub use backoff::{Backoff, BackoffConfig};
+pub use message::{DecodeError as MessageDecodeError, NodeMessage};
+pub use types::{
+    CategoryOutcome, CategoryReport, CoreConfig, CoreStats, NodeError, NodeEvent, PeerFault, SyncError, SyncId,
+    Transmit,
+};

@@ -1,0 +1,283 @@
+//! What the node core takes and gives: its configuration, transmits, events, errors,
+//! peer faults and counters.
+
+use crate::crdt::ResolveError;
+use crate::reconcile::SessionConfig;
+use crate::state::{CategorySpec, NodeId, Priority, StateError};
+
+use super::backoff::BackoffConfig;
+
+/// The configuration of one node core.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// The categories this node holds (others a peer names are refused).
+    pub categories: Vec<(String, CategorySpec)>,
+    /// Shards per category (1 to 16).
+    pub shard_count: usize,
+    /// Reconciliation session limits.
+    pub session: SessionConfig,
+    /// Anti-entropy period per peer; each round is jittered by ±`anti_entropy_jitter`.
+    pub anti_entropy_interval_ms: u64,
+    /// Fraction of the interval used as jitter (0 to 1).
+    pub anti_entropy_jitter: f64,
+    /// Stream the whole category instead of sketches when the estimated difference is
+    /// at least this fraction of the larger side.
+    pub full_sync_threshold: f64,
+    /// The largest node message sent or accepted, in bytes.
+    pub max_message_len: usize,
+    /// Retry backoff after a failed sync.
+    pub retry: BackoffConfig,
+    /// Bytes a peer's transmit queue may hold.
+    pub peer_queue_bytes: usize,
+    /// A bulk stream adds frames only while its priority holds fewer queued bytes.
+    pub bulk_low_watermark_bytes: usize,
+    /// Target entries per bulk frame.
+    pub bulk_batch_entries: usize,
+    /// Responder sessions one peer may have open.
+    pub max_responders_per_peer: usize,
+    /// A responder idle this long is dropped.
+    pub responder_idle_ms: u64,
+    /// Scoped sessions (the split fallback) run at once per category.
+    pub max_parallel_scopes: usize,
+    /// A sync with a peer that has not finished after this long fails.
+    pub sync_timeout_ms: u64,
+    /// A pushed write is relayed this many times at most.
+    pub max_push_hops: u8,
+    /// Local writes held for the next push flush; beyond, anti-entropy carries them.
+    pub max_pending_push: usize,
+    /// Events held for the host; beyond, they are dropped and counted.
+    pub max_events: usize,
+    /// Try zstd on batches (kept only where it saves an eighth). Off for links faster
+    /// than zstd level 1 (about 250–450 MB/s per core, ADR 006), e.g. loopback.
+    pub compress: bool,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            categories: Vec::new(),
+            shard_count: 1,
+            session: SessionConfig { max_frame_len: (1 << 20) + 4096 + 64, ..SessionConfig::default() },
+            anti_entropy_interval_ms: 5_000,
+            anti_entropy_jitter: 0.2,
+            full_sync_threshold: 0.5,
+            max_message_len: (2 << 20) + 1024,
+            retry: BackoffConfig::default(),
+            peer_queue_bytes: 64 << 20,
+            bulk_low_watermark_bytes: 4 << 20,
+            bulk_batch_entries: 4_096,
+            max_responders_per_peer: 256,
+            responder_idle_ms: 30_000,
+            max_parallel_scopes: 4,
+            sync_timeout_ms: 120_000,
+            max_push_hops: 2,
+            max_pending_push: 100_000,
+            max_events: 100_000,
+            compress: true,
+        }
+    }
+}
+
+/// One message for one peer.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Transmit {
+    /// The peer.
+    pub to: NodeId,
+    /// The priority of the category it belongs to.
+    pub priority: Priority,
+    /// The node message (src/node/message.rs).
+    pub bytes: Vec<u8>,
+}
+
+/// Names one sync with one peer.
+pub type SyncId = u32;
+
+/// How one category's sync went.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum CategoryOutcome {
+    /// Equal roots: nothing to do.
+    Equal,
+    /// Reconciled by sketches (and splits).
+    Reconciled,
+    /// Streamed whole, then verified.
+    Bulk,
+    /// Failed, with the reason.
+    Failed(String),
+}
+
+/// The per-category report of a sync.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CategoryReport {
+    /// The category.
+    pub category: String,
+    /// How it went.
+    pub outcome: CategoryOutcome,
+    /// Entries received and stored.
+    pub items_applied: u64,
+    /// Entries sent.
+    pub items_sent: u64,
+    /// Reconciliation round trips.
+    pub round_trips: u32,
+}
+
+/// Why a whole sync failed.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum SyncError {
+    /// The peer is not connected.
+    NotConnected,
+    /// The peer disconnected during the sync.
+    PeerDown,
+    /// The sync did not finish in time.
+    TimedOut,
+    /// Some categories failed (see the reports).
+    CategoriesFailed(Vec<CategoryReport>),
+}
+
+/// What the host hears about.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum NodeEvent {
+    /// A peer connection is up.
+    PeerUp(NodeId),
+    /// A peer connection is down.
+    PeerDown(NodeId),
+    /// A remote write changed a key.
+    Updated {
+        /// The category.
+        category: String,
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// A frame of a whole-category stream was applied (per-key events would be one
+    /// per entry of a bulk sync).
+    Streamed {
+        /// The category.
+        category: String,
+        /// Entries in the frame (stored or not).
+        entries: u64,
+    },
+    /// A sync finished.
+    SyncFinished {
+        /// Its id.
+        id: SyncId,
+        /// The peer.
+        peer: NodeId,
+        /// Per-category reports, or why it failed.
+        result: Result<Vec<CategoryReport>, SyncError>,
+    },
+    /// Two versions of a key conflicted and were resolved by the category's rule.
+    Conflict {
+        /// The category.
+        category: String,
+        /// The key.
+        key: Vec<u8>,
+        /// Whether the result is a new (merged) version.
+        merged: bool,
+        /// Set when the rule failed and the last writer won instead.
+        error: Option<ResolveError>,
+    },
+}
+
+/// Misbehaviour by a peer, for the engine to score (nothing of it was applied).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum PeerFault {
+    /// A message did not decode.
+    Malformed(String),
+    /// A message over the configured cap.
+    Oversized,
+    /// An entry that fails validation (bounds, CRDT encoding, unadvertised).
+    InvalidItem(String),
+    /// A batch or entry that does not match its digest.
+    DigestMismatch,
+    /// A category this node does not hold.
+    UnknownCategory(String),
+    /// Too many sessions or frames.
+    Flood,
+    /// The peer broke the reconciliation protocol.
+    Protocol(String),
+}
+
+/// Kinds of [`PeerFault`], for counters.
+pub const FAULT_KINDS: usize = 7;
+
+impl PeerFault {
+    /// The counter index of this fault.
+    pub fn kind_index(&self) -> usize {
+        match self {
+            PeerFault::Malformed(_) => 0,
+            PeerFault::Oversized => 1,
+            PeerFault::InvalidItem(_) => 2,
+            PeerFault::DigestMismatch => 3,
+            PeerFault::UnknownCategory(_) => 4,
+            PeerFault::Flood => 5,
+            PeerFault::Protocol(_) => 6,
+        }
+    }
+}
+
+/// Why a host command failed.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum NodeError {
+    /// The category is not configured.
+    UnknownCategory(String),
+    /// The command needs another merge rule (e.g. a counter in an LWW category).
+    WrongMergeRule(String),
+    /// A value is not a valid CRDT encoding, or the CRDT operation failed.
+    Crdt(String),
+    /// The state layer refused (bounds, names, shard count).
+    State(StateError),
+    /// The configuration cannot work.
+    InvalidConfig(&'static str),
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeError::UnknownCategory(name) => write!(f, "unknown category {name:?}"),
+            NodeError::WrongMergeRule(what) => write!(f, "wrong merge rule: {what}"),
+            NodeError::Crdt(what) => write!(f, "CRDT error: {what}"),
+            NodeError::State(error) => write!(f, "{error}"),
+            NodeError::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+impl From<StateError> for NodeError {
+    fn from(error: StateError) -> Self {
+        NodeError::State(error)
+    }
+}
+
+/// Counters for metrics.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct CoreStats {
+    /// Entries received from peers and stored.
+    pub items_in: u64,
+    /// Entries sent to peers (pushes and bulk streams).
+    pub items_out: u64,
+    /// Message bytes received.
+    pub bytes_in: u64,
+    /// Message bytes handed to the engine.
+    pub bytes_out: u64,
+    /// Syncs started.
+    pub syncs_started: u64,
+    /// Syncs that finished without error.
+    pub syncs_succeeded: u64,
+    /// Syncs that failed (and were retried).
+    pub syncs_failed: u64,
+    /// Categories streamed whole.
+    pub bulk_syncs: u64,
+    /// Conflicts resolved by a CRDT or custom rule.
+    pub conflicts: u64,
+    /// Conflicts whose rule failed (the last writer won).
+    pub conflicts_unresolved: u64,
+    /// Faults by kind (see [`PeerFault::kind_index`]).
+    pub faults: [u64; FAULT_KINDS],
+    /// Messages sent compressed.
+    pub compressed_messages: u64,
+    /// Pushes dropped (queue full or too many pending writes).
+    pub pushes_dropped: u64,
+    /// Events dropped because the host did not poll.
+    pub events_dropped: u64,
+}
