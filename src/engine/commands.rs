@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
-use super::driver::Driver;
+use super::control::Control;
 use crate::node::NodeEvent;
 
 /// A command: runs once on the engine thread.
-pub type Command = Box<dyn FnOnce(&mut Driver) + Send>;
+pub type Command = Box<dyn FnOnce(&mut Control) + Send>;
 
 /// Commands waiting for the engine at most; beyond, callers get `Busy`.
 pub const MAX_COMMANDS: usize = 4096;

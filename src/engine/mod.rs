@@ -2,13 +2,15 @@
 //! sockets and io_uring (DESIGN.md §2).
 //!
 //! - [`io`]: the IO backends (io_uring, mio) behind one interface, with the fallback;
-//! - [`driver`]: the control shard's loop, which runs a [`crate::node::NodeCore`] over
-//!   authenticated sessions;
+//! - [`driver`]: the control shard's loop, and [`control`] the state it drives: a
+//!   [`crate::node::NodeCore`] over authenticated sessions, with [`dialer`] re-dialling;
 //! - [`commands`]: the queues between host threads and the engine;
 //! - [`shard_runner`]: per-shard work on pinned threads (hashing and diffing);
 //! - [`metrics`]: the engine's counters.
 
 pub mod commands;
+pub mod control;
+pub mod dialer;
 pub mod driver;
 pub mod io;
 pub mod metrics;

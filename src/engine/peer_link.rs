@@ -1,12 +1,12 @@
 //! One TCP connection as the engine sees it: the socket's id in the backend, the
 //! authenticated session running over it, and the limits that keep one peer from taking
-//! more than its share (token buckets, a misbehaviour score, a send-queue bound).
+//! more than its share (token buckets and a misbehaviour score).
 
 use std::net::SocketAddr;
 
 use crate::engine::io::ConnId;
 use crate::state::NodeId;
-use crate::wire::{Misbehaviour, PeerLimits, Session};
+use crate::wire::{PeerLimits, Session};
 
 /// Which side opened the connection.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -31,19 +31,10 @@ pub struct PeerLink {
     pub peer: Option<NodeId>,
     /// When the link was opened (for the handshake timeout).
     pub opened_ms: u64,
-    /// Per-peer token buckets.
+    /// Token buckets and the misbehaviour score.
     pub limits: PeerLimits,
-    /// The misbehaviour score.
-    pub misbehaviour: Misbehaviour,
     /// Set once the link is being closed: no more frames are processed.
     pub closing: bool,
     /// The dial slot that opened this link, for outbound links.
     pub dial_slot: Option<usize>,
-}
-
-impl PeerLink {
-    /// Whether the handshake finished and the peer is known.
-    pub fn is_established(&self) -> bool {
-        self.peer.is_some() && !self.closing
-    }
 }

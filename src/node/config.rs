@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::engine::io::BackendChoice;
 use crate::state::{CategorySpec, NodeId};
+use crate::wire::{LimitsConfig, DEFAULT_MAX_FRAME_LEN};
 
 /// How a node is configured. Build one with [`NodeConfig::default`] and set fields.
 #[derive(Clone, Debug)]
@@ -49,21 +50,13 @@ pub struct NodeConfig {
     pub redial_max: Duration,
 }
 
-/// The bounds a node enforces on each peer and on itself.
+/// The bounds a node enforces on each peer and on itself, beyond the wire's rate limits.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Peers connected at once at most; further connections are refused.
-    pub max_peers: usize,
+    /// Rate limits, misbehaviour threshold, peer count, handshake rates (the wire's).
+    pub wire: LimitsConfig,
     /// The largest frame accepted or sent, in bytes.
-    pub max_frame_len: usize,
-    /// Sustained bytes per second accepted from one peer (a token bucket).
-    pub peer_bytes_per_s: u64,
-    /// Burst of bytes accepted from one peer above the sustained rate.
-    pub peer_bytes_burst: u64,
-    /// Sustained frames per second accepted from one peer.
-    pub peer_frames_per_s: u64,
-    /// Handshakes per second accepted from one source address.
-    pub handshakes_per_s: u64,
+    pub max_frame_len: u32,
     /// A connection that has not finished its handshake after this long is closed
     /// (slowloris).
     pub handshake_timeout: Duration,
@@ -74,12 +67,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_peers: 64,
-            max_frame_len: 4 << 20,
-            peer_bytes_per_s: 256 << 20,
-            peer_bytes_burst: 64 << 20,
-            peer_frames_per_s: 100_000,
-            handshakes_per_s: 20,
+            wire: LimitsConfig::default(),
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
             handshake_timeout: Duration::from_secs(5),
             max_send_queue: 64 << 20,
         }

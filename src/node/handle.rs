@@ -12,10 +12,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::config::NodeConfig;
-use super::error::NodeError;
-use super::{CoreConfig, NodeCore, NodeEvent, SyncResult};
+use super::{CoreConfig, NodeCore, NodeError, NodeEvent, SyncResult};
 use crate::engine::commands::{CommandQueue, EventQueue};
-use crate::engine::driver::{Driver, DriverParts};
+use crate::engine::control::Control;
+use crate::engine::driver::Driver;
 use crate::engine::io::{open_backend, IoConfig, IoStats, Waker};
 use crate::engine::metrics::EngineMetrics;
 use crate::state::{Digest, NodeId, Version};
@@ -52,23 +52,24 @@ impl Node {
         let id = identity.node_id();
         let now = wall_clock_ms();
         let seed = seed_from(&id, now);
-        let core = NodeCore::new(CoreConfig::from_node_config(&config), id, crate::sim::SimRng::new(seed), now)?;
+        let core = NodeCore::new(core_config(&config), id, crate::sim::SimRng::new(seed), now)?;
         let io = IoConfig { choice: config.io_backend, max_send_queue_bytes: config.limits.max_send_queue, ..IoConfig::default() };
         let mut backend = open_backend(&io).map_err(|error| NodeError::Io(format!("opening the IO backend: {error}")))?;
         let local_addr = backend.listen(config.listen).map_err(|error| {
             NodeError::Io(format!("cannot listen on {}: {error}; choose a free address or port 0", config.listen))
         })?;
         let waker = backend.waker();
-        let wire = WireConfig::from_node_config(&config, local_addr.port());
+        let wire = wire_config(&config, local_addr.port());
         let commands = Arc::new(CommandQueue::default());
         let events = Arc::new(EventQueue::default());
         let core_index = config.cores.as_ref().and_then(|cores| cores.first().copied()).unwrap_or(0);
-        let parts = DriverParts { backend, core, identity, wire, config, commands: commands.clone(), events: events.clone(), seed };
+        let control = Control::new(core, identity, wire, config, seed);
+        let driver = Driver::new(backend, control, commands.clone(), events.clone());
         let thread = std::thread::Builder::new()
             .name("bhsync-shard-0".into())
             .spawn(move || {
                 crate::engine::pin_to_core(core_index);
-                Driver::new(parts).run();
+                driver.run();
             })
             .map_err(|error| NodeError::Io(format!("cannot start the engine thread: {error}")))?;
         Ok(Node { id, local_addr, commands, events, waker, thread: Mutex::new(Some(thread)) })
@@ -180,7 +181,7 @@ impl Node {
     pub fn metrics(&self) -> Result<NodeMetrics, NodeError> {
         self.call(|driver| NodeMetrics {
             engine: driver.metrics.clone(),
-            io: driver.backend_stats(),
+            io: driver.io_stats.clone(),
             core: driver.core.stats(),
             peers: driver.connected_peers(),
         })
@@ -191,10 +192,10 @@ impl Node {
     pub fn call<R, F>(&self, f: F) -> Result<R, NodeError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Driver) -> R + Send + 'static,
+        F: FnOnce(&mut Control) -> R + Send + 'static,
     {
         let (sender, receiver) = mpsc::sync_channel(1);
-        let command = Box::new(move |driver: &mut Driver| {
+        let command = Box::new(move |driver: &mut Control| {
             let _ = sender.send(f(driver));
         });
         self.commands.push(command).map_err(|_| NodeError::Busy)?;
@@ -247,4 +248,25 @@ fn seed_from(id: &NodeId, now: u64) -> u64 {
     hasher.update(&std::process::id().to_le_bytes());
     let digest = hasher.finalize();
     u64::from_le_bytes(digest.as_bytes()[..8].try_into().unwrap_or([0; 8]))
+}
+
+/// The core's settings from the node's.
+fn core_config(config: &NodeConfig) -> CoreConfig {
+    CoreConfig {
+        categories: config.categories.clone(),
+        shard_count: config.shards.clamp(1, 16),
+        anti_entropy_interval_ms: config.anti_entropy_interval.as_millis() as u64,
+        ..CoreConfig::default()
+    }
+}
+
+/// The wire's settings from the node's.
+fn wire_config(config: &NodeConfig, listen_port: u16) -> WireConfig {
+    WireConfig {
+        plaintext: !config.encryption,
+        max_frame_len: config.limits.max_frame_len,
+        listen_port: Some(listen_port),
+        allowlist: config.allowlist.as_ref().map(|ids| std::sync::Arc::new(ids.iter().copied().collect())),
+        ..WireConfig::default()
+    }
 }

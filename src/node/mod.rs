@@ -6,7 +6,9 @@
 
 mod apply;
 pub mod backoff;
+pub mod config;
 mod core;
+mod handle;
 mod inbound;
 pub mod message;
 mod peer;
@@ -15,6 +17,9 @@ mod sync;
 pub mod types;
 
 pub use self::core::NodeCore;
+pub use crate::engine::control::SyncResult;
+pub use config::{Limits, NodeConfig};
+pub use handle::{Node, NodeMetrics};
 pub use backoff::{Backoff, BackoffConfig};
 pub use message::{DecodeError as MessageDecodeError, NodeMessage};
 pub use types::{

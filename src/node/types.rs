@@ -164,6 +164,8 @@ pub enum NodeEvent {
         /// Per-category reports, or why it failed.
         result: Result<Vec<CategoryReport>, SyncError>,
     },
+    /// The engine stopped on an error it cannot recover from (say which).
+    Fatal(String),
     /// Two versions of a key conflicted and were resolved by the category's rule.
     Conflict {
         /// The category.
@@ -227,6 +229,18 @@ pub enum NodeError {
     State(StateError),
     /// The configuration cannot work.
     InvalidConfig(&'static str),
+    /// A socket, file or thread could not be set up (the message says which and why).
+    Io(String),
+    /// The identity key could not be loaded or created.
+    Identity(String),
+    /// The engine's command queue is full: retry shortly.
+    Busy,
+    /// The node is closed.
+    Closed,
+    /// The call did not finish in time.
+    Timeout,
+    /// A bug: please report it with the message.
+    Internal(String),
 }
 
 impl std::fmt::Display for NodeError {
@@ -237,6 +251,12 @@ impl std::fmt::Display for NodeError {
             NodeError::Crdt(what) => write!(f, "CRDT error: {what}"),
             NodeError::State(error) => write!(f, "{error}"),
             NodeError::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
+            NodeError::Io(what) => write!(f, "{what}"),
+            NodeError::Identity(what) => write!(f, "identity key: {what}"),
+            NodeError::Busy => write!(f, "the node's command queue is full; retry shortly"),
+            NodeError::Closed => write!(f, "the node is closed"),
+            NodeError::Timeout => write!(f, "the call did not finish in time"),
+            NodeError::Internal(what) => write!(f, "internal error (please report): {what}"),
         }
     }
 }

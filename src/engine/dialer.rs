@@ -1,0 +1,83 @@
+//! The peers a node dials: each configured address is dialled at start and re-dialled
+//! after its link drops or a dial fails, with exponential backoff and jitter
+//! ([`crate::node::Backoff`]), so a peer that is down is retried ever more slowly and
+//! nodes that lost a peer together do not all knock at once when it returns.
+
+use std::net::SocketAddr;
+
+use super::io::ConnId;
+use crate::node::{Backoff, BackoffConfig, NodeConfig};
+use crate::sim::SimRng;
+
+struct Slot {
+    addr: SocketAddr,
+    backoff: Backoff,
+    next_attempt_ms: u64,
+    conn: Option<ConnId>,
+}
+
+/// The dial list.
+pub struct Dialer {
+    slots: Vec<Slot>,
+    backoff: BackoffConfig,
+    rng: SimRng,
+}
+
+impl Dialer {
+    /// An empty dial list with the node's re-dial settings.
+    pub fn new(config: &NodeConfig, rng: SimRng) -> Dialer {
+        let backoff = BackoffConfig {
+            initial_ms: config.redial_initial.as_millis() as u64,
+            max_ms: config.redial_max.as_millis() as u64,
+            factor: 2.0,
+        };
+        Dialer { slots: Vec::new(), backoff, rng }
+    }
+
+    /// Adds an address (once).
+    pub fn add(&mut self, addr: SocketAddr) {
+        if self.slots.iter().all(|slot| slot.addr != addr) {
+            self.slots.push(Slot { addr, backoff: Backoff::new(self.backoff), next_attempt_ms: 0, conn: None });
+        }
+    }
+
+    /// The next slot due for a dial at `now`, if any and if `room` for another link.
+    pub fn next_due(&mut self, now: u64, room: bool) -> Option<(usize, SocketAddr)> {
+        if !room {
+            return None;
+        }
+        let index = self.slots.iter().position(|slot| slot.conn.is_none() && slot.next_attempt_ms <= now)?;
+        // Marked as in flight until `connecting` or `failed` says otherwise.
+        self.slots[index].next_attempt_ms = u64::MAX;
+        Some((index, self.slots[index].addr))
+    }
+
+    /// A dial started on `conn`.
+    pub fn connecting(&mut self, index: usize, conn: ConnId) {
+        self.slots[index].conn = Some(conn);
+    }
+
+    /// A dial failed before a connection existed.
+    pub fn failed(&mut self, index: usize, now: u64) {
+        let slot = &mut self.slots[index];
+        slot.conn = None;
+        slot.next_attempt_ms = now + slot.backoff.next_delay_ms(&mut self.rng);
+    }
+
+    /// The link from this slot completed its handshake: the backoff starts over.
+    pub fn established(&mut self, index: usize) {
+        self.slots[index].backoff.reset();
+    }
+
+    /// The link from this slot closed (or never connected): dial again after a backoff.
+    pub fn closed(&mut self, index: usize, conn: ConnId, now: u64) {
+        if self.slots.get(index).is_some_and(|slot| slot.conn == Some(conn)) {
+            self.failed(index, now);
+        }
+    }
+
+    /// The earliest pending dial.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.slots.iter().filter(|slot| slot.conn.is_none()).map(|slot| slot.next_attempt_ms).min()
+    }
+}
