@@ -254,6 +254,16 @@ pub trait Backend: Send {
     fn stats(&self) -> IoStats;
 }
 
+/// How long a listener pauses after accept failed for lack of resources (EMFILE, ENFILE,
+/// ENOBUFS, ENOMEM): retrying at once would spin while the descriptor table is full. Tokio
+/// and Go's net package pause likewise; the length is a guess.
+pub(crate) const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// True for the accept errors that pause the listener (see [`ACCEPT_RETRY_DELAY`]).
+pub(crate) fn is_accept_resource_error(errno: i32) -> bool {
+    matches!(errno, libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+}
+
 /// True for the errors after which `Auto` falls back from io_uring to mio.
 pub fn is_fallback_error(error: &io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOSYS) | Some(libc::EINVAL))

@@ -27,7 +27,10 @@ use super::buf_ring::BufRing;
 use super::conn_table::{ConnId, ConnTable};
 use super::send_queue::{SendChunk, SendPool, SendQueue, SEND_CHUNK_LEN};
 use super::sockaddr::{peer_addr, RawAddr};
-use super::{Backend, BackendKind, IoConfig, IoEvent, IoStats, RingFeatures, SendError, Waker};
+use super::{
+    is_accept_resource_error, Backend, BackendKind, IoConfig, IoEvent, IoStats, RingFeatures, SendError, Waker,
+    ACCEPT_RETRY_DELAY,
+};
 
 /// The buffer group id of the provided-buffer ring.
 const RECV_GROUP: u16 = 0;
@@ -156,6 +159,8 @@ struct Listener {
     /// Peer address of a single-shot accept (boxed: the kernel writes it at completion).
     addr: Box<RawAddr>,
     armed: bool,
+    /// Paused after a resource error: re-armed by `poll` from this instant.
+    retry_at: Option<Instant>,
 }
 
 /// An io_uring ring with its listeners, connections and buffers.
@@ -444,7 +449,31 @@ impl UringBackend {
             let fd = unsafe { OwnedFd::from_raw_fd(result) };
             self.on_accepted(index, fd, multishot, sink);
         }
+        if result < 0 && is_accept_resource_error(-result) {
+            if let Some(listener) = self.listeners.get_mut(index) {
+                if !listener.armed {
+                    listener.retry_at = Some(Instant::now() + ACCEPT_RETRY_DELAY);
+                }
+            }
+            return;
+        }
         self.arm_accept(index);
+    }
+
+    /// Re-arms the listeners whose pause is over; returns the earliest pause still running.
+    fn resume_listeners(&mut self, now: Instant) -> Option<Instant> {
+        let mut next = None;
+        for index in 0..self.listeners.len() {
+            match self.listeners[index].retry_at {
+                Some(at) if at <= now => {
+                    self.listeners[index].retry_at = None;
+                    self.arm_accept(index);
+                }
+                Some(at) => next = Some(next.map_or(at, |n: Instant| n.min(at))),
+                None => {}
+            }
+        }
+        next
     }
 
     fn on_accepted(&mut self, index: usize, fd: OwnedFd, multishot: bool, sink: &mut dyn FnMut(IoEvent<'_>)) {
@@ -678,7 +707,7 @@ impl Backend for UringBackend {
     fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
         let socket = TcpListener::bind(addr)?;
         let bound = socket.local_addr()?;
-        self.listeners.push(Listener { socket, addr: Box::new(RawAddr::empty()), armed: false });
+        self.listeners.push(Listener { socket, addr: Box::new(RawAddr::empty()), armed: false, retry_at: None });
         self.arm_accept(self.listeners.len() - 1);
         Ok(bound)
     }
@@ -739,20 +768,29 @@ impl Backend for UringBackend {
         self.arm_wake();
         self.reap(&mut counting); // Completions left over and connections closed by `close`.
         let deadline = timeout.map(|t| Instant::now() + t);
-        self.timer_fired = false;
         loop {
-            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let now = Instant::now();
+            let resume_at = self.resume_listeners(now);
+            let remaining = deadline.map(|d| d.saturating_duration_since(now));
             if delivered.get() > 0 || remaining == Some(Duration::ZERO) {
                 self.enter(0)?;
                 self.reap(&mut counting);
                 return Ok(());
             }
-            if let Some(remaining) = remaining {
-                self.arm_timer(remaining);
+            // The timer ends the wait at the deadline, or earlier to resume a paused listener
+            // (then the loop goes on waiting).
+            let resume = resume_at.map(|at| at.saturating_duration_since(now));
+            let wait = match (remaining, resume) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            self.timer_fired = false;
+            if let Some(wait) = wait {
+                self.arm_timer(wait);
             }
             self.enter(1)?;
             self.reap(&mut counting);
-            if self.timer_fired {
+            if self.timer_fired && deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(());
             }
         }
