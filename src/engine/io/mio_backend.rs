@@ -43,6 +43,8 @@ pub struct MioBackend {
     /// Connections closed by `close`, reported at the next poll.
     closed: Vec<ConnId>,
     pool: SendPool,
+    /// Send queues of closed connections, reused by new ones.
+    spare_queues: Vec<SendQueue>,
     recv_buf: Box<[u8]>,
     waker: Waker,
     max_send_queue_bytes: usize,
@@ -65,6 +67,7 @@ impl MioBackend {
             dirty: Vec::with_capacity(config.max_connections),
             closed: Vec::with_capacity(config.max_connections),
             pool: SendPool::new(),
+            spare_queues: Vec::with_capacity(config.max_connections),
             recv_buf: vec![0u8; config.recv_buffer_len].into_boxed_slice(),
             waker,
             max_send_queue_bytes: config.max_send_queue_bytes,
@@ -75,7 +78,8 @@ impl MioBackend {
     fn add_conn(&mut self, mut stream: TcpStream, connecting: bool) -> io::Result<ConnId> {
         // Frames are small and latency matters more than segment count.
         let _ = stream.set_nodelay(true);
-        let queue = SendQueue::new(self.max_send_queue_bytes);
+        // Queues of closed connections are reused: accepting allocates nothing in steady state.
+        let queue = self.spare_queues.pop().unwrap_or_else(|| SendQueue::new(self.max_send_queue_bytes));
         let Some(index) = self.conns.next_index() else {
             return Err(io::Error::other("max_connections reached"));
         };
@@ -91,7 +95,8 @@ impl MioBackend {
     fn drop_conn(&mut self, id: ConnId) {
         if let Some(mut conn) = self.conns.remove(id) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
-            conn.queue.discard_unsent(&mut self.pool);
+            conn.queue.reset(&mut self.pool);
+            self.spare_queues.push(conn.queue);
         }
         self.stats.connections_open = self.conns.len() as u64;
     }

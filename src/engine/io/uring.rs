@@ -174,6 +174,8 @@ pub struct UringBackend {
     pool: SendPool,
     /// Connections released, to report at the next reap.
     farewells: Vec<(ConnId, Farewell)>,
+    /// Send queues of released connections, reused by new ones.
+    spare_queues: Vec<SendQueue>,
     /// SQEs that found the submission queue full while the kernel refused to take more.
     backlog: Vec<squeue::Entry>,
     waker: Waker,
@@ -238,6 +240,7 @@ impl UringBackend {
             pool: SendPool::with_chunks(registered),
             farewells: Vec::with_capacity(config.max_connections),
             backlog: Vec::new(),
+            spare_queues: Vec::with_capacity(config.max_connections),
             waker: Waker::eventfd()?,
             wake_buf: Box::new(0),
             wake_armed: false,
@@ -406,7 +409,8 @@ impl UringBackend {
             return;
         }
         let Some(mut conn) = self.conns.remove(id) else { return };
-        conn.queue.discard_unsent(&mut self.pool);
+        conn.queue.reset(&mut self.pool);
+        self.spare_queues.push(conn.queue);
         let farewell = conn.farewell.take().unwrap_or(Farewell::Closed(None));
         self.farewells.push((id, farewell));
         self.stats.connections_open = self.conns.len() as u64;
@@ -416,7 +420,8 @@ impl UringBackend {
     fn add_conn(&mut self, fd: OwnedFd, state: ConnState, connect_addr: Option<Box<RawAddr>>) -> Option<ConnId> {
         // Frames are small and latency matters more than segment count.
         set_nodelay(fd.as_raw_fd());
-        let queue = SendQueue::new(self.max_send_queue_bytes);
+        // Queues of closed connections are reused: accepting allocates nothing in steady state.
+        let queue = self.spare_queues.pop().unwrap_or_else(|| SendQueue::new(self.max_send_queue_bytes));
         let conn = UringConn {
             fd,
             state,
