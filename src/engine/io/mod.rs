@@ -26,6 +26,7 @@ pub mod mio_backend;
 mod send_queue;
 mod sockaddr;
 pub mod uring;
+mod uring_setup;
 mod waker;
 
 #[cfg(test)]

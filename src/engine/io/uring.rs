@@ -21,12 +21,14 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::buf_ring::BufRing;
 use super::conn_table::{ConnId, ConnTable};
-use super::send_queue::{SendChunk, SendPool, SendQueue, SEND_CHUNK_LEN};
+use super::send_queue::{SendPool, SendQueue, SEND_CHUNK_LEN};
 use super::sockaddr::{peer_addr, RawAddr};
+use super::uring_setup::register_send_chunks;
+pub use super::uring_setup::{probe, ProbeReport};
 use super::{
     is_accept_resource_error, Backend, BackendKind, IoConfig, IoEvent, IoStats, RingFeatures, SendError, Waker,
     ACCEPT_RETRY_DELAY,
@@ -79,43 +81,6 @@ impl UserData {
         };
         Some(UserData { op, index: ((raw >> 8) & 0xff_ffff) as u32, generation: (raw >> 32) as u32 })
     }
-}
-
-/// What a ring supports, from `IORING_REGISTER_PROBE`.
-#[derive(Copy, Clone, Debug, Default, Eq, PartialEq)]
-pub struct ProbeReport {
-    /// The single-shot opcodes this backend cannot do without (accept, connect, send, recv,
-    /// read, timeout, async cancel) are all supported.
-    pub basic_ops: bool,
-    /// Multishot accept (Linux 5.19). It is a flag of `IORING_OP_ACCEPT`, which the opcode
-    /// probe cannot see, so it is inferred from `IORING_OP_SOCKET`, added in the same release;
-    /// an EINVAL at run time still turns it off.
-    pub multishot_accept: bool,
-    /// Multishot recv (Linux 6.0), inferred likewise from `IORING_OP_SEND_ZC` (same release).
-    pub multishot_recv: bool,
-    /// `IORING_OP_SEND_ZC`, which accepts a registered buffer index for sockets.
-    pub send_zc: bool,
-}
-
-/// Probes `ring` for the operations this backend uses.
-pub fn probe(ring: &IoUring) -> io::Result<ProbeReport> {
-    let mut probe = Probe::new();
-    ring.submitter().register_probe(&mut probe)?;
-    let basic = [
-        opcode::Accept::CODE,
-        opcode::Connect::CODE,
-        opcode::Send::CODE,
-        opcode::Recv::CODE,
-        opcode::Read::CODE,
-        opcode::Timeout::CODE,
-        opcode::AsyncCancel::CODE,
-    ];
-    Ok(ProbeReport {
-        basic_ops: basic.iter().all(|&code| probe.is_supported(code)),
-        multishot_accept: probe.is_supported(opcode::Socket::CODE),
-        multishot_recv: probe.is_supported(opcode::SendZc::CODE),
-        send_zc: probe.is_supported(opcode::SendZc::CODE),
-    })
 }
 
 #[derive(Copy, Clone, Debug, Eq, PartialEq)]
@@ -633,6 +598,7 @@ impl UringBackend {
 
     /// One `io_uring_enter`: submits everything queued and waits for `want` completions.
     fn enter(&mut self, want: usize) -> io::Result<()> {
+        self.push_backlog();
         self.stats.syscalls += 1;
         match self.ring.submit_and_wait(want) {
             Ok(_) => Ok(()),
@@ -647,36 +613,6 @@ impl UringBackend {
 /// zero-copy bookkeeping (a second completion, the notification) costs more than the copy it
 /// saves (the kernel documentation's advice; the exact threshold is a guess, not measured).
 const ZERO_COPY_MIN_BYTES: usize = 16 * 1024;
-
-/// The soft RLIMIT_MEMLOCK in bytes (`usize::MAX` when unlimited or unknown).
-fn memlock_limit() -> usize {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: passes a pointer to a live rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
-        return usize::MAX;
-    }
-    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
-}
-
-/// Allocates send chunks and registers them with the ring: at most `wanted` bytes and a
-/// quarter of RLIMIT_MEMLOCK (other rings and shards pin memory too). Returns none if the
-/// kernel refuses (ENOMEM, EPERM): sends then copy from unregistered chunks.
-fn register_send_chunks(ring: &IoUring, wanted: usize) -> Vec<SendChunk> {
-    let bytes = wanted.min(memlock_limit() / 4);
-    let count = (bytes / SEND_CHUNK_LEN).min(usize::from(u16::MAX));
-    if count == 0 {
-        return Vec::new();
-    }
-    let mut chunks: Vec<SendChunk> = (0..count).map(|i| SendChunk::new(Some(i as u16))).collect();
-    let iovecs: Vec<libc::iovec> = chunks.iter_mut().map(SendChunk::iovec).collect();
-    // SAFETY: each iovec covers a chunk's heap block, which never moves and is freed only
-    // after the ring (the backend declares the ring first, and the pool never frees
-    // registered chunks).
-    match unsafe { ring.submitter().register_buffers(&iovecs) } {
-        Ok(()) => chunks,
-        Err(_) => Vec::new(),
-    }
-}
 
 fn set_nodelay(fd: RawFd) {
     let one: libc::c_int = 1;
