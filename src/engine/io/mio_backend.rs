@@ -8,14 +8,16 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
 use super::conn_table::{ConnId, ConnTable};
 use super::send_queue::{SendPool, SendQueue};
-use super::{Backend, BackendKind, IoConfig, IoEvent, IoStats, SendError, Waker};
+use super::{
+    is_accept_resource_error, Backend, BackendKind, IoConfig, IoEvent, IoStats, SendError, Waker, ACCEPT_RETRY_DELAY,
+};
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 const LISTENER_BIT: usize = 1 << 62;
@@ -34,11 +36,15 @@ pub struct MioBackend {
     poll: Poll,
     events: Events,
     listeners: Vec<TcpListener>,
+    /// Per listener: paused after a resource error until this instant.
+    accept_retry_at: Vec<Option<Instant>>,
     conns: ConnTable<MioConn>,
     dirty: Vec<ConnId>,
     /// Connections closed by `close`, reported at the next poll.
     closed: Vec<ConnId>,
     pool: SendPool,
+    /// Send queues of closed connections, reused by new ones.
+    spare_queues: Vec<SendQueue>,
     recv_buf: Box<[u8]>,
     waker: Waker,
     max_send_queue_bytes: usize,
@@ -56,10 +62,12 @@ impl MioBackend {
             poll,
             events: Events::with_capacity(EVENTS_PER_POLL),
             listeners: Vec::new(),
+            accept_retry_at: Vec::new(),
             conns: ConnTable::with_capacity(config.max_connections),
             dirty: Vec::with_capacity(config.max_connections),
             closed: Vec::with_capacity(config.max_connections),
             pool: SendPool::new(),
+            spare_queues: Vec::with_capacity(config.max_connections),
             recv_buf: vec![0u8; config.recv_buffer_len].into_boxed_slice(),
             waker,
             max_send_queue_bytes: config.max_send_queue_bytes,
@@ -70,7 +78,8 @@ impl MioBackend {
     fn add_conn(&mut self, mut stream: TcpStream, connecting: bool) -> io::Result<ConnId> {
         // Frames are small and latency matters more than segment count.
         let _ = stream.set_nodelay(true);
-        let queue = SendQueue::new(self.max_send_queue_bytes);
+        // Queues of closed connections are reused: accepting allocates nothing in steady state.
+        let queue = self.spare_queues.pop().unwrap_or_else(|| SendQueue::new(self.max_send_queue_bytes));
         let Some(index) = self.conns.next_index() else {
             return Err(io::Error::other("max_connections reached"));
         };
@@ -86,7 +95,8 @@ impl MioBackend {
     fn drop_conn(&mut self, id: ConnId) {
         if let Some(mut conn) = self.conns.remove(id) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
-            conn.queue.discard_unsent(&mut self.pool);
+            conn.queue.reset(&mut self.pool);
+            self.spare_queues.push(conn.queue);
         }
         self.stats.connections_open = self.conns.len() as u64;
     }
@@ -111,7 +121,14 @@ impl MioBackend {
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                // ECONNABORTED, EMFILE, …: this connection is lost, the listener lives on.
+                Err(error) if error.raw_os_error().is_some_and(is_accept_resource_error) => {
+                    // The backlog keeps the connection; epoll will not report it again
+                    // (edge-triggered), so `poll` retries after a pause.
+                    self.accept_retry_at[listener_index] = Some(Instant::now() + ACCEPT_RETRY_DELAY);
+                    return;
+                }
+                // The connection was reset while queued: it is lost, the listener lives on.
+                Err(error) if error.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(_) => return,
             }
         }
@@ -208,6 +225,39 @@ impl MioBackend {
         self.dirty = dirty; // Keeps the capacity: no allocation per poll.
     }
 
+    /// One `epoll_wait`, then the readiness events.
+    fn wait_and_dispatch(&mut self, wait: Option<Duration>, sink: &mut dyn FnMut(IoEvent<'_>)) -> io::Result<()> {
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        self.stats.syscalls += 1;
+        let waited = match self.poll.poll(&mut events, wait) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(()),
+            other => other,
+        };
+        for event in events.iter() {
+            let writable = event.is_writable() || event.is_error();
+            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            self.dispatch(event.token(), readable, writable, sink);
+        }
+        self.events = events; // Keeps the capacity: no allocation per poll.
+        waited
+    }
+
+    /// Accepts on the listeners whose pause is over; returns the earliest pause still running.
+    fn resume_listeners(&mut self, now: Instant, sink: &mut dyn FnMut(IoEvent<'_>)) -> Option<Instant> {
+        let mut next = None;
+        for index in 0..self.accept_retry_at.len() {
+            match self.accept_retry_at[index] {
+                Some(at) if at <= now => {
+                    self.accept_retry_at[index] = None;
+                    self.accept_all(index, sink);
+                }
+                Some(at) => next = Some(next.map_or(at, |n: Instant| n.min(at))),
+                None => {}
+            }
+        }
+        next
+    }
+
     fn dispatch(&mut self, token: Token, readable: bool, writable: bool, sink: &mut dyn FnMut(IoEvent<'_>)) {
         if token == WAKER_TOKEN {
             // mio's waker is edge-triggered: one event per batch of wakes, nothing to drain.
@@ -243,6 +293,7 @@ impl Backend for MioBackend {
         self.poll.registry().register(&mut listener, token, Interest::READABLE)?;
         let bound = listener.local_addr()?;
         self.listeners.push(listener);
+        self.accept_retry_at.push(None);
         Ok(bound)
     }
 
@@ -291,20 +342,23 @@ impl Backend for MioBackend {
         for id in self.closed.drain(..) {
             counting(IoEvent::Closed { conn: id, error: None });
         }
-        let timeout = if delivered.get() > 0 { Some(Duration::ZERO) } else { timeout };
-        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
-        self.stats.syscalls += 1;
-        let waited = match self.poll.poll(&mut events, timeout) {
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(()),
-            other => other,
-        };
-        for event in events.iter() {
-            let writable = event.is_writable() || event.is_error();
-            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-            self.dispatch(event.token(), readable, writable, &mut counting);
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let now = Instant::now();
+            let resume_at = self.resume_listeners(now, &mut counting);
+            let remaining = deadline.map(|d| d.saturating_duration_since(now));
+            // Wait until the deadline, or until a paused listener resumes (then wait on).
+            let resume = resume_at.map(|at| at.saturating_duration_since(now));
+            let wait = match (remaining, resume) {
+                _ if delivered.get() > 0 => Some(Duration::ZERO),
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            self.wait_and_dispatch(wait, &mut counting)?;
+            if delivered.get() > 0 || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(());
+            }
         }
-        self.events = events;
-        waited
     }
 
     fn waker(&self) -> Waker {

@@ -26,6 +26,7 @@ pub mod mio_backend;
 mod send_queue;
 mod sockaddr;
 pub mod uring;
+mod uring_setup;
 mod waker;
 
 #[cfg(test)]
@@ -252,6 +253,16 @@ pub trait Backend: Send {
     fn waker(&self) -> Waker;
     /// Counters for metrics.
     fn stats(&self) -> IoStats;
+}
+
+/// How long a listener pauses after accept failed for lack of resources (EMFILE, ENFILE,
+/// ENOBUFS, ENOMEM): retrying at once would spin while the descriptor table is full. Tokio
+/// and Go's net package pause likewise; the length is a guess.
+pub(crate) const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// True for the accept errors that pause the listener (see [`ACCEPT_RETRY_DELAY`]).
+pub(crate) fn is_accept_resource_error(errno: i32) -> bool {
+    matches!(errno, libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
 }
 
 /// True for the errors after which `Auto` falls back from io_uring to mio.

@@ -156,6 +156,13 @@ impl SendQueue {
         }
     }
 
+    /// Empties an idle queue for reuse by another connection (keeps its capacity).
+    pub(crate) fn reset(&mut self, pool: &mut SendPool) {
+        debug_assert_eq!(self.in_flight, 0, "a queue with bytes in flight belongs to its connection");
+        self.discard_unsent(pool);
+        self.refused = false;
+    }
+
     /// Drops the bytes not handed to the kernel; keeps an in-flight chunk (its memory is the
     /// kernel's until the completion arrives).
     pub(crate) fn discard_unsent(&mut self, pool: &mut SendPool) {

@@ -21,13 +21,18 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::buf_ring::BufRing;
 use super::conn_table::{ConnId, ConnTable};
-use super::send_queue::{SendChunk, SendPool, SendQueue, SEND_CHUNK_LEN};
+use super::send_queue::{SendPool, SendQueue, SEND_CHUNK_LEN};
 use super::sockaddr::{peer_addr, RawAddr};
-use super::{Backend, BackendKind, IoConfig, IoEvent, IoStats, RingFeatures, SendError, Waker};
+use super::uring_setup::register_send_chunks;
+pub use super::uring_setup::{probe, ProbeReport};
+use super::{
+    is_accept_resource_error, Backend, BackendKind, IoConfig, IoEvent, IoStats, RingFeatures, SendError, Waker,
+    ACCEPT_RETRY_DELAY,
+};
 
 /// The buffer group id of the provided-buffer ring.
 const RECV_GROUP: u16 = 0;
@@ -78,43 +83,6 @@ impl UserData {
     }
 }
 
-/// What a ring supports, from `IORING_REGISTER_PROBE`.
-#[derive(Copy, Clone, Debug, Default, Eq, PartialEq)]
-pub struct ProbeReport {
-    /// The single-shot opcodes this backend cannot do without (accept, connect, send, recv,
-    /// read, timeout, async cancel) are all supported.
-    pub basic_ops: bool,
-    /// Multishot accept (Linux 5.19). It is a flag of `IORING_OP_ACCEPT`, which the opcode
-    /// probe cannot see, so it is inferred from `IORING_OP_SOCKET`, added in the same release;
-    /// an EINVAL at run time still turns it off.
-    pub multishot_accept: bool,
-    /// Multishot recv (Linux 6.0), inferred likewise from `IORING_OP_SEND_ZC` (same release).
-    pub multishot_recv: bool,
-    /// `IORING_OP_SEND_ZC`, which accepts a registered buffer index for sockets.
-    pub send_zc: bool,
-}
-
-/// Probes `ring` for the operations this backend uses.
-pub fn probe(ring: &IoUring) -> io::Result<ProbeReport> {
-    let mut probe = Probe::new();
-    ring.submitter().register_probe(&mut probe)?;
-    let basic = [
-        opcode::Accept::CODE,
-        opcode::Connect::CODE,
-        opcode::Send::CODE,
-        opcode::Recv::CODE,
-        opcode::Read::CODE,
-        opcode::Timeout::CODE,
-        opcode::AsyncCancel::CODE,
-    ];
-    Ok(ProbeReport {
-        basic_ops: basic.iter().all(|&code| probe.is_supported(code)),
-        multishot_accept: probe.is_supported(opcode::Socket::CODE),
-        multishot_recv: probe.is_supported(opcode::SendZc::CODE),
-        send_zc: probe.is_supported(opcode::SendZc::CODE),
-    })
-}
-
 #[derive(Copy, Clone, Debug, Eq, PartialEq)]
 enum ConnState {
     Connecting,
@@ -156,6 +124,8 @@ struct Listener {
     /// Peer address of a single-shot accept (boxed: the kernel writes it at completion).
     addr: Box<RawAddr>,
     armed: bool,
+    /// Paused after a resource error: re-armed by `poll` from this instant.
+    retry_at: Option<Instant>,
 }
 
 /// An io_uring ring with its listeners, connections and buffers.
@@ -169,6 +139,8 @@ pub struct UringBackend {
     pool: SendPool,
     /// Connections released, to report at the next reap.
     farewells: Vec<(ConnId, Farewell)>,
+    /// Send queues of released connections, reused by new ones.
+    spare_queues: Vec<SendQueue>,
     /// SQEs that found the submission queue full while the kernel refused to take more.
     backlog: Vec<squeue::Entry>,
     waker: Waker,
@@ -233,6 +205,7 @@ impl UringBackend {
             pool: SendPool::with_chunks(registered),
             farewells: Vec::with_capacity(config.max_connections),
             backlog: Vec::new(),
+            spare_queues: Vec::with_capacity(config.max_connections),
             waker: Waker::eventfd()?,
             wake_buf: Box::new(0),
             wake_armed: false,
@@ -401,7 +374,8 @@ impl UringBackend {
             return;
         }
         let Some(mut conn) = self.conns.remove(id) else { return };
-        conn.queue.discard_unsent(&mut self.pool);
+        conn.queue.reset(&mut self.pool);
+        self.spare_queues.push(conn.queue);
         let farewell = conn.farewell.take().unwrap_or(Farewell::Closed(None));
         self.farewells.push((id, farewell));
         self.stats.connections_open = self.conns.len() as u64;
@@ -411,7 +385,8 @@ impl UringBackend {
     fn add_conn(&mut self, fd: OwnedFd, state: ConnState, connect_addr: Option<Box<RawAddr>>) -> Option<ConnId> {
         // Frames are small and latency matters more than segment count.
         set_nodelay(fd.as_raw_fd());
-        let queue = SendQueue::new(self.max_send_queue_bytes);
+        // Queues of closed connections are reused: accepting allocates nothing in steady state.
+        let queue = self.spare_queues.pop().unwrap_or_else(|| SendQueue::new(self.max_send_queue_bytes));
         let conn = UringConn {
             fd,
             state,
@@ -444,7 +419,31 @@ impl UringBackend {
             let fd = unsafe { OwnedFd::from_raw_fd(result) };
             self.on_accepted(index, fd, multishot, sink);
         }
+        if result < 0 && is_accept_resource_error(-result) {
+            if let Some(listener) = self.listeners.get_mut(index) {
+                if !listener.armed {
+                    listener.retry_at = Some(Instant::now() + ACCEPT_RETRY_DELAY);
+                }
+            }
+            return;
+        }
         self.arm_accept(index);
+    }
+
+    /// Re-arms the listeners whose pause is over; returns the earliest pause still running.
+    fn resume_listeners(&mut self, now: Instant) -> Option<Instant> {
+        let mut next = None;
+        for index in 0..self.listeners.len() {
+            match self.listeners[index].retry_at {
+                Some(at) if at <= now => {
+                    self.listeners[index].retry_at = None;
+                    self.arm_accept(index);
+                }
+                Some(at) => next = Some(next.map_or(at, |n: Instant| n.min(at))),
+                None => {}
+            }
+        }
+        next
     }
 
     fn on_accepted(&mut self, index: usize, fd: OwnedFd, multishot: bool, sink: &mut dyn FnMut(IoEvent<'_>)) {
@@ -599,6 +598,7 @@ impl UringBackend {
 
     /// One `io_uring_enter`: submits everything queued and waits for `want` completions.
     fn enter(&mut self, want: usize) -> io::Result<()> {
+        self.push_backlog();
         self.stats.syscalls += 1;
         match self.ring.submit_and_wait(want) {
             Ok(_) => Ok(()),
@@ -613,36 +613,6 @@ impl UringBackend {
 /// zero-copy bookkeeping (a second completion, the notification) costs more than the copy it
 /// saves (the kernel documentation's advice; the exact threshold is a guess, not measured).
 const ZERO_COPY_MIN_BYTES: usize = 16 * 1024;
-
-/// The soft RLIMIT_MEMLOCK in bytes (`usize::MAX` when unlimited or unknown).
-fn memlock_limit() -> usize {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: passes a pointer to a live rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
-        return usize::MAX;
-    }
-    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
-}
-
-/// Allocates send chunks and registers them with the ring: at most `wanted` bytes and a
-/// quarter of RLIMIT_MEMLOCK (other rings and shards pin memory too). Returns none if the
-/// kernel refuses (ENOMEM, EPERM): sends then copy from unregistered chunks.
-fn register_send_chunks(ring: &IoUring, wanted: usize) -> Vec<SendChunk> {
-    let bytes = wanted.min(memlock_limit() / 4);
-    let count = (bytes / SEND_CHUNK_LEN).min(usize::from(u16::MAX));
-    if count == 0 {
-        return Vec::new();
-    }
-    let mut chunks: Vec<SendChunk> = (0..count).map(|i| SendChunk::new(Some(i as u16))).collect();
-    let iovecs: Vec<libc::iovec> = chunks.iter_mut().map(SendChunk::iovec).collect();
-    // SAFETY: each iovec covers a chunk's heap block, which never moves and is freed only
-    // after the ring (the backend declares the ring first, and the pool never frees
-    // registered chunks).
-    match unsafe { ring.submitter().register_buffers(&iovecs) } {
-        Ok(()) => chunks,
-        Err(_) => Vec::new(),
-    }
-}
 
 fn set_nodelay(fd: RawFd) {
     let one: libc::c_int = 1;
@@ -678,7 +648,7 @@ impl Backend for UringBackend {
     fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
         let socket = TcpListener::bind(addr)?;
         let bound = socket.local_addr()?;
-        self.listeners.push(Listener { socket, addr: Box::new(RawAddr::empty()), armed: false });
+        self.listeners.push(Listener { socket, addr: Box::new(RawAddr::empty()), armed: false, retry_at: None });
         self.arm_accept(self.listeners.len() - 1);
         Ok(bound)
     }
@@ -739,20 +709,29 @@ impl Backend for UringBackend {
         self.arm_wake();
         self.reap(&mut counting); // Completions left over and connections closed by `close`.
         let deadline = timeout.map(|t| Instant::now() + t);
-        self.timer_fired = false;
         loop {
-            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let now = Instant::now();
+            let resume_at = self.resume_listeners(now);
+            let remaining = deadline.map(|d| d.saturating_duration_since(now));
             if delivered.get() > 0 || remaining == Some(Duration::ZERO) {
                 self.enter(0)?;
                 self.reap(&mut counting);
                 return Ok(());
             }
-            if let Some(remaining) = remaining {
-                self.arm_timer(remaining);
+            // The timer ends the wait at the deadline, or earlier to resume a paused listener
+            // (then the loop goes on waiting).
+            let resume = resume_at.map(|at| at.saturating_duration_since(now));
+            let wait = match (remaining, resume) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            self.timer_fired = false;
+            if let Some(wait) = wait {
+                self.arm_timer(wait);
             }
             self.enter(1)?;
             self.reap(&mut counting);
-            if self.timer_fired {
+            if self.timer_fired && deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(());
             }
         }
