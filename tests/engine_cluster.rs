@@ -17,7 +17,7 @@ const CONVERGENCE_LIMIT: Duration = Duration::from_secs(30);
 
 fn config(index: usize, peers: Vec<SocketAddr>, backend: BackendChoice) -> NodeConfig {
     let mut secret = [0u8; 32];
-    secret[0] = index as u8 + 1;
+    secret[1] = index as u8 + 1; // not byte 0: X25519 clamps its low bits
     secret[31] = 0x42;
     NodeConfig {
         identity_secret: Some(secret),
@@ -55,6 +55,13 @@ fn await_convergence(nodes: &[&Node], what: &str) -> Duration {
         }
         if start.elapsed() > CONVERGENCE_LIMIT {
             let short: Vec<String> = hashes.iter().map(|h| format!("{h:?}")).collect();
+            for (index, node) in nodes.iter().enumerate() {
+                let metrics = node.metrics().expect("metrics");
+                eprintln!("node {index}: peers {:?}\n engine {:?}\n core {:?}", metrics.peers, metrics.engine, metrics.core);
+                for category in ["users", "meta", "counters"] {
+                    eprintln!("  {category}: {:?}", node.category_root(category));
+                }
+            }
             panic!("{what}: no convergence within {CONVERGENCE_LIMIT:?}; hashes {short:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
