@@ -26,6 +26,7 @@
 pub mod crdt;
 pub mod engine;
 pub mod membership;
+pub mod metrics;
 pub mod node;
 pub mod ffi;
 pub mod gossip;

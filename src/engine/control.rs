@@ -106,6 +106,11 @@ impl Control {
         self.dialer.add(addr);
     }
 
+    /// How many peer addresses the node dials.
+    pub fn configured_peers(&self) -> usize {
+        self.dialer.len()
+    }
+
     /// Cuts the links to `peers` and refuses them until the next call (a partition at
     /// the transport, for tests and the demo); an empty set heals.
     pub fn set_blocked(&mut self, peers: HashSet<NodeId>) {

@@ -34,6 +34,16 @@ impl Dialer {
         Dialer { slots: Vec::new(), backoff, rng }
     }
 
+    /// How many addresses are on the list.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
     /// Adds an address (once).
     pub fn add(&mut self, addr: SocketAddr) {
         if self.slots.iter().all(|slot| slot.addr != addr) {

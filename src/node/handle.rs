@@ -187,6 +187,36 @@ impl Node {
         })
     }
 
+    /// Writes many entries in one command (bulk loads): one round trip to the engine
+    /// instead of one per entry. Stops at the first error.
+    pub fn put_many(&self, category: &str, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<usize, NodeError> {
+        let category = category.to_owned();
+        self.call(move |driver| {
+            let now = driver.now_ms();
+            for (key, value) in &entries {
+                driver.core.put(now, &category, key, value)?;
+            }
+            Ok(entries.len())
+        })?
+    }
+
+    /// Registers the host's resolver for a category whose merge rule is custom.
+    pub fn set_resolver(&self, category: &str, resolver: crate::crdt::CustomResolver) -> Result<(), NodeError> {
+        let category = category.to_owned();
+        self.call(move |driver| driver.core.set_resolver(&category, resolver))?
+    }
+
+    /// The health report (status, warnings with recommendations, figures).
+    pub fn health(&self) -> Result<crate::metrics::HealthReport, NodeError> {
+        let configured = self.call(|driver| driver.configured_peers())?;
+        Ok(crate::metrics::HealthReport::from_metrics(self.metrics()?, configured))
+    }
+
+    /// The health report as JSON.
+    pub fn health_json(&self) -> Result<String, NodeError> {
+        Ok(self.health()?.to_json())
+    }
+
     /// Runs `f` on the engine thread and returns its result: the one way into the
     /// protocol state (advanced users and the C ABI use it for what has no method).
     pub fn call<R, F>(&self, f: F) -> Result<R, NodeError>
