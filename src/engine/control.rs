@@ -45,6 +45,7 @@ pub struct Control {
     sync_waiters: HashMap<SyncId, SyncWaiter>,
     to_close: Vec<(ConnId, GoAwayReason)>,
     dirty: Vec<ConnId>,
+    throttled: bool,
     scratch: Vec<u8>,
     started: Instant,
     epoch_ms: u64,
@@ -79,6 +80,7 @@ impl Control {
             sync_waiters: HashMap::new(),
             to_close: Vec::new(),
             dirty: Vec::new(),
+            throttled: false,
             scratch: Vec::with_capacity(1 << 16),
             started: Instant::now(),
             epoch_ms,
@@ -172,6 +174,7 @@ impl Control {
             }
         }
         self.close_stalled_handshakes(now);
+        self.keep_alive(now);
         self.metrics.peers_connected = self.by_peer.len() as u64;
         self.metrics.events_dropped = self.events_dropped;
         self.io_stats = backend.stats();
@@ -187,6 +190,28 @@ impl Control {
         }
     }
 
+    /// Pings quiet links and closes links silent for longer than the idle timeout: a
+    /// half-open TCP connection, or a peer that stalls in the middle of a message, is
+    /// noticed and re-dialled.
+    fn keep_alive(&mut self, now: u64) {
+        let idle = self.config.limits.idle_timeout.as_millis() as u64;
+        let ping_every = idle / 3;
+        for link in self.links.values_mut() {
+            if link.peer.is_none() || link.closing {
+                continue;
+            }
+            if now.saturating_sub(link.last_rx_ms) > idle {
+                self.metrics.idle_timeouts += 1;
+                link.closing = true;
+                self.to_close.push((link.conn, GoAwayReason::Normal));
+            } else if now.saturating_sub(link.last_rx_ms.max(link.last_ping_ms)) > ping_every {
+                link.last_ping_ms = now;
+                let _ = link.session.send_frame(FrameKind::Ping, &now.to_le_bytes());
+                self.dirty.push(link.conn);
+            }
+        }
+    }
+
     fn open_link(&mut self, conn: ConnId, addr: SocketAddr, direction: Direction, dial_slot: Option<usize>, now: u64) {
         let session = match direction {
             Direction::Outbound => Session::initiator(&self.identity, &self.wire),
@@ -195,7 +220,19 @@ impl Control {
         match session {
             Ok(session) => {
                 let limits = PeerLimits::new(&self.config.limits.wire, now);
-                let link = PeerLink { conn, direction, addr, session, peer: None, opened_ms: now, limits, closing: false, dial_slot };
+                let link = PeerLink {
+                    conn,
+                    direction,
+                    addr,
+                    session,
+                    peer: None,
+                    opened_ms: now,
+                    last_rx_ms: now,
+                    last_ping_ms: now,
+                    limits,
+                    closing: false,
+                    dial_slot,
+                };
                 self.links.insert(conn, link);
                 self.dirty.push(conn);
             }
@@ -215,6 +252,9 @@ impl Control {
         }
         if self.links.values().any(|link| link.peer.is_none()) {
             deadline = deadline.min(now + 100);
+        }
+        if self.throttled {
+            deadline = deadline.min(now + 1);
         }
         if !self.to_close.is_empty() || !self.dirty.is_empty() {
             deadline = now;
@@ -258,6 +298,7 @@ impl Control {
         if link.closing {
             return;
         }
+        link.last_rx_ms = now;
         if link.peer.is_some() && check_bytes(link, now, data.len()) == Err(Verdict::Disconnect) {
             self.disconnect_misbehaving(conn);
             return;
@@ -447,6 +488,11 @@ impl Control {
     /// Moves the core's transmits into sessions and every session's bytes into the
     /// backend: one batch per turn.
     pub fn flush(&mut self, backend: &mut dyn Backend) {
+        // Back-pressure: the core's transmits are pulled only while the link they go to
+        // has room; the rest stays queued in the core (which generates bulk streams only
+        // as its queues drain), and a `Writable` event resumes.
+        let high_water = self.config.limits.max_send_queue / 2;
+        self.throttled = false;
         while let Some(transmit) = self.core.poll_transmit() {
             let Some(&conn) = self.by_peer.get(&transmit.to) else { continue };
             let Some(link) = self.links.get_mut(&conn) else { continue };
@@ -454,9 +500,15 @@ impl Control {
                 self.metrics.frames_out += 1;
                 self.dirty.push(conn);
             }
-            if link.session.pending_transmit() >= 4 << 20 {
+            if link.session.pending_transmit() >= 1 << 20 {
                 // Encrypt and hand over what is queued before taking more.
                 self.flush_link(backend, conn);
+                if backend.queued_bytes(conn) >= high_water {
+                    // The socket drains without telling us (no refusal, so no
+                    // `Writable`): look again shortly.
+                    self.throttled = true;
+                    break;
+                }
             }
         }
         self.dirty.sort_unstable();

@@ -27,6 +27,8 @@ pub struct EngineMetrics {
     pub refused_handshake_rate: u64,
     /// Connections closed because the handshake did not finish in time (slowloris).
     pub handshake_timeouts: u64,
+    /// Established links closed because nothing arrived for the idle timeout.
+    pub idle_timeouts: u64,
     /// Frames that did not decode or exceeded the frame bound, after the handshake.
     pub bad_frames: u64,
     /// Peer faults reported by the node core (invalid items, digest mismatches, …).

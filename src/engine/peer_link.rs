@@ -31,6 +31,10 @@ pub struct PeerLink {
     pub peer: Option<NodeId>,
     /// When the link was opened (for the handshake timeout).
     pub opened_ms: u64,
+    /// When bytes last arrived (for the idle timeout).
+    pub last_rx_ms: u64,
+    /// When we last sent a Ping.
+    pub last_ping_ms: u64,
     /// Token buckets and the misbehaviour score.
     pub limits: PeerLimits,
     /// Set once the link is being closed: no more frames are processed.

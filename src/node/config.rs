@@ -62,6 +62,9 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Bytes queued towards one peer at most; a peer that does not read is disconnected.
     pub max_send_queue: usize,
+    /// An established link on which nothing arrived for this long is closed (quiet
+    /// links are pinged at a third of it, so only a dead or stalled peer stays silent).
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -71,6 +74,7 @@ impl Default for Limits {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             handshake_timeout: Duration::from_secs(5),
             max_send_queue: 64 << 20,
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
