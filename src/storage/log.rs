@@ -97,7 +97,9 @@ struct State {
     durable_seq: u64,
     durable_hash: RecordHash,
     leader: bool,
-    failed: Option<String>,
+    /// The first failed write's error: returned to the appends of its batch and of
+    /// the batches queued behind it; later appends get [`StorageError::Failed`].
+    failed: Option<StorageError>,
     file: Option<Box<dyn AppendFile>>,
     segments: Vec<SegmentInfo>,
     stats: LogStats,
@@ -175,8 +177,8 @@ impl Log {
         while state.pending.len() >= self.config.pending_bytes_max && state.leader && state.failed.is_none() {
             state = self.durable.wait(state).unwrap_or_else(|e| e.into_inner());
         }
-        if let Some(first_error) = &state.failed {
-            return Err(StorageError::Failed { first_error: first_error.clone() });
+        if let Some(error) = &state.failed {
+            return Err(StorageError::Failed { first_error: error.to_string() });
         }
         let first = state.next_seq;
         for payload in payloads {
@@ -199,8 +201,8 @@ impl Log {
             if state.durable_seq >= seq {
                 return Ok(());
             }
-            if let Some(first_error) = &state.failed {
-                return Err(StorageError::Failed { first_error: first_error.clone() });
+            if let Some(error) = &state.failed {
+                return Err(error.clone());
             }
             if state.leader {
                 state = self.durable.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -235,7 +237,7 @@ impl Log {
                 stats.bytes_durable += batch.len() as u64;
                 stats.durable_seq = last_seq;
             }
-            Err(error) => state.failed = Some(error.to_string()),
+            Err(error) => state.failed = Some(error),
         }
         state.stats.segments = state.segments.len() as u64;
         if state.pending.capacity() == 0 && state.pending.is_empty() {
