@@ -20,7 +20,7 @@ pub mod scan;
 pub mod snapshot;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use disk::{AppendFile, Disk, FsDisk, IoBackend};
 pub use error::{CorruptReason, StorageError};
