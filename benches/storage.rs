@@ -119,12 +119,16 @@ fn group_commit_rows(options: &Options, rows: &mut Vec<Row>) {
     let raw = median((0..options.runs).map(|_| fdatasync_rate(&dir, options.seconds / 2.0)).collect());
     rows.push(Row { scenario: "fdatasync_raw".into(), fields: vec![("syncs_per_s", raw)] });
     for (name, io) in [("plain", IoBackend::Plain), ("io_uring", IoBackend::Uring)] {
-        let runs: Vec<(f64, f64, bool)> = (0..options.runs).map(|_| group_commit(&dir.join(name), io, options.seconds)).collect();
+        let runs: Vec<(f64, f64, bool)> =
+            (0..options.runs).map(|_| group_commit(&dir.join(name), io, options.seconds)).collect();
         let acked = median(runs.iter().map(|r| r.0).collect());
         let per_sync = median(runs.iter().map(|r| r.1).collect());
         let uring = runs.iter().all(|r| r.2);
         rows.push(Row {
-            scenario: format!("group_commit_{name}{}", if io == IoBackend::Uring && !uring { "_fell_back" } else { "" }),
+            scenario: format!(
+                "group_commit_{name}{}",
+                if io == IoBackend::Uring && !uring { "_fell_back" } else { "" }
+            ),
             fields: vec![
                 ("writers", 64.0),
                 ("acked_per_s", acked),
@@ -158,7 +162,11 @@ fn recovery_rows(options: &Options, rows: &mut Vec<Row>) {
             log.append_batch(&batch).expect("append");
         }
     }
-    let bytes = std::fs::read_dir(dir.join("log")).expect("log").flatten().map(|e| e.metadata().map_or(0, |m| m.len())).sum::<u64>();
+    let bytes = std::fs::read_dir(dir.join("log"))
+        .expect("log")
+        .flatten()
+        .map(|e| e.metadata().map_or(0, |m| m.len()))
+        .sum::<u64>();
     for (scenario, cold) in [("recovery_cold", true), ("recovery_warm", false)] {
         let samples = (0..options.runs)
             .map(|_| {
@@ -176,7 +184,11 @@ fn recovery_rows(options: &Options, rows: &mut Vec<Row>) {
         let gib = bytes as f64 / (1u64 << 30) as f64;
         rows.push(Row {
             scenario: scenario.into(),
-            fields: vec![("log_mib", bytes as f64 / (1 << 20) as f64), ("seconds", seconds), ("seconds_per_gib", seconds / gib)],
+            fields: vec![
+                ("log_mib", bytes as f64 / (1 << 20) as f64),
+                ("seconds", seconds),
+                ("seconds_per_gib", seconds / gib),
+            ],
         });
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -268,7 +280,11 @@ fn print(rows: &[Row], json: bool) {
 }
 
 fn json_number(value: f64) -> String {
-    if value.is_finite() { format!("{value:.3}") } else { "null".to_owned() }
+    if value.is_finite() {
+        format!("{value:.3}")
+    } else {
+        "null".to_owned()
+    }
 }
 
 fn main() {

@@ -148,7 +148,8 @@ fn writer_process() {
 fn sigkill_at_random_moments_loses_no_acknowledged_write() {
     let rounds: u64 = std::env::var("BHSYNC_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let seed: u64 = std::env::var("BHSYNC_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
-    let replay = format!("replay: BHSYNC_CRASH_SEED={seed} BHSYNC_CRASH_ROUNDS={rounds} cargo test --test storage_crash");
+    let replay =
+        format!("replay: BHSYNC_CRASH_SEED={seed} BHSYNC_CRASH_ROUNDS={rounds} cargo test --test storage_crash");
     let dir = temp_dir("crash");
     let mut rng = SimRng::new(seed);
     let mut acked: HashMap<u64, u64> = HashMap::new();

@@ -114,7 +114,12 @@ pub enum BlockDecodeError {
 
 impl Block {
     /// Makes and signs the block after `parent` (genesis: `parent = None`).
-    pub fn create(parent: Option<&BlockHeader>, transactions: Vec<Vec<u8>>, timestamp_ms: u64, key: &SigningKey) -> Self {
+    pub fn create(
+        parent: Option<&BlockHeader>,
+        transactions: Vec<Vec<u8>>,
+        timestamp_ms: u64,
+        key: &SigningKey,
+    ) -> Self {
         let (height, prev_id) = parent.map_or((0, [0; 32]), |p| (p.height + 1, p.id()));
         let mut header = BlockHeader {
             height,

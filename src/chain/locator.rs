@@ -70,7 +70,8 @@ mod tests {
     #[test]
     fn a_locator_is_dense_then_exponential_and_ends_at_genesis() {
         let heights = locator_heights(1_000_000);
-        let expected = [1_000_000, 999_999, 999_998, 999_997, 999_996, 999_995, 999_994, 999_993, 999_992, 999_991, 999_989];
+        let expected =
+            [1_000_000, 999_999, 999_998, 999_997, 999_996, 999_995, 999_994, 999_993, 999_992, 999_991, 999_989];
         assert_eq!(&heights[..11], &expected);
         assert_eq!(*heights.last().unwrap(), 0);
         assert!(heights.len() <= 32, "{} entries", heights.len());

@@ -37,7 +37,8 @@ pub fn transactions_root<T: AsRef<[u8]>>(transactions: &[T]) -> Hash {
     }
     let mut level: Vec<Hash> = transactions.iter().map(|t| leaf_hash(t.as_ref())).collect();
     while level.len() > 1 {
-        level = level.chunks(2).map(|pair| if pair.len() == 2 { node_hash(&pair[0], &pair[1]) } else { pair[0] }).collect();
+        level =
+            level.chunks(2).map(|pair| if pair.len() == 2 { node_hash(&pair[0], &pair[1]) } else { pair[0] }).collect();
     }
     level[0]
 }

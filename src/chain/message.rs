@@ -210,7 +210,10 @@ mod tests {
     fn a_locator_of_ten_thousand_hashes_is_refused_from_its_length() {
         let message = SyncMessage::GetHeaders { locator: vec![[1; 32]; 10_000], headers_max: 10 };
         let bytes = message.to_bytes();
-        assert_eq!(SyncMessage::decode(&bytes, &BlockLimits::default()), Err(MessageError::LocatorTooLong { len: 10_000 }));
+        assert_eq!(
+            SyncMessage::decode(&bytes, &BlockLimits::default()),
+            Err(MessageError::LocatorTooLong { len: 10_000 })
+        );
     }
 
     #[test]
@@ -219,7 +222,12 @@ mod tests {
         let block = Block::create(None, vec![b"tx".to_vec()], 5, &key);
         let messages = [
             SyncMessage::GetHeaders { locator: vec![[1; 32], [2; 32]], headers_max: 2000 },
-            SyncMessage::Headers { ancestor_height: 4, ancestor_id: [4; 32], tip_height: 9, headers: vec![block.header] },
+            SyncMessage::Headers {
+                ancestor_height: 4,
+                ancestor_id: [4; 32],
+                tip_height: 9,
+                headers: vec![block.header],
+            },
             SyncMessage::GetBlocks { from: 5, count: 128 },
             SyncMessage::Blocks { from: 5, blocks: vec![block.clone(), block] },
         ];

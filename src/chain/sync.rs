@@ -143,7 +143,8 @@ impl SyncSession {
         };
         let locator = block_locator(chain);
         self.awaiting_headers = true;
-        self.outbox.push_back((peer, SyncMessage::GetHeaders { locator, headers_max: self.config.headers_per_request }));
+        self.outbox
+            .push_back((peer, SyncMessage::GetHeaders { locator, headers_max: self.config.headers_per_request }));
     }
 
     /// Whether the session finished.

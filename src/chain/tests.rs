@@ -61,7 +61,8 @@ fn invalid_blocks_are_rejected_with_their_reason() {
 
 #[test]
 fn an_unknown_proposer_is_rejected() {
-    let rules = ChainRules { proposers: Some([NodeId(key(1).verifying_key().to_bytes())].into()), ..Default::default() };
+    let rules =
+        ChainRules { proposers: Some([NodeId(key(1).verifying_key().to_bytes())].into()), ..Default::default() };
     let mut chain = Chain::new(genesis(), rules);
     let head = chain.head().header;
     assert!(chain.insert(next(&head, 1), NOW_MS).is_ok());
@@ -78,7 +79,8 @@ fn the_highest_branch_wins_and_ties_go_to_the_lowest_id() {
     let side2 = next(&side.header, 7);
     let tied = chain.insert(side2.clone(), NOW_MS).unwrap();
     let main_tip = chain.id_at(5).unwrap();
-    let expected_tip = if side2.id() < chain.block_by_height(5).map_or(main_tip, |b| b.id()) { side2.id() } else { main_tip };
+    let expected_tip =
+        if side2.id() < chain.block_by_height(5).map_or(main_tip, |b| b.id()) { side2.id() } else { main_tip };
     assert_eq!(chain.id_at(5), Some(expected_tip), "a tie goes to the lowest id ({tied:?})");
     let side3 = next(&side2.header, 7);
     let outcome = chain.insert(side3.clone(), NOW_MS).unwrap();
@@ -187,7 +189,10 @@ fn headers_that_do_not_connect_and_long_locators_are_misbehaviour() {
     session.handle_bytes(&mut local, NOW_MS, peer, &long.to_bytes());
     let malformed = Misbehaviour::Malformed(MessageError::LocatorTooLong { len: 10_000 });
     assert_eq!(session.poll_event(), Some(SyncEvent::Misbehaved { peer, offence: malformed, score: 20 }));
-    assert_eq!(respond(&remote, &SyncMessage::GetBlocks { from: 0, count: 10_000 }), Err(Misbehaviour::RequestTooLarge));
+    assert_eq!(
+        respond(&remote, &SyncMessage::GetBlocks { from: 0, count: 10_000 }),
+        Err(Misbehaviour::RequestTooLarge)
+    );
 }
 
 #[test]

@@ -325,7 +325,7 @@ impl Log {
             let path = snapshot_path(&self.snapshot_dir, old);
             self.disk.remove(&path).map_err(|e| StorageError::io("remove", &path, e))?;
         }
-        let Some(&covered) = seqs.iter().take(kept).last() else { return Ok(()) };
+        let Some(&covered) = seqs.get(kept.min(seqs.len()).saturating_sub(1)) else { return Ok(()) };
         let doomed: Vec<SegmentInfo> = {
             let state = self.lock_state();
             let segments = &state.segments;

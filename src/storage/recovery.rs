@@ -120,14 +120,8 @@ pub(crate) fn recover(
     if let Some(tail) = &torn_tail {
         disk.truncate(&tail.path, tail.valid_len).map_err(|e| StorageError::io("truncate", &tail.path, e))?;
     }
-    let recovery = Recovery {
-        snapshot,
-        records,
-        torn_tail,
-        head_seq: walk.seq,
-        head_hash: walk.hash,
-        bytes_verified: walk.bytes,
-    };
+    let recovery =
+        Recovery { snapshot, records, torn_tail, head_seq: walk.seq, head_hash: walk.hash, bytes_verified: walk.bytes };
     Ok(Recovered { recovery, segments })
 }
 

@@ -66,12 +66,7 @@ impl SegmentScan {
 
 /// Scans `bytes`, expecting the first record to be `first_seq` and to carry
 /// `expected_prev` (when known: `None` after older segments were compacted away).
-pub fn scan_segment(
-    bytes: &[u8],
-    first_seq: u64,
-    expected_prev: Option<RecordHash>,
-    payload_max: u32,
-) -> SegmentScan {
+pub fn scan_segment(bytes: &[u8], first_seq: u64, expected_prev: Option<RecordHash>, payload_max: u32) -> SegmentScan {
     let mut records = Vec::new();
     let mut offset = 0usize;
     let mut prev = expected_prev;

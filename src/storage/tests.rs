@@ -122,7 +122,7 @@ fn a_corrupt_middle_is_refused_and_nothing_is_changed() {
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes[200] ^= 0x04;
     std::fs::write(&segment, &bytes).unwrap();
-    let error = Log::open(&dir.0, LogConfig::default()).err().expect("refused");
+    let error = Log::open(&dir.0, LogConfig::default()).expect_err("refused");
     assert!(matches!(error, StorageError::Corrupt { reason: CorruptReason::DamagedBeforeValidRecords, .. }));
     assert!(error.to_string().contains("changed nothing"), "{error}");
     assert_eq!(std::fs::read(&segment).unwrap(), bytes, "recovery wrote nothing");
@@ -135,7 +135,7 @@ fn damage_in_an_earlier_segment_is_refused() {
     let first = segment_files(&dir.0).remove(0);
     let bytes = std::fs::read(&first).unwrap();
     std::fs::write(&first, &bytes[..bytes.len() - 5]).unwrap();
-    let error = Log::open(&dir.0, small_segments()).err().expect("refused");
+    let error = Log::open(&dir.0, small_segments()).expect_err("refused");
     assert!(matches!(error, StorageError::Corrupt { reason: CorruptReason::DamagedInEarlierSegment, .. }));
 }
 
@@ -146,10 +146,10 @@ fn a_missing_segment_is_refused() {
     let files = segment_files(&dir.0);
     assert!(files.len() >= 3, "a middle segment to remove");
     std::fs::remove_file(&files[1]).unwrap();
-    let error = Log::open(&dir.0, small_segments()).err().expect("refused");
+    let error = Log::open(&dir.0, small_segments()).expect_err("refused");
     assert!(matches!(error, StorageError::Corrupt { reason: CorruptReason::SegmentGap { .. }, .. }), "{error}");
     std::fs::remove_file(&files[0]).unwrap();
-    let error = Log::open(&dir.0, small_segments()).err().expect("refused");
+    let error = Log::open(&dir.0, small_segments()).expect_err("refused");
     assert!(matches!(error, StorageError::Corrupt { reason: CorruptReason::MissingPrefix, .. }), "{error}");
 }
 
