@@ -85,7 +85,10 @@ pub struct Log {
     log_dir: PathBuf,
     snapshot_dir: PathBuf,
     state: Mutex<State>,
-    durable: Condvar,
+    /// Waiters of batch `epoch` sleep on `batch_done[epoch % 2]`: at most two batches
+    /// are alive (one being written, one filling), so a finished batch wakes only its
+    /// own writers, plus one writer of the next batch to lead it (no thundering herd).
+    batch_done: [Condvar; 2],
     snapshot_lock: Mutex<()>,
     _lock: Box<dyn Any + Send + Sync>,
 }
@@ -97,6 +100,8 @@ struct State {
     durable_seq: u64,
     durable_hash: RecordHash,
     leader: bool,
+    /// The epoch of the batch now filling in `pending`.
+    pending_epoch: u64,
     /// The first failed write's error: returned to the appends of its batch and of
     /// the batches queued behind it; later appends get [`StorageError::Failed`].
     failed: Option<StorageError>,
@@ -143,6 +148,7 @@ impl Log {
             durable_seq: recovery.head_seq,
             durable_hash: recovery.head_hash,
             leader: false,
+            pending_epoch: 0,
             failed: None,
             file: Some(file),
             segments,
@@ -154,7 +160,7 @@ impl Log {
             log_dir,
             snapshot_dir,
             state: Mutex::new(state),
-            durable: Condvar::new(),
+            batch_done: [Condvar::new(), Condvar::new()],
             snapshot_lock: Mutex::new(()),
             _lock: lock,
         };
@@ -175,7 +181,9 @@ impl Log {
         }
         let mut state = self.lock_state();
         while state.pending.len() >= self.config.pending_bytes_max && state.leader && state.failed.is_none() {
-            state = self.durable.wait(state).unwrap_or_else(|e| e.into_inner());
+            // The batch in flight is `pending_epoch - 1`: its end makes room.
+            let in_flight = state.pending_epoch.wrapping_sub(1);
+            state = self.wait_batch(state, in_flight);
         }
         if let Some(error) = &state.failed {
             return Err(StorageError::Failed { first_error: error.to_string() });
@@ -187,7 +195,8 @@ impl Log {
             *next_seq += 1;
         }
         let last = state.next_seq - 1;
-        self.wait_durable(state, last)?;
+        let epoch = state.pending_epoch;
+        self.wait_durable(state, last, epoch)?;
         Ok((first, last))
     }
 
@@ -196,7 +205,7 @@ impl Log {
     }
 
     /// Waits until `seq` is durable, leading a batch whenever no one else is.
-    fn wait_durable<'a>(&'a self, mut state: MutexGuard<'a, State>, seq: u64) -> Result<(), StorageError> {
+    fn wait_durable<'a>(&'a self, mut state: MutexGuard<'a, State>, seq: u64, epoch: u64) -> Result<(), StorageError> {
         loop {
             if state.durable_seq >= seq {
                 return Ok(());
@@ -205,16 +214,22 @@ impl Log {
                 return Err(error.clone());
             }
             if state.leader {
-                state = self.durable.wait(state).unwrap_or_else(|e| e.into_inner());
+                state = self.wait_batch(state, epoch);
             } else {
                 state = self.lead_batch(state);
             }
         }
     }
 
+    fn wait_batch<'a>(&'a self, state: MutexGuard<'a, State>, epoch: u64) -> MutexGuard<'a, State> {
+        self.batch_done[(epoch % 2) as usize].wait(state).unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Writes everything pending as one batch; returns with the lock held again.
     fn lead_batch<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         state.leader = true;
+        let epoch = state.pending_epoch;
+        state.pending_epoch = epoch.wrapping_add(1);
         let batch = std::mem::take(&mut state.pending);
         let (first_seq, last_seq, last_hash) = (state.durable_seq + 1, state.next_seq - 1, state.last_hash);
         let mut file = state.file.take().expect("the file is here when no leader is writing");
@@ -244,7 +259,14 @@ impl Log {
             state.pending = batch;
             state.pending.clear();
         }
-        self.durable.notify_all();
+        if state.failed.is_some() {
+            self.batch_done.iter().for_each(Condvar::notify_all);
+        } else {
+            self.batch_done[(epoch % 2) as usize].notify_all();
+            if !state.pending.is_empty() {
+                self.batch_done[(state.pending_epoch % 2) as usize].notify_one();
+            }
+        }
         state
     }
 
