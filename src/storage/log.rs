@@ -3,10 +3,10 @@
 //! **Group commit** (DeWitt et al. 1984; the leader/follower form of MySQL's binlog
 //! group commit): any number of threads call [`Log::append`]. Each encodes its record
 //! into the shared pending buffer under a mutex (which fixes its sequence number and
-//! chains it to the record before), then waits. Whoever finds no write in progress
+//! chains it to the record before), then parks. Whoever finds no write in progress
 //! becomes the leader: it takes the whole pending buffer, writes it with one write and
-//! one `fdatasync` (or one linked io_uring WRITE+FSYNC), marks it durable and wakes
-//! everyone. Records that arrive during that sync form the next batch, so under load
+//! one `fdatasync` (or one linked io_uring WRITE+FSYNC), marks it durable and unparks
+//! exactly the writers of that batch, plus one writer of the next batch to lead it. Records that arrive during that sync form the next batch, so under load
 //! one sync acknowledges many writes. A call returns only once its record is durable.
 //!
 //! A failed write (full disk, EFBIG, EIO) acknowledges nothing in its batch; the log
@@ -15,7 +15,9 @@
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::thread::Thread;
 
 use super::disk::{segment_path, snapshot_path, AppendFile, Disk, FsDisk, IoBackend};
 use super::error::StorageError;
@@ -85,10 +87,11 @@ pub struct Log {
     log_dir: PathBuf,
     snapshot_dir: PathBuf,
     state: Mutex<State>,
-    /// Waiters of batch `epoch` sleep on `batch_done[epoch % 2]`: at most two batches
-    /// are alive (one being written, one filling), so a finished batch wakes only its
-    /// own writers, plus one writer of the next batch to lead it (no thundering herd).
-    batch_done: [Condvar; 2],
+    /// Appends held back by a full pending buffer, or by a failure, wait here.
+    room: Condvar,
+    /// `State::durable_seq`, readable without the mutex: a woken writer whose record
+    /// is durable returns without touching the lock (no herd on the mutex).
+    durable_seq_hint: AtomicU64,
     snapshot_lock: Mutex<()>,
     _lock: Box<dyn Any + Send + Sync>,
 }
@@ -100,8 +103,9 @@ struct State {
     durable_seq: u64,
     durable_hash: RecordHash,
     leader: bool,
-    /// The epoch of the batch now filling in `pending`.
-    pending_epoch: u64,
+    /// The writers whose records are in `pending`: parked until their batch is
+    /// durable; the first is unparked to lead it when the batch before it ends.
+    waiters: Vec<Thread>,
     /// The first failed write's error: returned to the appends of its batch and of
     /// the batches queued behind it; later appends get [`StorageError::Failed`].
     failed: Option<StorageError>,
@@ -148,7 +152,7 @@ impl Log {
             durable_seq: recovery.head_seq,
             durable_hash: recovery.head_hash,
             leader: false,
-            pending_epoch: 0,
+            waiters: Vec::new(),
             failed: None,
             file: Some(file),
             segments,
@@ -160,7 +164,8 @@ impl Log {
             log_dir,
             snapshot_dir,
             state: Mutex::new(state),
-            batch_done: [Condvar::new(), Condvar::new()],
+            room: Condvar::new(),
+            durable_seq_hint: AtomicU64::new(recovery.head_seq),
             snapshot_lock: Mutex::new(()),
             _lock: lock,
         };
@@ -181,9 +186,7 @@ impl Log {
         }
         let mut state = self.lock_state();
         while state.pending.len() >= self.config.pending_bytes_max && state.leader && state.failed.is_none() {
-            // The batch in flight is `pending_epoch - 1`: its end makes room.
-            let in_flight = state.pending_epoch.wrapping_sub(1);
-            state = self.wait_batch(state, in_flight);
+            state = self.room.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         if let Some(error) = &state.failed {
             return Err(StorageError::Failed { first_error: error.to_string() });
@@ -195,8 +198,8 @@ impl Log {
             *next_seq += 1;
         }
         let last = state.next_seq - 1;
-        let epoch = state.pending_epoch;
-        self.wait_durable(state, last, epoch)?;
+        state.waiters.push(std::thread::current());
+        self.wait_durable(state, last)?;
         Ok((first, last))
     }
 
@@ -205,7 +208,7 @@ impl Log {
     }
 
     /// Waits until `seq` is durable, leading a batch whenever no one else is.
-    fn wait_durable<'a>(&'a self, mut state: MutexGuard<'a, State>, seq: u64, epoch: u64) -> Result<(), StorageError> {
+    fn wait_durable<'a>(&'a self, mut state: MutexGuard<'a, State>, seq: u64) -> Result<(), StorageError> {
         loop {
             if state.durable_seq >= seq {
                 return Ok(());
@@ -213,24 +216,25 @@ impl Log {
             if let Some(error) = &state.failed {
                 return Err(error.clone());
             }
-            if state.leader {
-                state = self.wait_batch(state, epoch);
-            } else {
+            if !state.leader {
                 state = self.lead_batch(state);
+                continue;
             }
+            drop(state);
+            // An unpark that came before this park leaves a token: no lost wake-up.
+            std::thread::park();
+            if self.durable_seq_hint.load(Ordering::Acquire) >= seq {
+                return Ok(());
+            }
+            state = self.lock_state();
         }
-    }
-
-    fn wait_batch<'a>(&'a self, state: MutexGuard<'a, State>, epoch: u64) -> MutexGuard<'a, State> {
-        self.batch_done[(epoch % 2) as usize].wait(state).unwrap_or_else(|e| e.into_inner())
     }
 
     /// Writes everything pending as one batch; returns with the lock held again.
     fn lead_batch<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         state.leader = true;
-        let epoch = state.pending_epoch;
-        state.pending_epoch = epoch.wrapping_add(1);
         let batch = std::mem::take(&mut state.pending);
+        let writers = std::mem::take(&mut state.waiters);
         let (first_seq, last_seq, last_hash) = (state.durable_seq + 1, state.next_seq - 1, state.last_hash);
         let mut file = state.file.take().expect("the file is here when no leader is writing");
         let active = state.segments.last().expect("an active segment").path.clone();
@@ -251,6 +255,7 @@ impl Log {
                 stats.syncs += 1;
                 stats.bytes_durable += batch.len() as u64;
                 stats.durable_seq = last_seq;
+                self.durable_seq_hint.store(last_seq, Ordering::Release);
             }
             Err(error) => state.failed = Some(error),
         }
@@ -259,15 +264,16 @@ impl Log {
             state.pending = batch;
             state.pending.clear();
         }
-        if state.failed.is_some() {
-            self.batch_done.iter().for_each(Condvar::notify_all);
-        } else {
-            self.batch_done[(epoch % 2) as usize].notify_all();
-            if !state.pending.is_empty() {
-                self.batch_done[(state.pending_epoch % 2) as usize].notify_one();
-            }
-        }
-        state
+        // Wake this batch's writers, and one writer of the next batch to lead it (all
+        // of them after a failure), outside the lock so they do not queue on it.
+        let next_leader: Vec<Thread> = match state.failed {
+            Some(_) => std::mem::take(&mut state.waiters),
+            None => state.waiters.first().cloned().into_iter().collect(),
+        };
+        drop(state);
+        writers.iter().chain(&next_leader).for_each(Thread::unpark);
+        self.room.notify_all();
+        self.lock_state()
     }
 
     /// Rotates to a new segment if the batch would overflow the current one, then
