@@ -264,14 +264,16 @@ impl Log {
             state.pending = batch;
             state.pending.clear();
         }
-        // Wake this batch's writers, and one writer of the next batch to lead it (all
-        // of them after a failure), outside the lock so they do not queue on it.
+        // Wake one writer of the next batch to lead it (all of them after a failure)
+        // and this batch's writers, outside the lock so they do not queue on it.
         let next_leader: Vec<Thread> = match state.failed {
             Some(_) => std::mem::take(&mut state.waiters),
             None => state.waiters.first().cloned().into_iter().collect(),
         };
         drop(state);
-        writers.iter().chain(&next_leader).for_each(Thread::unpark);
+        // The next leader first: its write and sync overlap with the wake-ups below.
+        let me = std::thread::current().id();
+        next_leader.iter().chain(&writers).filter(|t| t.id() != me).for_each(Thread::unpark);
         self.room.notify_all();
         self.lock_state()
     }
