@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::block::{Block, BlockHeader, BlockId};
-use super::locator::{block_locator, find_common_ancestor, LocatorError};
+use super::locator::{block_locator, find_common_ancestor, LocatorError, LOCATOR_LEN_MAX};
 use super::message::{SyncMessage, BLOCKS_PER_MESSAGE_MAX, HEADERS_PER_MESSAGE_MAX};
 use super::score::{Misbehaviour, PeerScores};
 use super::store::{BlockSource, Chain, ChainStore};
@@ -100,6 +100,9 @@ pub struct SyncSession {
     header_peer: Option<NodeId>,
     awaiting_headers: bool,
     last_headers_full: bool,
+    /// The last header of the previous round: the next round asks for headers after
+    /// it (our main chain may still be a shorter branch that does not contain it).
+    resume_from: Option<BlockId>,
     wanted: BTreeMap<u64, BlockId>,
     unrequested: VecDeque<(u64, u32)>,
     in_flight: BTreeMap<u64, (NodeId, u32)>,
@@ -121,6 +124,7 @@ impl SyncSession {
             header_peer: None,
             awaiting_headers: false,
             last_headers_full: false,
+            resume_from: None,
             wanted: BTreeMap::new(),
             unrequested: VecDeque::new(),
             in_flight: BTreeMap::new(),
@@ -135,13 +139,22 @@ impl SyncSession {
 
     /// Sends the locator of `chain` to the header peer.
     pub fn start(&mut self, chain: &impl ChainStore) {
+        self.resume_from = None;
+        self.request_headers(chain);
+    }
+
+    fn request_headers(&mut self, chain: &impl ChainStore) {
         self.done = false;
         self.header_peer = self.peers.first().copied();
         let Some(peer) = self.header_peer else {
             self.events.push_back(SyncEvent::NoPeers);
             return;
         };
-        let locator = block_locator(chain);
+        let mut locator = block_locator(chain);
+        if let Some(resume) = self.resume_from {
+            locator.insert(0, resume);
+            locator.truncate(LOCATOR_LEN_MAX);
+        }
         self.awaiting_headers = true;
         self.outbox
             .push_back((peer, SyncMessage::GetHeaders { locator, headers_max: self.config.headers_per_request }));
@@ -200,6 +213,7 @@ impl SyncSession {
         }
         self.events.push_back(SyncEvent::AncestorFound { height: ancestor_height });
         self.last_headers_full = headers.len() == self.config.headers_per_request as usize;
+        self.resume_from = headers.last().map(BlockHeader::id);
         let missing: Vec<(u64, BlockId)> =
             headers.iter().map(|h| (h.height, h.id())).filter(|(_, id)| !chain.contains(id)).collect();
         for chunk in missing.chunks(self.config.blocks_per_request as usize) {
@@ -280,7 +294,7 @@ impl SyncSession {
             return;
         }
         if self.last_headers_full {
-            self.start(chain);
+            self.request_headers(chain);
         } else {
             self.done = true;
             self.events.push_back(SyncEvent::Done { height: chain.tip_height() });

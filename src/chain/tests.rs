@@ -96,10 +96,20 @@ fn run_sync(
     peers: &[(NodeId, &Chain)],
     tamper: impl Fn(NodeId, &mut SyncMessage),
 ) -> (SyncSession, Vec<(NodeId, SyncMessage)>) {
-    let mut session = SyncSession::new(SyncConfig::default(), peers.iter().map(|(id, _)| *id).collect());
+    run_sync_with(SyncConfig::default(), local, peers, tamper)
+}
+
+fn run_sync_with(
+    config: SyncConfig,
+    local: &mut Chain,
+    peers: &[(NodeId, &Chain)],
+    tamper: impl Fn(NodeId, &mut SyncMessage),
+) -> (SyncSession, Vec<(NodeId, SyncMessage)>) {
+    let mut session = SyncSession::new(config, peers.iter().map(|(id, _)| *id).collect());
     session.start(local);
     let mut sent = Vec::new();
     while let Some((to, request)) = session.poll_transmit() {
+        assert!(sent.len() < 10_000, "the session keeps asking: a loop");
         sent.push((to, request.clone()));
         let (_, store) = peers.iter().find(|(id, _)| *id == to).expect("a known peer");
         let Ok(Some(mut reply)) = respond(*store, &request) else { continue };
@@ -210,4 +220,25 @@ fn a_chain_persisted_in_the_log_comes_back_after_reopen() {
     let (_, recovery) = crate::storage::Log::open(&dir.0, config).unwrap();
     let recovered = Chain::recover(genesis(), ChainRules::default(), &recovery).unwrap();
     assert_eq!((recovered.head().id(), recovered.len()), (chain.head().id(), chain.len()));
+}
+
+#[test]
+fn a_long_branch_behind_a_longer_local_fork_is_fetched_over_several_header_rounds() {
+    // Local: 100 shared blocks, then 200 of its own. Remote: the 100, then 300 others.
+    // Rounds of 50 headers: the remote branch stays a side branch for the first rounds
+    // (shorter than the local one), so each round must resume after the last header.
+    let remote = chain_of(400);
+    let mut local = Chain::new(genesis(), ChainRules::default());
+    for height in 1..=100 {
+        local.insert(remote.block_by_height(height).unwrap().clone(), NOW_MS).unwrap();
+    }
+    grow(&mut local, 200, 9);
+    let config = SyncConfig { headers_per_request: 50, ..SyncConfig::default() };
+    let (mut session, sent) = run_sync_with(config, &mut local, &[(NodeId([1; 32]), &remote)], |_, _| {});
+    assert!(events(&mut session).contains(&SyncEvent::Done { height: 400 }));
+    assert_eq!(local.head().id(), remote.head().id());
+    let rounds = sent.iter().filter(|(_, m)| matches!(m, SyncMessage::GetHeaders { .. })).count();
+    // 300 new headers, plus the locator's overshoot below the fork (< 200), in rounds
+    // of 50, and a last short round.
+    assert!((300 / 50 + 1..=500 / 50 + 1).contains(&rounds), "{rounds} header rounds");
 }
