@@ -9,7 +9,7 @@
 //! storing it. A block that fails validation raises its sender's score by 100 (a ban),
 //! and its range is fetched from another peer.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::block::{Block, BlockHeader, BlockId};
 use super::locator::{block_locator, find_common_ancestor, LocatorError, LOCATOR_LEN_MAX};
@@ -106,6 +106,9 @@ pub struct SyncSession {
     wanted: BTreeMap<u64, BlockId>,
     unrequested: VecDeque<(u64, u32)>,
     in_flight: BTreeMap<u64, (NodeId, u32)>,
+    /// Requests dropped when the session restarted: their replies are ignored, not
+    /// held against honest peers. Bounded by peers × requests in flight per peer.
+    abandoned: BTreeSet<(NodeId, u64)>,
     arrived: BTreeMap<u64, (NodeId, Block)>,
     next_peer: usize,
     scores: PeerScores,
@@ -128,6 +131,7 @@ impl SyncSession {
             wanted: BTreeMap::new(),
             unrequested: VecDeque::new(),
             in_flight: BTreeMap::new(),
+            abandoned: BTreeSet::new(),
             arrived: BTreeMap::new(),
             next_peer: 0,
             scores: PeerScores::default(),
@@ -224,6 +228,9 @@ impl SyncSession {
 
     fn handle_blocks(&mut self, chain: &mut Chain, now_ms: u64, from: NodeId, height: u64, blocks: Vec<Block>) {
         let Some(&(asked, count)) = self.in_flight.get(&height).filter(|(peer, _)| *peer == from) else {
+            if self.abandoned.remove(&(from, height)) {
+                return;
+            }
             return self.misbehaved(from, Misbehaviour::Unsolicited, chain);
         };
         debug_assert_eq!(asked, from);
@@ -232,16 +239,22 @@ impl SyncSession {
         for (offset, block) in blocks.into_iter().take(count as usize).enumerate() {
             let at = height + offset as u64;
             if self.wanted.get(&at) != Some(&block.id()) {
-                self.misbehaved(from, Misbehaviour::WrongBlock, chain);
-                break;
+                self.unrequested.push_back((at, count - accepted));
+                self.apply(chain, now_ms);
+                return self.misbehaved(from, Misbehaviour::WrongBlock, chain);
             }
             self.arrived.insert(at, (from, block));
             accepted += 1;
         }
         if accepted < count {
-            // The peer lacks the rest (or lied): ask someone else, never it again.
             self.unrequested.push_back((height + accepted as u64, count - accepted));
+            if accepted == 0 && Some(from) == self.header_peer {
+                // It announced these headers and cannot serve them.
+                self.apply(chain, now_ms);
+                return self.misbehaved(from, Misbehaviour::WrongBlock, chain);
+            }
             if accepted == 0 && self.peers.len() > 1 {
+                // Another peer may be on another branch: ask the others.
                 self.peers.retain(|p| *p != from);
             }
         }
@@ -321,6 +334,8 @@ impl SyncSession {
             self.wanted.clear();
             self.unrequested.clear();
             self.arrived.clear();
+            let dropped = std::mem::take(&mut self.in_flight);
+            self.abandoned.extend(dropped.into_iter().map(|(height, (peer, _))| (peer, height)));
             self.start(chain);
         }
     }

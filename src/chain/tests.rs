@@ -242,3 +242,29 @@ fn a_long_branch_behind_a_longer_local_fork_is_fetched_over_several_header_round
     // of 50, and a last short round.
     assert!((300 / 50 + 1..=500 / 50 + 1).contains(&rounds), "{rounds} header rounds");
 }
+
+#[test]
+fn a_peer_serving_blocks_other_than_the_announced_ones_is_scored_and_bypassed() {
+    let remote = chain_of(300);
+    let other = {
+        let mut chain = Chain::new(genesis(), ChainRules::default());
+        grow(&mut chain, 300, 3);
+        chain
+    };
+    let mut local = Chain::new(genesis(), ChainRules::default());
+    let (honest, swapper) = (NodeId([1; 32]), NodeId([2; 32]));
+    let tamper = |peer: NodeId, reply: &mut SyncMessage| {
+        if let (true, SyncMessage::Blocks { from, blocks }) = (peer == swapper, reply) {
+            for (offset, block) in blocks.iter_mut().enumerate() {
+                *block = other.block_by_height(*from + offset as u64).unwrap().clone();
+            }
+        }
+    };
+    let (mut session, _) = run_sync(&mut local, &[(honest, &remote), (swapper, &remote)], tamper);
+    let offence = Misbehaviour::WrongBlock;
+    assert!(events(&mut session)
+        .iter()
+        .any(|e| matches!(e, SyncEvent::Misbehaved { peer, offence: o, .. } if *peer == swapper && *o == offence)));
+    assert_eq!(session.scores().score(&honest), 0);
+    assert_eq!(local.head().id(), remote.head().id());
+}
