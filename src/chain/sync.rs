@@ -121,6 +121,8 @@ impl SyncSession {
     /// A session that will sync from `peers` (the first one serves headers).
     pub fn new(config: SyncConfig, peers: Vec<NodeId>) -> Self {
         assert!(config.blocks_per_request > 0 && config.blocks_per_request <= BLOCKS_PER_MESSAGE_MAX);
+        assert!(config.headers_per_request > 0 && config.headers_per_request <= HEADERS_PER_MESSAGE_MAX);
+        assert!(config.requests_per_peer_max > 0);
         Self {
             config,
             peers,
