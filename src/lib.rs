@@ -23,6 +23,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod chain;
 pub mod crdt;
 pub mod engine;
 pub mod membership;
@@ -32,6 +33,7 @@ pub mod ffi;
 pub mod gossip;
 pub mod reconcile;
 pub mod sim;
+pub mod storage;
 pub mod state;
 pub mod time;
 pub mod wire;
