@@ -17,7 +17,8 @@ VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indir
 
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 15
-FUZZ_TARGETS := proof_decode reconcile_message_decode crdt_decode clock_decode gossip_decode membership_decode
+FUZZ_TARGETS := proof_decode reconcile_message_decode crdt_decode clock_decode gossip_decode membership_decode \
+                wire_decode node_message_decode storage_record_decode chain_decode
 CARGO_FUZZ_VERSION := 0.13.2
 
 .PHONY: test deps rust-test c-test fuzz-smoke fuzz fuzz-tools demo header bench clean
@@ -86,6 +87,8 @@ bench:
 	$(CARGO) bench --bench state -- --json
 	$(CARGO) bench --bench reconcile -- --json
 	$(CARGO) bench --bench time -- --json
+	$(CARGO) bench --bench net -- --json
+	$(CARGO) bench --bench storage -- --json
 
 clean:
 	$(CARGO) clean

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::commands::EventQueue;
@@ -17,6 +18,7 @@ use super::metrics::EngineMetrics;
 use super::peer_link::{Direction, PeerLink};
 use crate::node::{NodeConfig, NodeCore, NodeEvent, PeerFault, SyncError, SyncId};
 use crate::sim::SimRng;
+use crate::storage::Log;
 use crate::state::NodeId;
 use crate::wire::{
     FrameKind, GoAwayReason, HandshakeLimiter, Identity, Offence, PeerLimits, Session, SessionEvent, Verdict,
@@ -57,6 +59,9 @@ pub struct Control {
     pub events_dropped: u64,
     /// Set by the close command: the loop ends after this turn.
     pub stopping: bool,
+    /// The node's log, when it has a data directory (snapshots are written to it).
+    pub log: Option<Arc<Log>>,
+    last_snapshot_ms: u64,
 }
 
 impl Control {
@@ -88,6 +93,8 @@ impl Control {
             io_stats: IoStats::default(),
             events_dropped: 0,
             stopping: false,
+            log: None,
+            last_snapshot_ms: epoch_ms,
             config,
         }
     }
@@ -175,6 +182,9 @@ impl Control {
         }
         self.close_stalled_handshakes(now);
         self.keep_alive(now);
+        if now.saturating_sub(self.last_snapshot_ms) >= self.config.snapshot_interval.as_millis() as u64 {
+            self.snapshot(false);
+        }
         self.metrics.peers_connected = self.by_peer.len() as u64;
         self.metrics.events_dropped = self.events_dropped;
         self.io_stats = backend.stats();
@@ -557,8 +567,36 @@ impl Control {
         }
     }
 
+    /// Writes a snapshot of the whole state to the log, so that recovery replays only
+    /// the records after it, and entries learnt from peers survive a restart. The state
+    /// is encoded here (it is only readable on this thread) and written by a helper
+    /// thread, unless `wait` (at close).
+    pub fn snapshot(&mut self, wait: bool) {
+        self.last_snapshot_ms = self.now_ms();
+        let Some(log) = self.log.clone() else { return };
+        // Records up to the head were applied before it was read: the state includes them.
+        let (through, _) = log.head();
+        let replica = self.core.replica();
+        let mut entries = Vec::new();
+        for category in replica.categories() {
+            category.for_each_entry(&mut |entry| entries.push((category.name(), entry.to_entry())));
+        }
+        let bytes = crate::node::durable::encode_snapshot(entries.into_iter());
+        let write = move || {
+            if let Err(error) = log.write_snapshot(through, &bytes) {
+                eprintln!("bhsync: snapshot through record {through} failed: {error}");
+            }
+        };
+        if wait {
+            write();
+        } else {
+            std::thread::spawn(write);
+        }
+    }
+
     /// Says goodbye to every peer and fails the syncs still waiting.
     pub fn shutdown(&mut self, backend: &mut dyn Backend) {
+        self.snapshot(true);
         self.flush(backend);
         let conns: Vec<ConnId> = self.links.keys().copied().collect();
         for conn in conns {

@@ -44,6 +44,9 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// Anti-entropy with every peer at this interval (with jitter).
     pub anti_entropy_interval: Duration,
+    /// A snapshot of the state is written to the data directory at this interval (and
+    /// at close), so recovery replays only the log records after it.
+    pub snapshot_interval: Duration,
     /// Re-dialling a lost peer: first delay; doubled per failure up to `redial_max`.
     pub redial_initial: Duration,
     /// The longest delay between two dials of one peer.
@@ -95,6 +98,7 @@ impl Default for NodeConfig {
             categories: vec![("default".to_string(), CategorySpec::default())],
             limits: Limits::default(),
             anti_entropy_interval: Duration::from_secs(2),
+            snapshot_interval: Duration::from_secs(300),
             redial_initial: Duration::from_millis(100),
             redial_max: Duration::from_secs(10),
         }

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::crdt::{AnyCrdt, Crdt, CustomResolver, PnCounter, Resolver};
 use crate::sim::SimRng;
-use crate::state::{CategorySpec, CategoryState, Digest, EntryRef, MergeRule, NodeId, Replica, Version};
-use crate::time::Hlc;
+use crate::state::{CategorySpec, CategoryState, Digest, Entry, EntryRef, MergeRule, NodeId, Replica, Version};
+use crate::time::{Hlc, HlcTimestamp};
 
 use super::message::{self, BatchWriter};
 use super::peer::Peer;
@@ -100,6 +100,22 @@ impl NodeCore {
     pub fn counter_get(&self, category: &str, key: &[u8]) -> Result<i64, NodeError> {
         self.check_crdt(category)?;
         Ok(self.read_counter(category, key)?.value().clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+    }
+
+    /// Stores entries recovered from this node's own log or snapshot: last-writer-wins,
+    /// without events or pushes (peers learn of them by anti-entropy), with the clock
+    /// moved past them.
+    pub fn restore(&mut self, now_ms: u64, category: &str, entries: &[Entry]) -> Result<(), NodeError> {
+        self.replica.restore(category, entries)?;
+        if let Some(newest) = entries.iter().map(|entry| entry.version.hlc).max() {
+            let _ = self.hlc.observe(HlcTimestamp(newest), now_ms);
+        }
+        Ok(())
+    }
+
+    /// The stored version of `key`, tombstones included (what the log records).
+    pub fn stored(&self, category: &str, key: &[u8]) -> Option<Entry> {
+        self.replica.category(category)?.get(key).map(|entry| entry.to_entry())
     }
 
     /// The node's state hash.

@@ -19,6 +19,8 @@ use crate::engine::driver::Driver;
 use crate::engine::io::{open_backend, IoConfig, IoStats, Waker};
 use crate::engine::metrics::EngineMetrics;
 use crate::state::{Digest, NodeId, Version};
+use crate::storage::{Log, LogConfig, StorageError};
+use super::durable;
 use crate::wire::{Identity, WireConfig};
 
 /// A running node. Dropping it closes it.
@@ -28,6 +30,8 @@ pub struct Node {
     commands: Arc<CommandQueue>,
     events: Arc<EventQueue>,
     waker: Waker,
+    /// Released at close, so the directory's lock goes with the node.
+    log: Mutex<Option<Arc<Log>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -52,7 +56,11 @@ impl Node {
         let id = identity.node_id();
         let now = wall_clock_ms();
         let seed = seed_from(&id, now);
-        let core = NodeCore::new(core_config(&config), id, crate::sim::SimRng::new(seed), now)?;
+        let mut core = NodeCore::new(core_config(&config), id, crate::sim::SimRng::new(seed), now)?;
+        let log = match &config.data_dir {
+            Some(dir) => Some(Arc::new(recover(dir, &mut core, now)?)),
+            None => None,
+        };
         let io = IoConfig { choice: config.io_backend, max_send_queue_bytes: config.limits.max_send_queue, ..IoConfig::default() };
         let mut backend = open_backend(&io).map_err(|error| NodeError::Io(format!("opening the IO backend: {error}")))?;
         let local_addr = backend.listen(config.listen).map_err(|error| {
@@ -63,7 +71,8 @@ impl Node {
         let commands = Arc::new(CommandQueue::default());
         let events = Arc::new(EventQueue::default());
         let core_index = config.cores.as_ref().and_then(|cores| cores.first().copied()).unwrap_or(0);
-        let control = Control::new(core, identity, wire, config, seed);
+        let mut control = Control::new(core, identity, wire, config, seed);
+        control.log = log.clone();
         let driver = Driver::new(backend, control, commands.clone(), events.clone());
         let thread = std::thread::Builder::new()
             .name("bhsync-shard-0".into())
@@ -72,7 +81,7 @@ impl Node {
                 driver.run();
             })
             .map_err(|error| NodeError::Io(format!("cannot start the engine thread: {error}")))?;
-        Ok(Node { id, local_addr, commands, events, waker, thread: Mutex::new(Some(thread)) })
+        Ok(Node { id, local_addr, commands, events, waker, log: Mutex::new(log), thread: Mutex::new(Some(thread)) })
     }
 
     /// This node's id: its public key.
@@ -90,13 +99,15 @@ impl Node {
         self.call(move |driver| driver.add_peer(addr))
     }
 
-    /// Writes `value` under `key`; returns the version it was stamped with.
+    /// Writes `value` under `key`; returns the version it was stamped with. With a data
+    /// directory, returns once the write is durable.
     pub fn put(&self, category: &str, key: &[u8], value: &[u8]) -> Result<Version, NodeError> {
         let (category, key, value) = (category.to_owned(), key.to_vec(), value.to_vec());
-        self.call(move |driver| {
-            let now = driver.now_ms();
-            driver.core.put(now, &category, &key, &value)
-        })?
+        self.write(move |control| {
+            let now = control.now_ms();
+            let version = control.core.put(now, &category, &key, &value)?;
+            Ok((version, record_of(control, &category, &key)))
+        })
     }
 
     /// Reads the live value of `key` (`None` when absent or deleted).
@@ -105,22 +116,25 @@ impl Node {
         self.call(move |driver| driver.core.get(&category, &key).map(|entry| entry.value.to_vec()))
     }
 
-    /// Deletes `key`; returns whether a live value was there.
+    /// Deletes `key`; returns whether a live value was there. Durable like [`Node::put`].
     pub fn delete(&self, category: &str, key: &[u8]) -> Result<bool, NodeError> {
         let (category, key) = (category.to_owned(), key.to_vec());
-        self.call(move |driver| {
-            let now = driver.now_ms();
-            driver.core.delete(now, &category, &key)
-        })?
+        self.write(move |control| {
+            let now = control.now_ms();
+            let live = control.core.delete(now, &category, &key)?;
+            Ok((live, if live { record_of(control, &category, &key) } else { None }))
+        })
     }
 
     /// Adds `delta` to the counter under `key` (a CRDT category); returns the new value.
+    /// Durable like [`Node::put`].
     pub fn counter_add(&self, category: &str, key: &[u8], delta: i64) -> Result<i64, NodeError> {
         let (category, key) = (category.to_owned(), key.to_vec());
-        self.call(move |driver| {
-            let now = driver.now_ms();
-            driver.core.counter_add(now, &category, &key, delta)
-        })?
+        self.write(move |control| {
+            let now = control.now_ms();
+            let value = control.core.counter_add(now, &category, &key, delta)?;
+            Ok((value, record_of(control, &category, &key)))
+        })
     }
 
     /// Reads the counter under `key`.
@@ -187,17 +201,42 @@ impl Node {
         })
     }
 
-    /// Writes many entries in one command (bulk loads): one round trip to the engine
-    /// instead of one per entry. Stops at the first error.
+    /// Writes many entries in one command (bulk loads): one round trip to the engine and
+    /// one durable batch instead of one per entry. Stops at the first error.
     pub fn put_many(&self, category: &str, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<usize, NodeError> {
         let category = category.to_owned();
-        self.call(move |driver| {
-            let now = driver.now_ms();
+        let log = self.log();
+        let durable = log.is_some();
+        let (count, records) = self.call(move |control| {
+            let now = control.now_ms();
+            let mut records = Vec::new();
             for (key, value) in &entries {
-                driver.core.put(now, &category, key, value)?;
+                control.core.put(now, &category, key, value)?;
+                if durable {
+                    records.extend(record_of(control, &category, key));
+                }
             }
-            Ok(entries.len())
-        })?
+            Ok::<_, NodeError>((entries.len(), records))
+        })??;
+        if let Some(log) = &log {
+            let payloads: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+            log.append_batch(&payloads).map_err(not_durable)?;
+        }
+        Ok(count)
+    }
+
+    /// Runs a local write on the engine, then (with a data directory) appends its record
+    /// to the log and returns once it is durable: the acknowledgement.
+    fn write<R, F>(&self, f: F) -> Result<R, NodeError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Control) -> Result<(R, Option<Vec<u8>>), NodeError> + Send + 'static,
+    {
+        let (result, record) = self.call(f)??;
+        if let (Some(log), Some(record)) = (self.log(), record) {
+            log.append(&record).map_err(not_durable)?;
+        }
+        Ok(result)
     }
 
     /// Registers the host's resolver for a category whose merge rule is custom.
@@ -233,12 +272,19 @@ impl Node {
         receiver.recv().map_err(|_| NodeError::Closed)
     }
 
-    /// Closes the node: says goodbye to its peers and stops its engine. Idempotent.
+    /// Closes the node: writes a snapshot, says goodbye to its peers, stops its engine
+    /// and releases its data directory. Idempotent.
     pub fn close(&self) -> Result<(), NodeError> {
         let handle = self.thread.lock().map_err(|_| NodeError::Closed)?.take();
         let Some(handle) = handle else { return Ok(()) };
         let _ = self.call(|driver| driver.stopping = true);
-        handle.join().map_err(|_| NodeError::Internal("the engine thread panicked".into()))
+        let joined = handle.join().map_err(|_| NodeError::Internal("the engine thread panicked".into()));
+        self.log.lock().map_err(|_| NodeError::Closed)?.take();
+        joined
+    }
+
+    fn log(&self) -> Option<Arc<Log>> {
+        self.log.lock().ok().and_then(|log| log.clone())
     }
 }
 
@@ -246,6 +292,45 @@ impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// The log record of the version of `key` now stored (tombstones included).
+fn record_of(control: &Control, category: &str, key: &[u8]) -> Option<Vec<u8>> {
+    control.log.as_ref()?;
+    control.core.stored(category, key).map(|entry| durable::encode_record(category, &entry))
+}
+
+fn not_durable(error: StorageError) -> NodeError {
+    NodeError::Io(format!("the write was applied in memory but not made durable, so it is not acknowledged: {error}"))
+}
+
+/// Opens the data directory's log and replays it into `core`: the newest snapshot, then
+/// every record after it.
+fn recover(dir: &std::path::Path, core: &mut NodeCore, now: u64) -> Result<Log, NodeError> {
+    let (log, recovery) = Log::open(dir.join("state"), LogConfig::default()).map_err(|error| match error {
+        StorageError::Locked { .. } => NodeError::Io(format!(
+            "data directory {} is in use by another node (its LOCK is held); stop that node or choose another --data-dir",
+            dir.display()
+        )),
+        other => NodeError::Io(format!("cannot open the log in {}: {other}", dir.display())),
+    })?;
+    let mut restored: std::collections::BTreeMap<String, Vec<crate::state::Entry>> = Default::default();
+    if let Some(snapshot) = &recovery.snapshot {
+        durable::decode_snapshot(&snapshot.state, |category, entry| restored.entry(category).or_default().push(entry))
+            .map_err(|error| NodeError::Io(format!("snapshot in {}: {error}", dir.display())))?;
+    }
+    for record in &recovery.records {
+        let (category, entry) = durable::decode_record(&record.payload)
+            .map_err(|error| NodeError::Io(format!("record {} in {}: {error}", record.seq, dir.display())))?;
+        restored.entry(category).or_default().push(entry);
+    }
+    for (category, entries) in restored {
+        // A category no longer configured is skipped: its records stay in the log.
+        if core.category_root(&category).is_some() {
+            core.restore(now, &category, &entries)?;
+        }
+    }
+    Ok(log)
 }
 
 fn load_identity(config: &NodeConfig) -> Result<Identity, NodeError> {

@@ -8,6 +8,7 @@ mod apply;
 pub mod backoff;
 pub mod config;
 mod core;
+pub mod durable;
 mod handle;
 mod inbound;
 pub mod message;

@@ -228,6 +228,17 @@ impl Replica {
         self.categories.values().try_for_each(CategoryState::verify_integrity)
     }
 
+    /// Stores versions recovered from this node's own log or snapshot (last-writer-wins)
+    /// and moves the local clock and counter past every version this node wrote, so
+    /// that writes after a restart are newer than writes before it.
+    pub fn restore(&mut self, category: &str, entries: &[Entry]) -> Result<ApplyOutcome, StateError> {
+        for entry in entries.iter().filter(|entry| entry.version.origin == self.origin) {
+            self.counter = self.counter.max(entry.version.counter);
+            self.last_hlc = self.last_hlc.max(entry.version.hlc);
+        }
+        self.apply_remote(category, entries)
+    }
+
     fn write(&mut self, category: &str, key: &[u8], value: &[u8], now: u64, tombstone: bool) -> Result<Version, StateError> {
         check_bounds(key, value)?;
         let hlc = now.max(self.last_hlc.saturating_add(1));
