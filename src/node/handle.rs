@@ -151,9 +151,16 @@ impl Node {
 
     /// The root of one category.
     pub fn category_root(&self, category: &str) -> Result<Digest, NodeError> {
-        let category = category.to_owned();
-        self.call(move |driver| driver.core.category_root(&category))?
-            .ok_or_else(|| NodeError::UnknownCategory(String::new()))
+        let name = category.to_owned();
+        self.call(move |driver| driver.core.category_root(&name))?
+            .ok_or_else(|| NodeError::UnknownCategory(category.to_owned()))
+    }
+
+    /// How many entries (tombstones included) a category holds.
+    pub fn entry_count(&self, category: &str) -> Result<u64, NodeError> {
+        let name = category.to_owned();
+        self.call(move |control| control.core.replica().category(&name).map(|state| state.len()))?
+            .ok_or_else(|| NodeError::UnknownCategory(category.to_owned()))
     }
 
     /// Runs anti-entropy with `peer` (or with every connected peer) now and waits until
