@@ -14,11 +14,17 @@
 //! - [`gossip`]: HyParView partial views and Plumtree broadcast trees;
 //! - [`sim`]: the deterministic simulator that drives them with seeded faults;
 //! - [`wire`]: frames, identities and Noise-authenticated sessions, sans-IO;
-//! - [`engine`]: the thread-per-core runtime that drives the sans-IO core;
+//! - [`node`]: the node core (sans-IO composition of the protocols) and the public
+//!   [`node::Node`] handle of a running node;
+//! - [`engine`]: the runtime that drives the node core over io_uring or mio sockets;
+//! - [`storage`]: the hash-chained, group-committed log with snapshots and recovery;
+//! - [`chain`]: hash-chained blocks, validation, fork choice and locator sync;
+//! - [`metrics`]: the health report;
 //! - [`ffi`]: the stable C ABI declared in `include/bhsync.h`.
 //!
 //! Protocol and state code is sans-IO: it never touches sockets, threads, clocks or
-//! ambient randomness. Time arrives as an argument; threads live in [`engine`] only.
+//! ambient randomness. Time arrives as an argument; threads and sockets live in [`engine`]
+//! (and the blocking log in [`storage`]) only.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -26,15 +32,15 @@
 pub mod chain;
 pub mod crdt;
 pub mod engine;
+pub mod ffi;
+pub mod gossip;
 pub mod membership;
 pub mod metrics;
 pub mod node;
-pub mod ffi;
-pub mod gossip;
 pub mod reconcile;
 pub mod sim;
-pub mod storage;
 pub mod state;
+pub mod storage;
 pub mod time;
 pub mod wire;
 
