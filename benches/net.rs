@@ -126,10 +126,12 @@ fn backend_name(backend: BackendChoice) -> &'static str {
 fn bench_bulk(options: &Options, entries: &[(Vec<u8>, Vec<u8>)]) {
     let flat: Vec<u8> = entries.iter().flat_map(|(k, v)| k.iter().chain(v.iter()).copied()).collect();
     for encryption in [true, false] {
-        let floor = median((0..options.runs).map(|_| floor::bulk_floor(&flat, KEY_LEN + VALUE_LEN, encryption)).collect());
+        let floor =
+            median((0..options.runs).map(|_| floor::bulk_floor(&flat, KEY_LEN + VALUE_LEN, encryption)).collect());
         for backend in [BackendChoice::IoUring, BackendChoice::Mio] {
             for shards in [1, 2] {
-                let runs: Vec<Duration> = (0..options.runs).map(|_| bulk_once(entries, backend, encryption, shards)).collect();
+                let runs: Vec<Duration> =
+                    (0..options.runs).map(|_| bulk_once(entries, backend, encryption, shards)).collect();
                 let took = median(runs);
                 let ratio = took.as_secs_f64() / floor.as_secs_f64();
                 let goal = if encryption { 2.0 } else { 1.5 };

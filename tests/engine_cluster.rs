@@ -16,6 +16,8 @@ use bhsync::state::{CategorySpec, MergeRule, Priority};
 const CONVERGENCE_LIMIT: Duration = Duration::from_secs(30);
 
 fn config(index: usize, peers: Vec<SocketAddr>, backend: BackendChoice) -> NodeConfig {
+    // The io_uring run also uses two shards (a pinned worker next to the control thread).
+    let shards = if backend == BackendChoice::Mio { 1 } else { 2 };
     let mut secret = [0u8; 32];
     secret[1] = index as u8 + 1; // not byte 0: X25519 clamps its low bits
     secret[31] = 0x42;
@@ -23,6 +25,7 @@ fn config(index: usize, peers: Vec<SocketAddr>, backend: BackendChoice) -> NodeC
         identity_secret: Some(secret),
         peers,
         io_backend: backend,
+        shards,
         anti_entropy_interval: Duration::from_millis(300),
         redial_initial: Duration::from_millis(50),
         redial_max: Duration::from_millis(500),
@@ -57,7 +60,10 @@ fn await_convergence(nodes: &[&Node], what: &str) -> Duration {
             let short: Vec<String> = hashes.iter().map(|h| format!("{h:?}")).collect();
             for (index, node) in nodes.iter().enumerate() {
                 let metrics = node.metrics().expect("metrics");
-                eprintln!("node {index}: peers {:?}\n engine {:?}\n core {:?}", metrics.peers, metrics.engine, metrics.core);
+                eprintln!(
+                    "node {index}: peers {:?}\n engine {:?}\n core {:?}",
+                    metrics.peers, metrics.engine, metrics.core
+                );
                 for category in ["users", "meta", "counters"] {
                     eprintln!("  {category}: {:?}", node.category_root(category));
                 }

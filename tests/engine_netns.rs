@@ -26,7 +26,12 @@ const NODE_ENV: &str = "BHSYNC_NETNS_NODE";
 const TEST_NAME: &str = "five_processes_in_namespaces_converge_through_a_kill_and_a_partition";
 
 fn run(args: &[&str]) -> bool {
-    Command::new(args[0]).args(&args[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The namespaces, veth pairs and bridge of one test run; removed on drop.
@@ -107,7 +112,16 @@ fn spawn(network: &Network, index: usize, data_dir: &Path, seen: Arc<Mutex<Seen>
     let exe = std::env::current_exe().expect("test binary");
     let exe = exe.to_str().expect("utf-8 path");
     let mut child = Command::new("ip")
-        .args(["netns", "exec", &network.namespace(index), exe, "--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+        .args([
+            "netns",
+            "exec",
+            &network.namespace(index),
+            exe,
+            "--exact",
+            TEST_NAME,
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(NODE_ENV, index.to_string())
         .env("BHSYNC_NETNS_DIR", data_dir)
         .stdin(Stdio::piped())
@@ -167,7 +181,11 @@ fn wait_converged(seens: &[Arc<Mutex<Seen>>], what: &str) -> Duration {
         if agree && first.as_ref().is_some_and(|(_, count)| *count == acked.len() as u64) {
             return start.elapsed();
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "{what}: no convergence in 60 s: {states:?}, {} acked", acked.len());
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what}: no convergence in 60 s: {states:?}, {} acked",
+            acked.len()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

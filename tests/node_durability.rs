@@ -102,7 +102,8 @@ fn every_acknowledged_write_survives_sigkill() {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let delay = Duration::from_millis(150 + (seed >> 33) % 400);
         acknowledged.extend(run_and_kill(&dir, delay));
-        let node = Node::open(config(&dir)).unwrap_or_else(|e| panic!("round {round} (seed {seed:#x}): reopen failed: {e}"));
+        let node =
+            Node::open(config(&dir)).unwrap_or_else(|e| panic!("round {round} (seed {seed:#x}): reopen failed: {e}"));
         for key in &acknowledged {
             let value = node.get("users", key.as_bytes()).expect("get");
             assert!(value.is_some(), "round {round} (seed {seed:#x}): acknowledged {key} lost after SIGKILL");
@@ -126,7 +127,11 @@ fn run_and_kill(dir: &Path, delay: Duration) -> Vec<String> {
         .expect("spawn writer");
     let stdout = child.stdout.take().expect("stdout");
     let reader = std::thread::spawn(move || {
-        BufReader::new(stdout).lines().map_while(Result::ok).filter(|line| line.starts_with("crash-")).collect::<Vec<_>>()
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|line| line.starts_with("crash-"))
+            .collect::<Vec<_>>()
     });
     let start = Instant::now();
     while start.elapsed() < delay {

@@ -30,7 +30,12 @@ pub struct Driver {
 
 impl Driver {
     /// Builds the driver; call [`Driver::run`] on the shard's thread.
-    pub fn new(backend: Box<dyn Backend>, control: Control, commands: Arc<CommandQueue>, events: Arc<EventQueue>) -> Self {
+    pub fn new(
+        backend: Box<dyn Backend>,
+        control: Control,
+        commands: Arc<CommandQueue>,
+        events: Arc<EventQueue>,
+    ) -> Self {
         Driver { backend, control, commands, events }
     }
 

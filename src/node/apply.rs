@@ -51,12 +51,11 @@ impl NodeCore {
         relay: bool,
     ) -> Result<Applied, PeerFault> {
         let spec = self.spec(category).ok_or_else(|| PeerFault::UnknownCategory(category.to_owned()))?.clone();
-        let state = self.state_mut(category).ok_or_else(|| PeerFault::UnknownCategory(category.to_owned()))?;
-        let mut prepared = Vec::with_capacity(entries.size_hint().0);
-        for entry in entries {
-            let leaf = state.prepare(entry.key, entry.value, entry.version);
-            prepared.push(leaf.map_err(|e| PeerFault::InvalidItem(e.to_string()))?);
-        }
+        let state = self.replica.category(category).ok_or_else(|| PeerFault::UnknownCategory(category.to_owned()))?;
+        let entries: Vec<(&[u8], &[u8], crate::state::Version)> =
+            entries.map(|entry| (entry.key, entry.value, entry.version)).collect();
+        let prepared =
+            state.prepare_all(&entries, self.executor.as_ref()).map_err(|e| PeerFault::InvalidItem(e.to_string()))?;
         if batch_digest(prepared.iter().map(PreparedLeaf::digest)) != *expected {
             return Err(PeerFault::DigestMismatch);
         }
@@ -81,9 +80,10 @@ impl NodeCore {
         let newest = winners.iter().map(|p| p.version().hlc).max();
         self.note_updates(category, winners.iter().map(PreparedLeaf::key));
         let count = winners.len() as u64;
+        let executor = self.executor.clone();
         if let Some(state) = self.state_mut(category) {
             if !winners.is_empty() {
-                state.apply_batch(winners);
+                state.apply_batch_on(winners, executor.as_ref());
             }
         }
         if let Some(hlc) = newest {

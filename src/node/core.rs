@@ -8,9 +8,11 @@
 //! Nothing here touches a socket, a thread, a clock or ambient randomness.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::crdt::{AnyCrdt, Crdt, CustomResolver, PnCounter, Resolver};
 use crate::sim::SimRng;
+use crate::state::parallel::{Executor, Inline};
 use crate::state::{CategorySpec, CategoryState, Digest, Entry, EntryRef, MergeRule, NodeId, Replica, Version};
 use crate::time::{Hlc, HlcTimestamp};
 
@@ -45,6 +47,9 @@ pub struct NodeCore {
     pub(crate) last_now_ms: u64,
     /// Set while a stream frame is applied: per-key events are not emitted.
     pub(crate) streaming: bool,
+    /// Where batches of received entries are hashed and inserted: inline by default,
+    /// the engine's pinned shard threads in a running node.
+    pub(crate) executor: Arc<dyn Executor>,
 }
 
 impl NodeCore {
@@ -81,7 +86,14 @@ impl NodeCore {
             round_robin: 0,
             last_now_ms: now_ms,
             streaming: false,
+            executor: Arc::new(Inline),
         })
+    }
+
+    /// Runs the hashing and insertion of received batches on `executor` (the engine's
+    /// shard threads); the results are the same as inline, only faster.
+    pub fn set_executor(&mut self, executor: Arc<dyn Executor>) {
+        self.executor = executor;
     }
 
     // ---- getters ----

@@ -153,7 +153,8 @@ impl<'a> Reader<'a> {
         let (hlc, counter) = (self.u64()?, self.u64()?);
         let origin = NodeId(self.take(32)?.try_into().map_err(|_| DurableDecodeError::Truncated)?);
         let flags = self.take(1)?[0];
-        let version = Version::from_parts(hlc, origin, counter, flags).map_err(|_| DurableDecodeError::Invalid("version"))?;
+        let version =
+            Version::from_parts(hlc, origin, counter, flags).map_err(|_| DurableDecodeError::Invalid("version"))?;
         Ok((name.to_owned(), Entry { key, value, version }))
     }
 }
@@ -164,7 +165,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry(key: &[u8], value: &[u8], tombstone: bool) -> Entry {
-        Entry { key: key.to_vec(), value: value.to_vec(), version: Version { hlc: 7 << 16, origin: NodeId([3; 32]), counter: 9, tombstone } }
+        Entry {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            version: Version { hlc: 7 << 16, origin: NodeId([3; 32]), counter: 9, tombstone },
+        }
     }
 
     #[test]

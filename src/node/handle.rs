@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::config::NodeConfig;
+use super::durable;
 use super::{CoreConfig, NodeCore, NodeError, NodeEvent, SyncResult};
 use crate::engine::commands::{CommandQueue, EventQueue};
 use crate::engine::control::Control;
@@ -20,7 +21,6 @@ use crate::engine::io::{open_backend, IoConfig, IoStats, Waker};
 use crate::engine::metrics::EngineMetrics;
 use crate::state::{Digest, NodeId, Version};
 use crate::storage::{Log, LogConfig, StorageError};
-use super::durable;
 use crate::wire::{Identity, WireConfig};
 
 /// A running node. Dropping it closes it.
@@ -57,12 +57,24 @@ impl Node {
         let now = wall_clock_ms();
         let seed = seed_from(&id, now);
         let mut core = NodeCore::new(core_config(&config), id, crate::sim::SimRng::new(seed), now)?;
+        if config.shards > 1 {
+            // Shard 0 is the control thread; shards 1.. are pinned workers.
+            let cores: Vec<usize> = config.cores.clone().unwrap_or_else(|| (0..config.shards).collect());
+            let pool = crate::engine::shard_pool::ShardPool::new(config.shards - 1, &cores)
+                .map_err(|error| NodeError::Io(format!("cannot start the shard threads: {error}")))?;
+            core.set_executor(Arc::new(pool));
+        }
         let log = match &config.data_dir {
             Some(dir) => Some(Arc::new(recover(dir, &mut core, now)?)),
             None => None,
         };
-        let io = IoConfig { choice: config.io_backend, max_send_queue_bytes: config.limits.max_send_queue, ..IoConfig::default() };
-        let mut backend = open_backend(&io).map_err(|error| NodeError::Io(format!("opening the IO backend: {error}")))?;
+        let io = IoConfig {
+            choice: config.io_backend,
+            max_send_queue_bytes: config.limits.max_send_queue,
+            ..IoConfig::default()
+        };
+        let mut backend =
+            open_backend(&io).map_err(|error| NodeError::Io(format!("opening the IO backend: {error}")))?;
         let local_addr = backend.listen(config.listen).map_err(|error| {
             NodeError::Io(format!("cannot listen on {}: {error}; choose a free address or port 0", config.listen))
         })?;

@@ -19,9 +19,9 @@ pub mod types;
 
 pub use self::core::NodeCore;
 pub use crate::engine::control::SyncResult;
+pub use backoff::{Backoff, BackoffConfig};
 pub use config::{Limits, NodeConfig};
 pub use handle::{Node, NodeMetrics};
-pub use backoff::{Backoff, BackoffConfig};
 pub use message::{DecodeError as MessageDecodeError, NodeMessage};
 pub use types::{
     CategoryOutcome, CategoryReport, CoreConfig, CoreStats, NodeError, NodeEvent, PeerFault, SyncError, SyncId,

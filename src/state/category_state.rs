@@ -7,14 +7,15 @@
 
 use super::category::{validate_name, CategoryId, CategorySpec};
 use super::digest::{self, Digest, KeyPosition};
+use super::entry::Entry;
 use super::entry::{EntryRef, Version};
 use super::error::StateError;
 use super::leaf::PreparedLeaf;
+use super::parallel::{Executor, Job};
 use super::path::TreePath;
 use super::proof::MembershipProof;
 use super::shard::{shard_of_subtree, subtree_of, subtree_range, Shard, MAX_SHARDS, SUBTREE_BITS, SUBTREE_COUNT};
 use super::tree::{is_bucket, Node, BUCKET_CAPACITY};
-use super::entry::Entry;
 use crate::reconcile::{CodedSymbol, ShortId, ESTIMATOR_COUNTERS};
 use crate::time::VersionVector;
 
@@ -152,6 +153,53 @@ impl CategoryState {
             }
         }
         self.refresh_root();
+    }
+
+    /// [`CategoryState::apply_batch`] with each shard's part inserted and rehashed as its
+    /// own job on `executor` (the engine's shard threads).
+    pub fn apply_batch_on(&mut self, batch: Vec<PreparedLeaf>, executor: &dyn Executor) {
+        let parts = self.route(batch);
+        let jobs: Vec<Job<'_>> = self
+            .shards
+            .iter_mut()
+            .zip(parts)
+            .filter(|(_, part)| !part.is_empty())
+            .map(|(shard, part)| Box::new(move || shard.apply_batch(part)) as Job<'_>)
+            .collect();
+        executor.run(jobs);
+        self.refresh_root();
+    }
+
+    /// Hashes many versions of entries of this category, cut into one chunk per thread
+    /// of `executor`; the results keep the input order. Fails on the first invalid one.
+    pub fn prepare_all<'e>(
+        &self,
+        entries: &[(&'e [u8], &'e [u8], Version)],
+        executor: &dyn Executor,
+    ) -> Result<Vec<PreparedLeaf>, StateError> {
+        const MIN_CHUNK: usize = 256;
+        let threads = executor.parallelism();
+        if threads == 1 || entries.len() < 2 * MIN_CHUNK {
+            return entries.iter().map(|&(key, value, version)| self.prepare(key, value, version)).collect();
+        }
+        let chunk = entries.len().div_ceil(threads).max(MIN_CHUNK);
+        let mut outputs: Vec<Result<Vec<PreparedLeaf>, StateError>> =
+            (0..entries.len().div_ceil(chunk)).map(|_| Ok(Vec::new())).collect();
+        let jobs: Vec<Job<'_>> = entries
+            .chunks(chunk)
+            .zip(outputs.iter_mut())
+            .map(|(part, output)| {
+                Box::new(move || {
+                    *output = part.iter().map(|&(key, value, version)| self.prepare(key, value, version)).collect();
+                }) as Job<'_>
+            })
+            .collect();
+        executor.run(jobs);
+        let mut prepared = Vec::with_capacity(entries.len());
+        for output in outputs {
+            prepared.extend(output?);
+        }
+        Ok(prepared)
     }
 
     /// Splits a batch by owning shard.

@@ -27,6 +27,7 @@ pub mod entry;
 pub mod error;
 pub mod leaf;
 pub mod node_id;
+pub mod parallel;
 pub mod path;
 pub mod proof;
 pub mod replica;
