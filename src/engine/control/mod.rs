@@ -1,0 +1,338 @@
+//! The control role's state: the node core, the links to peers, the dial list, the
+//! limits and the counters, and what each socket event does to them.
+//!
+//! Everything here runs on the control shard's thread. Socket events arrive through
+//! [`Control::on_io`] (called from inside the backend's poll, `inbound.rs`); anything
+//! that needs the backend (closing, sending) is queued and done in
+//! [`Control::after_poll`] and [`Control::flush`], once per turn (`outbound.rs`).
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+mod inbound;
+mod outbound;
+
+use super::commands::EventQueue;
+use super::dialer::Dialer;
+use super::io::{Backend, ConnId, IoStats};
+use super::metrics::EngineMetrics;
+use super::peer_link::{Direction, PeerLink};
+use crate::node::{NodeConfig, NodeCore, NodeEvent, SyncError, SyncId};
+use crate::sim::SimRng;
+use crate::state::NodeId;
+use crate::storage::Log;
+use crate::wire::{FrameKind, GoAwayReason, HandshakeLimiter, Identity, PeerLimits, Session, WireConfig};
+
+/// The result of one sync with one peer, as the host receives it.
+pub type SyncResult = Result<Vec<crate::node::CategoryReport>, SyncError>;
+
+/// Called once when a sync finishes.
+type SyncWaiter = Box<dyn FnOnce(SyncResult) + Send>;
+
+/// The control role of a node's engine.
+pub struct Control {
+    /// The protocol core.
+    pub core: NodeCore,
+    identity: Identity,
+    wire: WireConfig,
+    config: NodeConfig,
+    links: HashMap<ConnId, PeerLink>,
+    by_peer: HashMap<NodeId, ConnId>,
+    dialer: Dialer,
+    handshakes: HandshakeLimiter,
+    blocked: HashSet<NodeId>,
+    pending_events: Vec<NodeEvent>,
+    sync_waiters: HashMap<SyncId, SyncWaiter>,
+    to_close: Vec<(ConnId, GoAwayReason)>,
+    dirty: Vec<ConnId>,
+    throttled: bool,
+    scratch: Vec<u8>,
+    started: Instant,
+    epoch_ms: u64,
+    /// The engine's counters.
+    pub metrics: EngineMetrics,
+    /// The backend's counters as of the last turn.
+    pub io_stats: IoStats,
+    /// Events the host did not poll in time.
+    pub events_dropped: u64,
+    /// Set by the close command: the loop ends after this turn.
+    pub stopping: bool,
+    /// The node's log, when it has a data directory (snapshots are written to it).
+    pub log: Option<Arc<Log>>,
+    last_snapshot_ms: u64,
+}
+
+impl Control {
+    /// The control state of a node about to start.
+    pub fn new(core: NodeCore, identity: Identity, wire: WireConfig, config: NodeConfig, seed: u64) -> Control {
+        let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let mut dialer = Dialer::new(&config, SimRng::new(seed));
+        for &addr in &config.peers {
+            dialer.add(addr);
+        }
+        Control {
+            core,
+            handshakes: HandshakeLimiter::new(&config.limits.wire, epoch_ms),
+            identity,
+            wire,
+            links: HashMap::new(),
+            by_peer: HashMap::new(),
+            dialer,
+            blocked: HashSet::new(),
+            pending_events: Vec::new(),
+            sync_waiters: HashMap::new(),
+            to_close: Vec::new(),
+            dirty: Vec::new(),
+            throttled: false,
+            scratch: Vec::with_capacity(1 << 16),
+            started: Instant::now(),
+            epoch_ms,
+            metrics: EngineMetrics::default(),
+            io_stats: IoStats::default(),
+            events_dropped: 0,
+            stopping: false,
+            log: None,
+            last_snapshot_ms: epoch_ms,
+            config,
+        }
+    }
+
+    /// Milliseconds since the Unix epoch, read from the monotonic clock (it never goes
+    /// back, and the hybrid logical clock still sees wall time).
+    pub fn now_ms(&self) -> u64 {
+        self.epoch_ms + self.started.elapsed().as_millis() as u64
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.identity.node_id()
+    }
+
+    /// Adds a peer address to dial now and re-dial whenever its link drops.
+    pub fn add_peer(&mut self, addr: SocketAddr) {
+        self.dialer.add(addr);
+    }
+
+    /// How many peer addresses the node dials.
+    pub fn configured_peers(&self) -> usize {
+        self.dialer.len()
+    }
+
+    /// Cuts the links to `peers` and refuses them until the next call (a partition at
+    /// the transport, for tests and the demo); an empty set heals.
+    pub fn set_blocked(&mut self, peers: HashSet<NodeId>) {
+        for (peer, &conn) in &self.by_peer {
+            if peers.contains(peer) {
+                self.to_close.push((conn, GoAwayReason::Normal));
+            }
+        }
+        self.blocked = peers;
+    }
+
+    /// Starts anti-entropy with `peer` (or every connected peer); `done` receives the
+    /// result of each. Returns how many syncs started.
+    pub fn start_sync(&mut self, peer: Option<NodeId>, done: impl Fn(SyncResult) + Send + Clone + 'static) -> usize {
+        let now = self.now_ms();
+        let peers: Vec<NodeId> = match peer {
+            Some(peer) => vec![peer],
+            None => self.connected_peers(),
+        };
+        for &peer in &peers {
+            let id = self.core.sync_with(now, peer);
+            let done = done.clone();
+            self.sync_waiters.insert(id, Box::new(done));
+        }
+        peers.len()
+    }
+
+    /// The peers with an established link.
+    pub fn connected_peers(&self) -> Vec<NodeId> {
+        let mut peers: Vec<NodeId> = self.by_peer.keys().copied().collect();
+        peers.sort();
+        peers
+    }
+
+    /// Queues an event for the host.
+    pub fn emit(&mut self, event: NodeEvent) {
+        self.pending_events.push(event);
+    }
+
+    /// Hands the queued events to the host.
+    pub fn publish_events(&mut self, events: &EventQueue) {
+        events.push_batch(&mut self.pending_events);
+    }
+
+    /// Dials what is due, closes stalled handshakes, refreshes gauges.
+    pub fn housekeeping(&mut self, backend: &mut dyn Backend) {
+        let now = self.now_ms();
+        while let Some((slot, addr)) = self.dialer.next_due(now, self.links.len() < self.config.limits.wire.max_peers) {
+            self.metrics.dials += 1;
+            match backend.connect(addr) {
+                Ok(conn) => {
+                    self.dialer.connecting(slot, conn);
+                    self.open_link(conn, addr, Direction::Outbound, Some(slot), now);
+                }
+                Err(_) => {
+                    self.metrics.dial_failures += 1;
+                    self.dialer.failed(slot, now);
+                }
+            }
+        }
+        self.close_stalled_handshakes(now);
+        self.keep_alive(now);
+        if now.saturating_sub(self.last_snapshot_ms) >= self.config.snapshot_interval.as_millis() as u64 {
+            self.snapshot(false);
+        }
+        self.metrics.peers_connected = self.by_peer.len() as u64;
+        self.metrics.events_dropped = self.events_dropped;
+        self.io_stats = backend.stats();
+    }
+
+    fn close_stalled_handshakes(&mut self, now: u64) {
+        let limit = self.config.limits.handshake_timeout.as_millis() as u64;
+        for link in self.links.values() {
+            if link.peer.is_none() && !link.closing && now.saturating_sub(link.opened_ms) > limit {
+                self.metrics.handshake_timeouts += 1;
+                self.to_close.push((link.conn, GoAwayReason::ProtocolError));
+            }
+        }
+    }
+
+    /// Pings quiet links and closes links silent for longer than the idle timeout: a
+    /// half-open TCP connection, or a peer that stalls in the middle of a message, is
+    /// noticed and re-dialled.
+    fn keep_alive(&mut self, now: u64) {
+        let idle = self.config.limits.idle_timeout.as_millis() as u64;
+        let ping_every = idle / 3;
+        for link in self.links.values_mut() {
+            if link.peer.is_none() || link.closing {
+                continue;
+            }
+            if now.saturating_sub(link.last_rx_ms) > idle {
+                self.metrics.idle_timeouts += 1;
+                link.closing = true;
+                self.to_close.push((link.conn, GoAwayReason::Normal));
+            } else if now.saturating_sub(link.last_rx_ms.max(link.last_ping_ms)) > ping_every {
+                link.last_ping_ms = now;
+                let _ = link.session.send_frame(FrameKind::Ping, &now.to_le_bytes());
+                self.dirty.push(link.conn);
+            }
+        }
+    }
+
+    pub(super) fn open_link(
+        &mut self,
+        conn: ConnId,
+        addr: SocketAddr,
+        direction: Direction,
+        dial_slot: Option<usize>,
+        now: u64,
+    ) {
+        let session = match direction {
+            Direction::Outbound => Session::initiator(&self.identity, &self.wire),
+            Direction::Inbound => Session::responder(&self.identity, &self.wire),
+        };
+        match session {
+            Ok(session) => {
+                let limits = PeerLimits::new(&self.config.limits.wire, now);
+                let link = PeerLink {
+                    conn,
+                    direction,
+                    addr,
+                    session,
+                    peer: None,
+                    opened_ms: now,
+                    last_rx_ms: now,
+                    last_ping_ms: now,
+                    limits,
+                    closing: false,
+                    dial_slot,
+                };
+                self.links.insert(conn, link);
+                self.dirty.push(conn);
+            }
+            Err(_) => self.to_close.push((conn, GoAwayReason::ProtocolError)),
+        }
+    }
+
+    /// When the backend should wake us at the latest.
+    pub fn next_timeout(&self) -> std::time::Duration {
+        let now = self.now_ms();
+        let mut deadline = now + 1_000;
+        if let Some(at) = self.core.poll_timeout() {
+            deadline = deadline.min(at);
+        }
+        if let Some(at) = self.dialer.next_deadline() {
+            deadline = deadline.min(at);
+        }
+        if self.links.values().any(|link| link.peer.is_none()) {
+            deadline = deadline.min(now + 100);
+        }
+        if self.throttled {
+            deadline = deadline.min(now + 1);
+        }
+        if !self.to_close.is_empty() || !self.dirty.is_empty() {
+            deadline = now;
+        }
+        std::time::Duration::from_millis(deadline.saturating_sub(now))
+    }
+
+    /// Runs the core's timers and collects its events.
+    pub fn drive_core_timers(&mut self) {
+        let now = self.now_ms();
+        if self.core.poll_timeout().is_some_and(|at| at <= now) {
+            self.core.handle_timeout(now);
+        }
+        while let Some(event) = self.core.poll_event() {
+            if let NodeEvent::SyncFinished { id, result, .. } = &event {
+                if let Some(waiter) = self.sync_waiters.remove(id) {
+                    waiter(result.clone());
+                }
+            }
+            self.pending_events.push(event);
+        }
+    }
+
+    /// Writes a snapshot of the whole state to the log, so that recovery replays only
+    /// the records after it, and entries learnt from peers survive a restart. The state
+    /// is encoded here (it is only readable on this thread) and written by a helper
+    /// thread, unless `wait` (at close).
+    pub fn snapshot(&mut self, wait: bool) {
+        self.last_snapshot_ms = self.now_ms();
+        let Some(log) = self.log.clone() else { return };
+        // Records up to the head were applied before it was read: the state includes them.
+        let (through, _) = log.head();
+        let replica = self.core.replica();
+        let mut entries = Vec::new();
+        for category in replica.categories() {
+            category.for_each_entry(&mut |entry| entries.push((category.name(), entry.to_entry())));
+        }
+        let bytes = crate::node::durable::encode_snapshot(entries.into_iter());
+        let write = move || {
+            if let Err(error) = log.write_snapshot(through, &bytes) {
+                eprintln!("bhsync: snapshot through record {through} failed: {error}");
+            }
+        };
+        if wait {
+            write();
+        } else {
+            std::thread::spawn(write);
+        }
+    }
+
+    /// Says goodbye to every peer and fails the syncs still waiting.
+    pub fn shutdown(&mut self, backend: &mut dyn Backend) {
+        self.snapshot(true);
+        self.flush(backend);
+        let conns: Vec<ConnId> = self.links.keys().copied().collect();
+        for conn in conns {
+            self.to_close.push((conn, GoAwayReason::Shutdown));
+        }
+        self.close_queued(backend);
+        for (_, waiter) in self.sync_waiters.drain() {
+            waiter(Err(SyncError::PeerDown));
+        }
+    }
+}
