@@ -45,6 +45,8 @@ pub struct NodeCore {
     pub(crate) last_now_ms: u64,
     /// Set while a stream frame is applied: per-key events are not emitted.
     pub(crate) streaming: bool,
+    /// Finished syncs not yet taken by the metrics (bounded: the oldest are dropped).
+    pub(crate) finished_syncs: VecDeque<super::types::FinishedSync>,
 }
 
 impl NodeCore {
@@ -81,6 +83,7 @@ impl NodeCore {
             round_robin: 0,
             last_now_ms: now_ms,
             streaming: false,
+            finished_syncs: VecDeque::new(),
         })
     }
 
@@ -209,6 +212,12 @@ impl NodeCore {
             return None;
         }
         self.replica.add_category(category, CategorySpec::default()).ok()
+    }
+
+    /// The next finished sync not yet taken, for the metrics (every sync, including
+    /// the periodic anti-entropy the host never sees an event for).
+    pub fn poll_finished_sync(&mut self) -> Option<super::types::FinishedSync> {
+        self.finished_syncs.pop_front()
     }
 
     pub(crate) fn push_event(&mut self, event: NodeEvent) {

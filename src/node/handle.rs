@@ -42,6 +42,13 @@ pub struct NodeMetrics {
     pub core: super::CoreStats,
     /// Connected peers.
     pub peers: Vec<NodeId>,
+    /// Recorded figures: sync latency histograms, per-peer and per-category figures,
+    /// rates, consistency lag, partition events (src/metrics/telemetry.rs).
+    pub telemetry: crate::metrics::TelemetrySnapshot,
+    /// Peer addresses the node dials.
+    pub configured_peers: usize,
+    /// This node's id.
+    pub node: NodeId,
 }
 
 impl Node {
@@ -179,11 +186,17 @@ impl Node {
 
     /// The node's figures.
     pub fn metrics(&self) -> Result<NodeMetrics, NodeError> {
-        self.call(|driver| NodeMetrics {
-            engine: driver.metrics.clone(),
-            io: driver.io_stats.clone(),
-            core: driver.core.stats(),
-            peers: driver.connected_peers(),
+        self.call(|driver| {
+            let peers = driver.connected_peers();
+            NodeMetrics {
+                engine: driver.metrics.clone(),
+                io: driver.io_stats.clone(),
+                core: driver.core.stats(),
+                telemetry: driver.telemetry.snapshot(driver.now_ms(), &peers),
+                configured_peers: driver.configured_peers(),
+                node: driver.node_id(),
+                peers,
+            }
         })
     }
 
@@ -208,13 +221,19 @@ impl Node {
 
     /// The health report (status, warnings with recommendations, figures).
     pub fn health(&self) -> Result<crate::metrics::HealthReport, NodeError> {
-        let configured = self.call(|driver| driver.configured_peers())?;
-        Ok(crate::metrics::HealthReport::from_metrics(self.metrics()?, configured))
+        let metrics = self.metrics()?;
+        let configured = metrics.configured_peers;
+        Ok(crate::metrics::HealthReport::from_metrics(metrics, configured))
     }
 
     /// The health report as JSON.
     pub fn health_json(&self) -> Result<String, NodeError> {
         Ok(self.health()?.to_json())
+    }
+
+    /// The node's figures in the Prometheus text exposition format.
+    pub fn metrics_prometheus(&self) -> Result<String, NodeError> {
+        Ok(crate::metrics::prometheus::render(&self.metrics()?))
     }
 
     /// Runs `f` on the engine thread and returns its result: the one way into the
