@@ -231,6 +231,11 @@ impl Node {
         Ok(self.health()?.to_json())
     }
 
+    /// Entries stored over every category, tombstones included.
+    pub fn entry_count(&self) -> Result<u64, NodeError> {
+        self.call(|driver| driver.core.replica().categories().map(|category| category.len()).sum())
+    }
+
     /// The node's figures in the Prometheus text exposition format.
     pub fn metrics_prometheus(&self) -> Result<String, NodeError> {
         Ok(crate::metrics::prometheus::render(&self.metrics()?))
