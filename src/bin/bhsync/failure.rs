@@ -40,7 +40,9 @@ pub fn usage(error: clap::Error) -> ExitCode {
         return ExitCode::from(2);
     }
     let text = error.render().to_string();
-    let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ").to_string();
+    // The message proper: the lines before the first blank one (usage and tips follow).
+    let first: Vec<&str> = text.lines().take_while(|line| !line.trim().is_empty()).map(str::trim).collect();
+    let first = first.join(" ").trim_start_matches("error: ").to_string();
     Failure::usage(format!("{first}; see 'bhsync --help' or 'bhsync COMMAND --help'")).exit()
 }
 
@@ -52,6 +54,7 @@ pub fn io_hint(error: &std::io::Error) -> &'static str {
         std::io::ErrorKind::AddrInUse => "address in use",
         std::io::ErrorKind::AddrNotAvailable => "address not available on this host",
         std::io::ErrorKind::AlreadyExists => "already exists",
+        std::io::ErrorKind::ConnectionRefused => "connection refused",
         _ => "failed",
     }
 }
