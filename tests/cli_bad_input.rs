@@ -43,7 +43,11 @@ fn unknown_flags_name_the_flag_and_point_to_help() {
 fn an_unreadable_or_invalid_configuration_is_named_with_the_fix() {
     let dir = temp("config");
     let missing = dir.join("missing.toml");
-    assert_one_line(&["node", "--config", missing.to_str().unwrap()], 2, &["cannot read configuration", "missing.toml", "--config"]);
+    assert_one_line(
+        &["node", "--config", missing.to_str().unwrap()],
+        2,
+        &["cannot read configuration", "missing.toml", "--config"],
+    );
     let broken = dir.join("broken.toml");
     std::fs::write(&broken, "listen = \"127.0.0.1:0\"\npeers = [\"nowhere\"]\n").unwrap();
     assert_one_line(&["node", "--config", broken.to_str().unwrap()], 2, &["invalid configuration", "line 2"]);
@@ -85,7 +89,11 @@ fn no_permission_is_named_with_the_fix() {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
         dir.join("data")
     };
-    assert_one_line(&["node", "--data-dir", target.to_str().unwrap()], 1, &["cannot create data directory", "--data-dir"]);
+    assert_one_line(
+        &["node", "--data-dir", target.to_str().unwrap()],
+        1,
+        &["cannot create data directory", "--data-dir"],
+    );
 }
 
 #[test]
@@ -103,7 +111,11 @@ fn keygen_never_overwrites_a_key() {
 
 #[test]
 fn an_unwritable_report_fails_before_the_demo_runs() {
-    assert_one_line(&["demo", "--quick", "--report", "/nonexistent-dir/report.html"], 1, &["cannot write the report", "--report"]);
+    assert_one_line(
+        &["demo", "--quick", "--report", "/nonexistent-dir/report.html"],
+        1,
+        &["cannot write the report", "--report"],
+    );
 }
 
 #[test]

@@ -23,7 +23,14 @@ fn bench_prints_latency_percentiles_as_json() {
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     let json = stdout.trim();
     assert!(json.starts_with('{') && json.ends_with('}'), "{json}");
-    for field in ["\"benchmark\":\"put_on_a_visible_on_b\"", "\"samples\":50", "\"p50\":", "\"p99\":", "\"p999\":", "\"unit\":\"us\""] {
+    for field in [
+        "\"benchmark\":\"put_on_a_visible_on_b\"",
+        "\"samples\":50",
+        "\"p50\":",
+        "\"p99\":",
+        "\"p999\":",
+        "\"unit\":\"us\"",
+    ] {
         assert!(json.contains(field), "{field} missing: {json}");
     }
 }

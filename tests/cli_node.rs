@@ -58,7 +58,14 @@ fn a_node_serves_health_and_metrics_and_stops_cleanly_on_signals() {
     let (head, health) = get(&node.admin, "/health");
     assert!(head.starts_with("HTTP/1.1 200") && head.contains("application/json"), "{head}");
     assert!(health.starts_with('{') && health.ends_with('}'), "{health}");
-    for field in ["\"status\":\"healthy\"", "\"warnings\":[]", "\"figures\":{", "\"sync_latency_ms\":{", "\"per_peer\":[", "\"thresholds\":{"] {
+    for field in [
+        "\"status\":\"healthy\"",
+        "\"warnings\":[]",
+        "\"figures\":{",
+        "\"sync_latency_ms\":{",
+        "\"per_peer\":[",
+        "\"thresholds\":{",
+    ] {
         assert!(health.contains(field), "{field} missing from /health: {health}");
     }
     assert!(health.contains(&format!("\"node\":\"{}\"", node.id)), "{health}");

@@ -155,10 +155,14 @@ impl HealthReport {
         let limits = self.thresholds;
         let telemetry = self.metrics.telemetry.clone();
         let limit = telemetry.peer_bytes_limit_per_s as f64;
-        for peer in telemetry.peers.iter().filter(|peer| peer.connected && peer.consistency_lag_ms > limits.lag_degraded_ms)
+        for peer in
+            telemetry.peers.iter().filter(|peer| peer.connected && peer.consistency_lag_ms > limits.lag_degraded_ms)
         {
-            let status =
-                if peer.consistency_lag_ms > limits.lag_critical_ms { HealthStatus::Critical } else { HealthStatus::Degraded };
+            let status = if peer.consistency_lag_ms > limits.lag_critical_ms {
+                HealthStatus::Critical
+            } else {
+                HealthStatus::Degraded
+            };
             let rate = peer.bytes_in_per_s.max(peer.bytes_out_per_s);
             let lag = peer.consistency_lag_ms as f64 / 1000.0;
             let who = peer.id.short();
@@ -183,7 +187,8 @@ impl HealthReport {
 
     fn check_counters(&mut self) {
         let limits = self.thresholds;
-        let (engine, core, rates) = (self.metrics.engine.clone(), self.metrics.core.clone(), self.metrics.telemetry.rates);
+        let (engine, core, rates) =
+            (self.metrics.engine.clone(), self.metrics.core.clone(), self.metrics.telemetry.rates);
         if engine.disconnected_misbehaviour > 0 {
             self.warn(
                 HealthStatus::Degraded,
@@ -338,7 +343,13 @@ impl HealthReport {
         let m = &self.metrics;
         let t = &m.telemetry;
         let mut out = String::with_capacity(1024);
-        let _ = writeln!(out, "node {}  status {}  uptime {:.1} s", m.node.short(), self.status.as_str(), t.uptime_ms as f64 / 1e3);
+        let _ = writeln!(
+            out,
+            "node {}  status {}  uptime {:.1} s",
+            m.node.short(),
+            self.status.as_str(),
+            t.uptime_ms as f64 / 1e3
+        );
         for warning in &self.warnings {
             let _ = writeln!(out, "  warning: {}\n    do: {}", warning.problem, warning.recommendation);
         }
@@ -471,7 +482,16 @@ mod tests {
     fn the_json_has_every_documented_field() {
         let report = HealthReport::from_metrics(metrics(&Telemetry::new(0, 1), 0, vec![]), 0);
         let json = report.to_json();
-        for field in ["\"status\"", "\"warnings\"", "\"figures\"", "\"sync_latency_ms\"", "\"consistency_lag_ms\"", "\"per_peer\"", "\"categories\"", "\"thresholds\""] {
+        for field in [
+            "\"status\"",
+            "\"warnings\"",
+            "\"figures\"",
+            "\"sync_latency_ms\"",
+            "\"consistency_lag_ms\"",
+            "\"per_peer\"",
+            "\"categories\"",
+            "\"thresholds\"",
+        ] {
             assert!(json.contains(field), "{field} missing from {json}");
         }
     }

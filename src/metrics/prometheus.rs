@@ -44,7 +44,11 @@ pub fn render(m: &NodeMetrics) -> String {
         ("bhsync_handshakes_failed_total", "Handshakes failed.", m.engine.handshakes_failed),
         ("bhsync_bad_frames_total", "Frames that did not decode.", m.engine.bad_frames),
         ("bhsync_peer_faults_total", "Peer faults reported by the core.", m.engine.peer_faults),
-        ("bhsync_disconnected_misbehaviour_total", "Peers disconnected for misbehaviour.", m.engine.disconnected_misbehaviour),
+        (
+            "bhsync_disconnected_misbehaviour_total",
+            "Peers disconnected for misbehaviour.",
+            m.engine.disconnected_misbehaviour,
+        ),
         ("bhsync_events_dropped_total", "Events dropped because the host did not poll.", m.engine.events_dropped),
     ];
     for (name, help, value) in counters {
@@ -57,7 +61,11 @@ pub fn render(m: &NodeMetrics) -> String {
         ("bhsync_peers_connected", "Peers connected now.", m.peers.len() as f64),
         ("bhsync_peers_configured", "Peer addresses the node dials.", m.configured_peers as f64),
         ("bhsync_peer_connectivity_ratio", "Connected over configured peers.", connectivity),
-        ("bhsync_consistency_lag_seconds", "Largest time since the last good sync with a peer.", t.consistency_lag_ms as f64 / 1e3),
+        (
+            "bhsync_consistency_lag_seconds",
+            "Largest time since the last good sync with a peer.",
+            t.consistency_lag_ms as f64 / 1e3,
+        ),
         ("bhsync_items_per_second", "Entries in and out per second (sliding window).", t.rates.items_per_s),
         ("bhsync_bytes_per_second", "Socket bytes in and out per second (sliding window).", t.rates.bytes_per_s),
         ("bhsync_conflicts_per_second", "Conflicts per second (sliding window).", t.rates.conflicts_per_s),
@@ -88,7 +96,9 @@ fn per_peer(out: &mut String, m: &NodeMetrics) {
         }),
         ("bhsync_peer_bytes_received_total", "counter", "Socket bytes from the peer.", |p| p.bytes_in as f64),
         ("bhsync_peer_bytes_sent_total", "counter", "Socket bytes to the peer.", |p| p.bytes_out as f64),
-        ("bhsync_peer_items_received_total", "counter", "Entries applied from the peer by syncs.", |p| p.items_in as f64),
+        ("bhsync_peer_items_received_total", "counter", "Entries applied from the peer by syncs.", |p| {
+            p.items_in as f64
+        }),
         ("bhsync_peer_syncs_succeeded_total", "counter", "Syncs with the peer that succeeded.", |p| p.syncs_ok as f64),
         ("bhsync_peer_syncs_failed_total", "counter", "Syncs with the peer that failed.", |p| p.syncs_failed as f64),
         ("bhsync_peer_link_downs_total", "counter", "Times the peer's link went down.", |p| p.downs as f64),

@@ -23,6 +23,6 @@ pub use handle::{Node, NodeMetrics};
 pub use backoff::{Backoff, BackoffConfig};
 pub use message::{DecodeError as MessageDecodeError, NodeMessage};
 pub use types::{
-    CategoryOutcome, CategoryReport, CoreConfig, FinishedSync, CoreStats, NodeError, NodeEvent, PeerFault, SyncError, SyncId,
-    Transmit,
+    CategoryOutcome, CategoryReport, CoreConfig, CoreStats, FinishedSync, NodeError, NodeEvent, PeerFault, SyncError,
+    SyncId, Transmit,
 };

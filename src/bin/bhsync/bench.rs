@@ -110,9 +110,9 @@ fn sample(a: &Node, b: &Node, key: &[u8], value: &[u8]) -> Result<u64, Failure> 
     let start = Instant::now();
     a.put("default", key, value).map_err(|error| Failure::runtime(format!("put on A failed: {error}")))?;
     loop {
-        let left = SAMPLE_TIMEOUT.checked_sub(start.elapsed()).ok_or_else(|| {
-            Failure::runtime(format!("a write on A was not visible on B within {SAMPLE_TIMEOUT:?}"))
-        })?;
+        let left = SAMPLE_TIMEOUT
+            .checked_sub(start.elapsed())
+            .ok_or_else(|| Failure::runtime(format!("a write on A was not visible on B within {SAMPLE_TIMEOUT:?}")))?;
         if let Some(NodeEvent::Updated { key: seen, .. }) = b.poll_event(left) {
             if seen == key {
                 return Ok(start.elapsed().as_micros() as u64);

@@ -67,7 +67,10 @@ pub fn load(path: &Path) -> Result<FileConfig, Failure> {
         let first = error.message().lines().next().unwrap_or("invalid TOML").to_string();
         let line = error.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1));
         let at = line.map(|line| format!(" at line {line}")).unwrap_or_default();
-        Failure::usage(format!("invalid configuration {}{at}: {first}; fix the file (see 'bhsync node --help')", path.display()))
+        Failure::usage(format!(
+            "invalid configuration {}{at}: {first}; fix the file (see 'bhsync node --help')",
+            path.display()
+        ))
     })
 }
 
@@ -86,10 +89,7 @@ fn category(config: &CategoryConfig) -> Result<(String, CategorySpec), Failure> 
         "lww" => MergeRule::LastWriterWins,
         "crdt" => MergeRule::Crdt,
         other => {
-            return Err(Failure::usage(format!(
-                "category '{}': unknown merge '{other}': use lww or crdt",
-                config.name
-            )))
+            return Err(Failure::usage(format!("category '{}': unknown merge '{other}': use lww or crdt", config.name)))
         }
     };
     let priority = match config.priority.as_deref().unwrap_or("medium") {

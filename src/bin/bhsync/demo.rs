@@ -129,7 +129,11 @@ fn say(text: &str) {
     println!("  {text}");
 }
 
-fn node_config(index: usize, peers: Vec<std::net::SocketAddr>, backend: bhsync::engine::io::BackendChoice) -> NodeConfig {
+fn node_config(
+    index: usize,
+    peers: Vec<std::net::SocketAddr>,
+    backend: bhsync::engine::io::BackendChoice,
+) -> NodeConfig {
     let mut secret = [0u8; 32];
     secret[1] = index as u8 + 1; // not byte 0: X25519 clamps its low bits
     secret[31] = 0xde;
@@ -210,7 +214,12 @@ impl Cluster {
     }
 
     /// Samples until `done` holds, with a live line; `Err` after `limit`.
-    fn wait(&mut self, limit: Duration, label: &str, done: impl Fn(&Cluster) -> Result<bool, Failure>) -> Result<(), Failure> {
+    fn wait(
+        &mut self,
+        limit: Duration,
+        label: &str,
+        done: impl Fn(&Cluster) -> Result<bool, Failure>,
+    ) -> Result<(), Failure> {
         let spinner = ProgressBar::new_spinner();
         spinner.set_prefix(label.to_string());
         if let Ok(style) = ProgressStyle::with_template("  {spinner} {prefix} {elapsed} {msg}") {
@@ -313,7 +322,16 @@ impl Cluster {
         let _ = writeln!(
             out,
             "{:<5} {:<17} {:<17} {:>8} {:>9} {:>9} {:>11} {:>11} {:>9} {:>10}",
-            "node", "id", "state hash", "entries", "sync p50", "sync p99", "bytes in", "bytes out", "conflicts", "partition"
+            "node",
+            "id",
+            "state hash",
+            "entries",
+            "sync p50",
+            "sync p99",
+            "bytes in",
+            "bytes out",
+            "conflicts",
+            "partition"
         );
         for (index, node) in self.nodes.iter().enumerate() {
             let metrics = node.metrics().map_err(runtime)?;

@@ -21,10 +21,12 @@ pub struct KeygenArgs {
 pub fn run(args: &KeygenArgs) -> Result<ExitCode, Failure> {
     let identity = Identity::generate().map_err(|error| Failure::runtime(format!("cannot generate a key: {error}")))?;
     identity.store_new(&args.out).map_err(|error| match error {
-        IdentityError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => Failure::runtime(format!(
-            "{} already exists; refusing to overwrite a key: choose another --out or remove it",
-            args.out.display()
-        )),
+        IdentityError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
+            Failure::runtime(format!(
+                "{} already exists; refusing to overwrite a key: choose another --out or remove it",
+                args.out.display()
+            ))
+        }
         IdentityError::Io { source, .. } => Failure::runtime(format!(
             "cannot write {}: {} ({source}); choose a writable path for --out",
             args.out.display(),

@@ -77,9 +77,7 @@ fn init_logs(level: &str) -> Result<(), failure::Failure> {
     let filter = match level {
         "off" => tracing_subscriber::filter::LevelFilter::OFF,
         other => other.parse::<tracing::Level>().map(Into::into).map_err(|_| {
-            failure::Failure::usage(format!(
-                "unknown log level '{other}': use error, warn, info, debug, trace or off"
-            ))
+            failure::Failure::usage(format!("unknown log level '{other}': use error, warn, info, debug, trace or off"))
         })?,
     };
     let _ = tracing_subscriber::fmt()

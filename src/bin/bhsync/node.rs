@@ -73,7 +73,8 @@ pub fn run(args: &NodeArgs) -> Result<ExitCode, Failure> {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(|error| Failure::runtime(format!("cannot install the signal handler: {error}")))?;
     }
-    let node = Arc::new(Node::open(node_config).map_err(|error| Failure::runtime(format!("cannot start the node: {error}")))?);
+    let node =
+        Arc::new(Node::open(node_config).map_err(|error| Failure::runtime(format!("cannot start the node: {error}")))?);
     let admin = match admin_listener {
         Some(listener) => Some(
             AdminServer::start(listener, node.clone())

@@ -91,10 +91,12 @@ impl Report<'_> {
         let lag: Vec<(f64, f64)> = self.samples.iter().map(|s| (s.t_ms as f64, s.lag_ms as f64 / 1e3)).collect();
         self.chart(&mut out, "Largest consistency lag (s)", end, &[lag], 1.0);
         let per_node: Vec<Vec<(f64, f64)>> = (0..self.nodes)
-            .map(|n| self.samples.iter().map(|s| (s.t_ms as f64, s.bytes.get(n).copied().unwrap_or(0) as f64)).collect())
+            .map(|n| {
+                self.samples.iter().map(|s| (s.t_ms as f64, s.bytes.get(n).copied().unwrap_or(0) as f64)).collect()
+            })
             .collect();
         self.chart(&mut out, "Bytes in + out per node", end, &per_node, 1.0);
-        let _ = write!(out, "<h2>Per node</h2><pre>{}</pre></body></html>\n", escape(self.table));
+        let _ = writeln!(out, "<h2>Per node</h2><pre>{}</pre></body></html>", escape(self.table));
         out
     }
 
@@ -110,7 +112,8 @@ impl Report<'_> {
             escape(title)
         );
         // The split, shaded.
-        let split: Vec<f64> = self.samples.iter().filter(|s| s.phase.contains("split")).map(|s| s.t_ms as f64).collect();
+        let split: Vec<f64> =
+            self.samples.iter().filter(|s| s.phase.contains("split")).map(|s| s.t_ms as f64).collect();
         if let (Some(first), Some(last)) = (split.first(), split.last()) {
             let _ = write!(
                 out,

@@ -29,7 +29,10 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, Failure> {
     };
     let (code, json) = admin::get(args.addr, "/health").map_err(unreachable)?;
     if code != 200 {
-        return Err(Failure::runtime(format!("{} answered {code} for /health; is it a bhsync admin endpoint?", args.addr)));
+        return Err(Failure::runtime(format!(
+            "{} answered {code} for /health; is it a bhsync admin endpoint?",
+            args.addr
+        )));
     }
     if args.json {
         println!("{json}");
