@@ -20,7 +20,13 @@ fn the_quick_demo_converges_and_writes_its_report() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "demo failed ({:?}):\n{stdout}\n{stderr}", output.status.code());
     assert!(stdout.contains("converged: every state hash agrees"), "{stdout}");
-    assert!(stdout.contains("while split: 2 distinct state hashes"), "the split did not diverge:\n{stdout}");
+    let while_split: usize = stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("while split: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0);
+    assert!(while_split >= 2, "the halves did not diverge while split:\n{stdout}");
     // The table: a header and one row per node, all with the same state hash.
     let rows: Vec<&str> = stdout.lines().skip_while(|line| !line.starts_with("node ")).skip(1).take(3).collect();
     let hashes: Vec<&str> = rows.iter().filter_map(|row| row.split_whitespace().nth(2)).collect();
