@@ -184,6 +184,7 @@ impl Cluster {
     /// Every node writes `writes` entries, in batches, round robin over the nodes.
     fn write_phase(&mut self, label: &str, writes: u32) -> Result<(), Failure> {
         let total = u64::from(writes) * self.nodes.len() as u64;
+        let started = Instant::now();
         let progress = bar(total, label);
         let round = self.samples.len();
         let mut done = 0;
@@ -209,7 +210,8 @@ impl Cluster {
             self.sample(false)?;
         }
         progress.finish_and_clear();
-        say(&format!("{label}: {total} entries written on {} nodes", self.nodes.len()));
+        let took = started.elapsed();
+        say(&format!("{label}: {total} entries written on {} nodes in {took:.2?}", self.nodes.len()));
         Ok(())
     }
 
