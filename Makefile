@@ -1,7 +1,8 @@
 # bhsync — one command runs every test: `make test` (what .ci/run calls).
 #
 #   make test     install what is missing, then Rust tests (unit, property, header
-#                 check), and the C tests under valgrind
+#                 check, the bhsync command end to end), the C tests under valgrind,
+#                 and the admin endpoint read by Python's Prometheus parser
 #   make demo     run the demo
 #   make header   regenerate include/bhsync.h after changing src/ffi
 #   make bench    run the comparison benchmarks (long; not part of `make test`)
@@ -21,9 +22,9 @@ FUZZ_TARGETS := proof_decode reconcile_message_decode crdt_decode clock_decode g
                 wire_decode node_message_decode storage_record_decode chain_decode
 CARGO_FUZZ_VERSION := 0.13.2
 
-.PHONY: test deps rust-test c-test fuzz-smoke fuzz fuzz-tools demo header bench clean
+.PHONY: test deps rust-test c-test python-test fuzz-smoke fuzz fuzz-tools demo header bench clean
 
-test: deps rust-test c-test fuzz-smoke
+test: deps rust-test c-test python-test fuzz-smoke
 	@echo "make test: all suites passed"
 
 # Installs what a fresh machine lacks. Rust, gcc and make come with the machine; valgrind
@@ -45,6 +46,23 @@ $(BUILD)/test_replica: tests/c/test_replica.c include/bhsync.h rust-test
 
 c-test: $(BUILD)/test_replica
 	$(VALGRIND) $(BUILD)/test_replica
+
+# /metrics parsed by prometheus_client's text parser and /health by json, in a venv
+# under build/ (python3 comes with the machine; python3-venv is installed when absent).
+VENV := $(BUILD)/venv
+PROMETHEUS_CLIENT_VERSION := 0.26.0
+
+$(VENV)/.installed:
+	@command -v python3 >/dev/null || { echo "python3 not found: apt-get install python3 python3-venv"; exit 1; }
+	@python3 -m venv $(VENV) 2>/dev/null || { echo "installing python3-venv"; rm -rf $(VENV); \
+	  (apt-get update -qq && apt-get install -y -qq python3-venv) >/dev/null && python3 -m venv $(VENV); } \
+	  || { echo "could not create a venv: apt-get install python3-venv"; exit 1; }
+	$(VENV)/bin/pip install -q --disable-pip-version-check prometheus_client==$(PROMETHEUS_CLIENT_VERSION)
+	@touch $@
+
+python-test: $(VENV)/.installed
+	$(CARGO) build --bin bhsync
+	$(VENV)/bin/python tests/python/test_admin.py target/debug/bhsync
 
 # cargo-fuzz needs a nightly toolchain; it is installed from crates.io when missing.
 # Without nightly (it cannot be fetched here), the fuzz pass is skipped with a message;

@@ -50,6 +50,8 @@ pub struct NodeCore {
     /// Where batches of received entries are hashed and inserted: inline by default,
     /// the engine's pinned shard threads in a running node.
     pub(crate) executor: Arc<dyn Executor>,
+    /// Finished syncs not yet taken by the metrics (bounded: the oldest are dropped).
+    pub(crate) finished_syncs: VecDeque<super::types::FinishedSync>,
 }
 
 impl NodeCore {
@@ -87,6 +89,7 @@ impl NodeCore {
             last_now_ms: now_ms,
             streaming: false,
             executor: Arc::new(Inline),
+            finished_syncs: VecDeque::new(),
         })
     }
 
@@ -237,6 +240,12 @@ impl NodeCore {
             return None;
         }
         self.replica.add_category(category, CategorySpec::default()).ok()
+    }
+
+    /// The next finished sync not yet taken, for the metrics (every sync, including
+    /// the periodic anti-entropy the host never sees an event for).
+    pub fn poll_finished_sync(&mut self) -> Option<super::types::FinishedSync> {
+        self.finished_syncs.pop_front()
     }
 
     pub(crate) fn push_event(&mut self, event: NodeEvent) {

@@ -20,7 +20,7 @@ use crate::engine::driver::Driver;
 use crate::engine::io::{open_backend, IoConfig, IoStats, Waker};
 use crate::engine::metrics::EngineMetrics;
 use crate::state::{Digest, NodeId, Version};
-use crate::storage::{Log, LogConfig, StorageError};
+use crate::storage::{Log, LogConfig, Recovery, StorageError};
 use crate::wire::{Identity, WireConfig};
 
 /// A running node. Dropping it closes it.
@@ -46,12 +46,24 @@ pub struct NodeMetrics {
     pub core: super::CoreStats,
     /// Connected peers.
     pub peers: Vec<NodeId>,
+    /// Recorded figures: sync latency histograms, per-peer and per-category figures,
+    /// rates, consistency lag, partition events (src/metrics/telemetry.rs).
+    pub telemetry: crate::metrics::TelemetrySnapshot,
+    /// Peer addresses the node dials.
+    pub configured_peers: usize,
+    /// This node's id.
+    pub node: NodeId,
 }
 
 impl Node {
     /// Opens a node: loads or creates its identity, binds its listening socket, starts
     /// its engine and dials its configured peers.
     pub fn open(config: NodeConfig) -> Result<Node, NodeError> {
+        // The data directory's lock first: a refused node writes nothing there.
+        let opened = match &config.data_dir {
+            Some(dir) => Some(open_log(dir)?),
+            None => None,
+        };
         let identity = load_identity(&config)?;
         let id = identity.node_id();
         let now = wall_clock_ms();
@@ -64,8 +76,11 @@ impl Node {
                 .map_err(|error| NodeError::Io(format!("cannot start the shard threads: {error}")))?;
             core.set_executor(Arc::new(pool));
         }
-        let log = match &config.data_dir {
-            Some(dir) => Some(Arc::new(recover(dir, &mut core, now)?)),
+        let log = match opened {
+            Some((log, recovery)) => {
+                replay(&recovery, &mut core, now)?;
+                Some(Arc::new(log))
+            }
             None => None,
         };
         let io = IoConfig {
@@ -212,11 +227,17 @@ impl Node {
 
     /// The node's figures.
     pub fn metrics(&self) -> Result<NodeMetrics, NodeError> {
-        self.call(|driver| NodeMetrics {
-            engine: driver.metrics.clone(),
-            io: driver.io_stats.clone(),
-            core: driver.core.stats(),
-            peers: driver.connected_peers(),
+        self.call(|driver| {
+            let peers = driver.connected_peers();
+            NodeMetrics {
+                engine: driver.metrics.clone(),
+                io: driver.io_stats.clone(),
+                core: driver.core.stats(),
+                telemetry: driver.telemetry.snapshot(driver.now_ms(), &peers),
+                configured_peers: driver.configured_peers(),
+                node: driver.node_id(),
+                peers,
+            }
         })
     }
 
@@ -266,13 +287,24 @@ impl Node {
 
     /// The health report (status, warnings with recommendations, figures).
     pub fn health(&self) -> Result<crate::metrics::HealthReport, NodeError> {
-        let configured = self.call(|driver| driver.configured_peers())?;
-        Ok(crate::metrics::HealthReport::from_metrics(self.metrics()?, configured))
+        let metrics = self.metrics()?;
+        let configured = metrics.configured_peers;
+        Ok(crate::metrics::HealthReport::from_metrics(metrics, configured))
     }
 
     /// The health report as JSON.
     pub fn health_json(&self) -> Result<String, NodeError> {
         Ok(self.health()?.to_json())
+    }
+
+    /// Entries stored over every category, tombstones included.
+    pub fn total_entries(&self) -> Result<u64, NodeError> {
+        self.call(|driver| driver.core.replica().categories().map(|category| category.len()).sum())
+    }
+
+    /// The node's figures in the Prometheus text exposition format.
+    pub fn metrics_prometheus(&self) -> Result<String, NodeError> {
+        Ok(crate::metrics::prometheus::render(&self.metrics()?))
     }
 
     /// Runs `f` on the engine thread and returns its result: the one way into the
@@ -325,22 +357,32 @@ fn not_durable(error: StorageError) -> NodeError {
 
 /// Opens the data directory's log and replays it into `core`: the newest snapshot, then
 /// every record after it.
-fn recover(dir: &std::path::Path, core: &mut NodeCore, now: u64) -> Result<Log, NodeError> {
-    let (log, recovery) = Log::open(dir.join("state"), LogConfig::default()).map_err(|error| match error {
+/// Creates the data directory if needed and opens its log, which takes the directory's
+/// lock and verifies what is there.
+fn open_log(dir: &std::path::Path) -> Result<(Log, Recovery), NodeError> {
+    std::fs::create_dir_all(dir).map_err(|error| {
+        NodeError::Io(format!("cannot create data directory {}: {error}; choose a writable --data-dir", dir.display()))
+    })?;
+    Log::open(dir, LogConfig::default()).map_err(|error| match error {
         StorageError::Locked { .. } => NodeError::Io(format!(
             "data directory {} is in use by another node (its LOCK is held); stop that node or choose another --data-dir",
             dir.display()
         )),
         other => NodeError::Io(format!("cannot open the log in {}: {other}", dir.display())),
-    })?;
+    })
+}
+
+/// Replays what the log recovered into `core`: the newest snapshot, then every record
+/// after it.
+fn replay(recovery: &Recovery, core: &mut NodeCore, now: u64) -> Result<(), NodeError> {
     let mut restored: std::collections::BTreeMap<String, Vec<crate::state::Entry>> = Default::default();
     if let Some(snapshot) = &recovery.snapshot {
         durable::decode_snapshot(&snapshot.state, |category, entry| restored.entry(category).or_default().push(entry))
-            .map_err(|error| NodeError::Io(format!("snapshot in {}: {error}", dir.display())))?;
+            .map_err(|error| NodeError::Io(format!("snapshot: {error}")))?;
     }
     for record in &recovery.records {
         let (category, entry) = durable::decode_record(&record.payload)
-            .map_err(|error| NodeError::Io(format!("record {} in {}: {error}", record.seq, dir.display())))?;
+            .map_err(|error| NodeError::Io(format!("log record {}: {error}", record.seq)))?;
         restored.entry(category).or_default().push(entry);
     }
     for (category, entries) in restored {
@@ -349,7 +391,7 @@ fn recover(dir: &std::path::Path, core: &mut NodeCore, now: u64) -> Result<Log, 
             core.restore(now, &category, &entries)?;
         }
     }
-    Ok(log)
+    Ok(())
 }
 
 fn load_identity(config: &NodeConfig) -> Result<Identity, NodeError> {

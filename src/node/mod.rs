@@ -24,6 +24,6 @@ pub use config::{Limits, NodeConfig};
 pub use handle::{Node, NodeMetrics};
 pub use message::{DecodeError as MessageDecodeError, NodeMessage};
 pub use types::{
-    CategoryOutcome, CategoryReport, CoreConfig, CoreStats, NodeError, NodeEvent, PeerFault, SyncError, SyncId,
-    Transmit,
+    CategoryOutcome, CategoryReport, CoreConfig, CoreStats, FinishedSync, NodeError, NodeEvent, PeerFault, SyncError,
+    SyncId, Transmit,
 };

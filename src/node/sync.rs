@@ -293,6 +293,20 @@ impl NodeCore {
             None if failed => Err(SyncError::CategoriesFailed(reports)),
             None => Ok(reports),
         };
+        if self.finished_syncs.len() >= 1024 {
+            self.finished_syncs.pop_front();
+        }
+        let reports_copy = match &result {
+            Ok(reports) | Err(SyncError::CategoriesFailed(reports)) => reports.clone(),
+            Err(_) => Vec::new(),
+        };
+        self.finished_syncs.push_back(super::types::FinishedSync {
+            peer: peer_id,
+            started_ms: sync.deadline_ms.saturating_sub(self.config.sync_timeout_ms),
+            ended_ms: now_ms,
+            ok: result.is_ok(),
+            reports: reports_copy,
+        });
         if result.is_ok() {
             self.stats.syncs_succeeded += 1;
             peer.backoff.reset();

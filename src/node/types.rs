@@ -120,6 +120,22 @@ pub struct CategoryReport {
     pub round_trips: u32,
 }
 
+/// The record of one finished sync (the host's or the periodic anti-entropy), kept for
+/// the metrics: who, when it started and ended, and what each category did.
+#[derive(Clone, Debug)]
+pub struct FinishedSync {
+    /// The peer.
+    pub peer: NodeId,
+    /// When it started (core time, ms).
+    pub started_ms: u64,
+    /// When it ended (core time, ms).
+    pub ended_ms: u64,
+    /// Whether every category succeeded.
+    pub ok: bool,
+    /// Per-category reports.
+    pub reports: Vec<CategoryReport>,
+}
+
 /// Why a whole sync failed.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum SyncError {

@@ -45,6 +45,10 @@ impl Control {
     fn on_received(&mut self, now: u64, conn: ConnId, data: &[u8]) {
         self.metrics.bytes_in += data.len() as u64;
         let Some(link) = self.links.get_mut(&conn) else { return };
+        if let Some(peer) = link.peer {
+            self.telemetry.on_peer_bytes(peer, now, data.len() as u64, 0);
+        }
+        let Some(link) = self.links.get_mut(&conn) else { return };
         if link.closing {
             return;
         }
@@ -193,6 +197,8 @@ impl Control {
     fn disconnect_misbehaving(&mut self, conn: ConnId) {
         if let Some(link) = self.links.get_mut(&conn) {
             if !link.closing {
+                let who = link.peer.map(|peer| peer.short()).unwrap_or_else(|| "unauthenticated".into());
+                tracing::warn!(peer = %who, addr = %link.addr, "disconnected for misbehaviour");
                 link.closing = true;
                 self.metrics.disconnected_misbehaviour += 1;
                 self.to_close.push((conn, GoAwayReason::Misbehaviour));

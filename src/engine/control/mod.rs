@@ -59,6 +59,8 @@ pub struct Control {
     pub events_dropped: u64,
     /// Set by the close command: the loop ends after this turn.
     pub stopping: bool,
+    /// Sync latency, per-peer figures, rates and partition events (src/metrics).
+    pub telemetry: crate::metrics::Telemetry,
     /// The node's log, when it has a data directory (snapshots are written to it).
     pub log: Option<Arc<Log>>,
     last_snapshot_ms: u64,
@@ -93,6 +95,7 @@ impl Control {
             io_stats: IoStats::default(),
             events_dropped: 0,
             stopping: false,
+            telemetry: crate::metrics::Telemetry::new(epoch_ms, config.limits.wire.bytes_per_s),
             log: None,
             last_snapshot_ms: epoch_ms,
             config,
@@ -128,6 +131,10 @@ impl Control {
                 self.to_close.push((conn, GoAwayReason::Normal));
             }
         }
+        if !peers.is_empty() {
+            self.telemetry.on_partition_injected();
+            tracing::info!(peers = peers.len(), "partition: links to peers cut on request");
+        }
         self.blocked = peers;
     }
 
@@ -156,6 +163,9 @@ impl Control {
 
     /// Queues an event for the host.
     pub fn emit(&mut self, event: NodeEvent) {
+        if let NodeEvent::Fatal(why) = &event {
+            tracing::error!(node = %self.identity.node_id().short(), "fatal: {why}");
+        }
         self.pending_events.push(event);
     }
 
@@ -188,6 +198,9 @@ impl Control {
         self.metrics.peers_connected = self.by_peer.len() as u64;
         self.metrics.events_dropped = self.events_dropped;
         self.io_stats = backend.stats();
+        let core = self.core.stats();
+        let bytes = self.metrics.bytes_in + self.metrics.bytes_out;
+        self.telemetry.sample(now, core.items_in + core.items_out, bytes, core.conflicts);
     }
 
     fn close_stalled_handshakes(&mut self, now: u64) {
@@ -285,13 +298,32 @@ impl Control {
         if self.core.poll_timeout().is_some_and(|at| at <= now) {
             self.core.handle_timeout(now);
         }
+        while let Some(finished) = self.core.poll_finished_sync() {
+            self.telemetry.on_sync(&finished);
+        }
         while let Some(event) = self.core.poll_event() {
+            self.trace_event(&event, now);
             if let NodeEvent::SyncFinished { id, result, .. } = &event {
                 if let Some(waiter) = self.sync_waiters.remove(id) {
                     waiter(result.clone());
                 }
             }
             self.pending_events.push(event);
+        }
+    }
+
+    fn trace_event(&mut self, event: &NodeEvent, now: u64) {
+        match event {
+            NodeEvent::PeerUp(peer) => {
+                self.telemetry.on_peer_up(*peer, now);
+                tracing::info!(node = %self.identity.node_id().short(), peer = %peer.short(), "peer up");
+            }
+            NodeEvent::PeerDown(peer) => {
+                self.telemetry.on_peer_down(*peer, now);
+                tracing::info!(node = %self.identity.node_id().short(), peer = %peer.short(), "peer down");
+            }
+            NodeEvent::Fatal(why) => tracing::error!(node = %self.identity.node_id().short(), "fatal: {why}"),
+            _ => {}
         }
     }
 

@@ -83,6 +83,10 @@ impl Control {
                 return;
             }
             self.metrics.bytes_out += self.scratch.len() as u64;
+            if let Some(peer) = link.peer {
+                let now = self.epoch_ms + self.started.elapsed().as_millis() as u64;
+                self.telemetry.on_peer_bytes(peer, now, 0, self.scratch.len() as u64);
+            }
             match backend.send(conn, &self.scratch) {
                 Ok(()) => {}
                 Err(SendError::Full) => {
