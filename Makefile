@@ -1,7 +1,10 @@
 # bhsync — one command runs every test: `make test` (what .ci/run calls).
 #
 #   make test     install what is missing, then Rust tests (unit, property, header
-#                 check), and the C tests under valgrind
+#                 check), the C tests under valgrind, and the Go and Python bindings'
+#                 tests (go test; pytest in a venv under build/)
+#   make go-test / python-test   only one binding's tests and example
+#   make bench-ffi-go-python     per-call cost of bhs_get from Go and Python (ns/call)
 #   make demo     run the demo
 #   make header   regenerate include/bhsync.h after changing src/ffi
 #   make bench    run the comparison benchmarks (long; not part of `make test`)
@@ -20,9 +23,10 @@ FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_TARGETS := proof_decode reconcile_message_decode crdt_decode clock_decode gossip_decode membership_decode
 CARGO_FUZZ_VERSION := 0.13.2
 
-.PHONY: test deps rust-test c-test fuzz-smoke fuzz fuzz-tools demo header bench clean
+.PHONY: test deps rust-test c-test fuzz-smoke fuzz fuzz-tools demo header bench clean \
+        lib go-test python-test python-venv bench-ffi-go-python
 
-test: deps rust-test c-test fuzz-smoke
+test: deps rust-test c-test go-test python-test fuzz-smoke
 	@echo "make test: all suites passed"
 
 # Installs what a fresh machine lacks. Rust, gcc and make come with the machine; valgrind
@@ -44,6 +48,42 @@ $(BUILD)/test_replica: tests/c/test_replica.c include/bhsync.h rust-test
 
 c-test: $(BUILD)/test_replica
 	$(VALGRIND) $(BUILD)/test_replica
+
+# ---- Go and Python bindings (docs/adr/051-go-python-bindings.md) ----
+GO       ?= go
+PYTHON   ?= python3
+VENV     := $(BUILD)/venv
+VENV_PY  := $(VENV)/bin/python
+LIBSO    := $(CURDIR)/target/debug/libbhsync.so
+
+# The static and shared libraries the bindings link or load (debug profile).
+lib:
+	$(CARGO) build --lib
+
+# cgo links target/debug/libbhsync.a; the example must build and show its write.
+go-test: lib
+	@command -v $(GO) >/dev/null || { echo "go not found: install Go 1.22+ (https://go.dev/dl)"; exit 1; }
+	cd bindings/go && CGO_ENABLED=1 $(GO) vet ./... && CGO_ENABLED=1 $(GO) test -count=1 ./...
+	cd examples/go && CGO_ENABLED=1 $(GO) run .
+
+# A venv under build/ with pytest and the package (pip install ./bindings/python), so a
+# fresh machine needs only python3; reinstalled when the package's files change.
+$(VENV)/.installed: bindings/python/pyproject.toml $(wildcard bindings/python/bhsync/*.py)
+	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install -q --disable-pip-version-check 'pytest>=7,<10' ./bindings/python
+	@touch $@
+
+python-venv: $(VENV)/.installed
+
+python-test: lib python-venv
+	cd bindings/python && BHSYNC_LIB=$(LIBSO) ../../$(VENV_PY) -m pytest -q -p no:cacheprovider tests
+	BHSYNC_LIB=$(LIBSO) $(VENV_PY) examples/python/two_nodes.py
+
+# Per-call cost of bhs_get (a present key) from Go and Python, on the release library.
+bench-ffi-go-python: python-venv
+	$(CARGO) build --lib --release
+	cd bindings/go && CGO_ENABLED=1 $(GO) test -tags bhsync_release -run '^$$' -bench BenchmarkGet -benchtime 200000x .
+	BHSYNC_LIB=$(CURDIR)/target/release/libbhsync.so $(VENV_PY) bindings/python/benchmarks/bench_get.py
 
 # cargo-fuzz needs a nightly toolchain; it is installed from crates.io when missing.
 # Without nightly (it cannot be fetched here), the fuzz pass is skipped with a message;
