@@ -3,12 +3,18 @@ package bhsync
 import (
 	"context"
 	"errors"
+	"os"
+	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
 func TestOversizedAndMalformedInputsAreInvalidArguments(t *testing.T) {
+	t.Parallel() // nodes on ephemeral ports: independent of other tests
 	node := openNodes(t, 1)[0]
 	huge := make([]byte, MaxValueLen+1)
 	cases := map[string]error{
@@ -35,6 +41,7 @@ func TestOversizedAndMalformedInputsAreInvalidArguments(t *testing.T) {
 }
 
 func TestBadConfigurationsFailToOpen(t *testing.T) {
+	t.Parallel() // nodes on ephemeral ports: independent of other tests
 	configs := map[string]Config{
 		"unknown setting":        {Settings: map[string]string{"no_such_key": "1"}},
 		"bad listen address":     {Listen: "localhost:notaport"},
@@ -55,6 +62,7 @@ func TestBadConfigurationsFailToOpen(t *testing.T) {
 }
 
 func TestAClosedOrNilNodeReturnsErrClosed(t *testing.T) {
+	t.Parallel() // nodes on ephemeral ports: independent of other tests
 	node := openNodes(t, 1)[0]
 	if err := node.Close(); err != nil {
 		t.Fatal(err)
@@ -91,8 +99,10 @@ func TestAClosedOrNilNodeReturnsErrClosed(t *testing.T) {
 // Many goroutines use one node while another closes it: every call either works or
 // returns ErrClosed; nothing crashes (run with -race to check the Go side too).
 func TestConcurrentUseAndCloseAreSafe(t *testing.T) {
+	t.Parallel() // nodes on ephemeral ports: independent of other tests
 	node := openNodes(t, 1)[0]
 	var wg sync.WaitGroup
+	var calls atomic.Int64
 	start := make(chan struct{})
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
@@ -101,6 +111,7 @@ func TestConcurrentUseAndCloseAreSafe(t *testing.T) {
 			<-start
 			for i := 0; i < 200; i++ {
 				k := key("g%d-%d", g, i)
+				calls.Add(1)
 				for _, err := range []error{node.Put("users", k, k), errOf(node.Get("users", k)), errOf(node.StateHash())} {
 					if err != nil && !errors.Is(err, ErrClosed) {
 						t.Errorf("goroutine %d: %v", g, err)
@@ -111,8 +122,40 @@ func TestConcurrentUseAndCloseAreSafe(t *testing.T) {
 		}(g)
 	}
 	close(start)
-	go node.Close()
+	go func() {
+		for calls.Load() < 100 { // close in the middle of the traffic
+			runtime.Gosched()
+		}
+		node.Close()
+	}()
 	wg.Wait()
+	if err := node.Put("users", []byte("k"), nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("put after close: %v", err)
+	}
 }
 
 func errOf[T any](_ T, err error) error { return err }
+
+// Every status of include/bhsync.h has its Status constant here, with the same number.
+func TestEveryStatusOfTheHeaderIsKnown(t *testing.T) {
+	t.Parallel()
+	header, err := os.ReadFile("../../include/bhsync.h")
+	if err != nil {
+		t.Fatalf("read the header: %v", err)
+	}
+	known := map[Status]bool{}
+	for _, status := range knownStatuses {
+		known[status] = true
+	}
+	notStatus := regexp.MustCompile(`^BHS_(MAX_|ABI_|EVENT_|IO_BACKEND_|RESOLVE_)`)
+	defines := regexp.MustCompile(`(?m)^#define (BHS_[A-Z_]+) (\d+)$`)
+	for _, match := range defines.FindAllStringSubmatch(string(header), -1) {
+		if notStatus.MatchString(match[1]) {
+			continue
+		}
+		code, _ := strconv.Atoi(match[2])
+		if !known[Status(code)] {
+			t.Errorf("%s = %d has no Status constant in errors.go (or is a new non-status #define: extend notStatus)", match[1], code)
+		}
+	}
+}

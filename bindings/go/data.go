@@ -103,4 +103,6 @@ const (
 	MaxKeyLen = int(C.BHS_MAX_KEY_LEN)
 	// MaxValueLen is the longest value in bytes.
 	MaxValueLen = int(C.BHS_MAX_VALUE_LEN)
+	// MaxCategoryNameLen is the longest category name in bytes.
+	MaxCategoryNameLen = int(C.BHS_MAX_CATEGORY_NAME_LEN)
 )

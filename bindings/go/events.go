@@ -5,42 +5,103 @@ import "C"
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"sync"
 	"time"
 )
 
-// EventKind says what happened.
-type EventKind int
+// EventKind says what happened (the BHS_EVENT_* codes).
+type EventKind uint32
 
-// The kinds of Event.
+// The kinds of Event. Kinds a later library adds are skipped by this package.
 const (
-	// EventPeerUp: a connection to Peer is up.
-	EventPeerUp EventKind = iota + 1
-	// EventPeerDown: the connection to Peer is down.
-	EventPeerDown
-	// EventUpdated: a remote write changed Key in Category.
-	EventUpdated
-	// EventStreamed: a frame of Entries entries of Category was applied (bulk sync).
-	EventStreamed
-	// EventSyncFinished: a sync with Peer finished (Message says why it failed, if so).
-	EventSyncFinished
-	// EventConflict: two versions of Key in Category conflicted and were resolved.
-	EventConflict
+	// EventPeerUp: a connection to Peer came up.
+	EventPeerUp EventKind = C.BHS_EVENT_PEER_UP
+	// EventPeerDown: the connection to Peer went down.
+	EventPeerDown EventKind = C.BHS_EVENT_PEER_DOWN
+	// EventUpdated: a write from a peer changed Key in Category.
+	EventUpdated EventKind = C.BHS_EVENT_UPDATED
+	// EventStreamed: a frame of Count entries of Category was applied (bulk sync).
+	EventStreamed EventKind = C.BHS_EVENT_STREAMED
+	// EventSyncFinished: sync SyncID with Peer finished, Count entries applied; Failed
+	// and Message when it failed.
+	EventSyncFinished EventKind = C.BHS_EVENT_SYNC_FINISHED
 	// EventFatal: the engine stopped on an error it cannot recover from (Message).
-	EventFatal
+	EventFatal EventKind = C.BHS_EVENT_FATAL
+	// EventConflict: two versions of Key in Category conflicted and were resolved;
+	// Merged when a merged value was stored, Failed and Message when the rule failed.
+	EventConflict EventKind = C.BHS_EVENT_CONFLICT
 )
 
-// Event is something that happened on a node. Fields not used by a Kind are zero.
+var eventKindNames = map[EventKind]string{
+	EventPeerUp: "PeerUp", EventPeerDown: "PeerDown", EventUpdated: "Updated", EventStreamed: "Streamed",
+	EventSyncFinished: "SyncFinished", EventFatal: "Fatal", EventConflict: "Conflict",
+}
+
+func (k EventKind) String() string {
+	if name, ok := eventKindNames[k]; ok {
+		return name
+	}
+	return fmt.Sprintf("EventKind(%d)", uint32(k))
+}
+
+// Event is something that happened on a node. Fields a Kind does not use are zero.
 type Event struct {
 	Kind     EventKind
 	Peer     NodeID
 	Category string
 	Key      []byte
-	Entries  uint64
-	// Merged: a conflict produced a new, merged version.
-	Merged bool
-	// Message: why a sync, a resolution or the engine failed ("" when nothing failed).
+	// Count: entries applied (EventSyncFinished) or streamed (EventStreamed).
+	Count  uint64
+	SyncID uint32
+	// Merged: a conflict produced a merged value. Failed: the sync or resolution failed.
+	Merged, Failed bool
+	// Message: why a sync, a resolution or the engine failed.
 	Message string
+}
+
+// pollOnce waits up to timeout for one event; ok is false when none came (or its kind
+// is unknown to this package).
+func (n *Node) pollOnce(timeout time.Duration) (event Event, ok bool, err error) {
+	err = n.with(func(handle *C.bhs_node) error {
+		var raw C.bhs_event
+		millis := C.uint32_t(min(max(timeout, 0), maxTimeout) / time.Millisecond)
+		runtime.LockOSThread() // the error message is thread-local
+		defer runtime.UnlockOSThread()
+		status := C.bhs_poll_event(handle, &raw, millis)
+		if status == C.BHS_TIMEOUT {
+			return nil
+		}
+		if err := check("poll_event", status); err != nil {
+			return err
+		}
+		defer C.bhs_event_free(&raw)
+		event, ok = convertEvent(&raw)
+		return nil
+	})
+	return event, ok, err
+}
+
+func convertEvent(raw *C.bhs_event) (Event, bool) {
+	kind := EventKind(raw.kind)
+	if _, known := eventKindNames[kind]; !known {
+		return Event{}, false
+	}
+	event := Event{
+		Kind:     kind,
+		Category: string(copyBuf(&raw.category)),
+		Key:      copyBuf(&raw.key),
+		Count:    uint64(raw.count),
+		SyncID:   uint32(raw.sync_id),
+		Merged:   raw.flags&C.BHS_EVENT_FLAG_MERGED != 0,
+		Failed:   raw.flags&C.BHS_EVENT_FLAG_FAILED != 0,
+		Message:  string(copyBuf(&raw.message)),
+	}
+	for i := range event.Peer {
+		event.Peer[i] = byte(raw.peer[i])
+	}
+	return event, true
 }
 
 // eventPollSlice is how long one bhs_poll_event call may block, so that Close and a

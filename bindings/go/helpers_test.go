@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -26,14 +27,45 @@ func testSecret(i int) []byte {
 // closes them at the end of the test.
 func openNodes(t *testing.T, count int) []*Node {
 	t.Helper()
+	nodes := openUnconnected(t, count)
+	connectAll(t, nodes)
+	return nodes
+}
+
+// openUnconnected opens count nodes that know nothing of each other yet.
+func openUnconnected(t *testing.T, count int) []*Node {
+	t.Helper()
 	nodes := make([]*Node, 0, count)
 	for i := 0; i < count; i++ {
 		node, err := Open(Config{Listen: "127.0.0.1:0", IdentitySecret: testSecret(i), Categories: testCategories})
 		if err != nil {
 			t.Fatalf("open node %d: %v", i, err)
 		}
-		t.Cleanup(func() { node.Close() })
-		for _, earlier := range nodes {
+		nodes = append(nodes, node)
+	}
+	t.Cleanup(func() { closeAll(nodes) })
+	return nodes
+}
+
+// closeAll closes nodes in parallel (a node with peers takes about a second to say
+// goodbye).
+func closeAll(nodes []*Node) {
+	var wg sync.WaitGroup
+	for _, node := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			node.Close()
+		}()
+	}
+	wg.Wait()
+}
+
+// connectAll has every node dial the ones before it.
+func connectAll(t *testing.T, nodes []*Node) {
+	t.Helper()
+	for i, node := range nodes {
+		for _, earlier := range nodes[:i] {
 			addr, err := earlier.LocalAddr()
 			if err != nil {
 				t.Fatalf("local addr: %v", err)
@@ -42,9 +74,7 @@ func openNodes(t *testing.T, count int) []*Node {
 				t.Fatalf("node %d connect %s: %v", i, addr, err)
 			}
 		}
-		nodes = append(nodes, node)
 	}
-	return nodes
 }
 
 // converge syncs every node with all its peers until all state hashes are equal, or

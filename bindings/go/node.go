@@ -52,7 +52,7 @@ type Node struct {
 	categories map[string]*C.char // C copies of category names, freed on Close
 
 	resolverMu sync.Mutex
-	resolvers  map[string]cgo.Handle // live resolver handles, deleted on Close
+	resolvers  []cgo.Handle // every resolver registered, deleted on Close
 
 	events eventPump
 }
@@ -67,7 +67,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	defer C.bhs_config_free(config)
-	node := &Node{categories: map[string]*C.char{}, resolvers: map[string]cgo.Handle{}}
+	node := &Node{categories: map[string]*C.char{}}
 	if err := call("node_open", func() C.bhs_status { return C.bhs_node_open(config, &node.handle) }); err != nil {
 		return nil, err
 	}
@@ -86,7 +86,9 @@ func (n *Node) Close() error {
 	if n.handle == nil {
 		return nil
 	}
-	C.bhs_node_close(n.handle)
+	// The status only reports an engine that had panicked; the handle is gone anyway,
+	// and the resolvers' handles may go now that the engine thread has stopped.
+	closeErr := call("node_close", func() C.bhs_status { return C.bhs_node_close(n.handle) })
 	n.handle = nil
 	n.categoryMu.Lock()
 	for name, text := range n.categories {
@@ -95,12 +97,12 @@ func (n *Node) Close() error {
 	}
 	n.categoryMu.Unlock()
 	n.resolverMu.Lock()
-	for name, handle := range n.resolvers {
+	for _, handle := range n.resolvers {
 		handle.Delete()
-		delete(n.resolvers, name)
 	}
+	n.resolvers = nil
 	n.resolverMu.Unlock()
-	return nil
+	return closeErr
 }
 
 // with runs body with the live C handle, or returns ErrClosed.
@@ -125,8 +127,8 @@ func (n *Node) category(op, name string) (text *C.char, release func(), err erro
 	if ok {
 		return text, func() {}, nil
 	}
-	if name == "" || strings.IndexByte(name, 0) >= 0 {
-		return nil, nil, invalid(op, "a category name is non-empty and has no NUL byte")
+	if name == "" || len(name) > MaxCategoryNameLen || strings.IndexByte(name, 0) >= 0 {
+		return nil, nil, invalid(op, "a category name is 1 to MaxCategoryNameLen bytes without NUL")
 	}
 	text = C.CString(name)
 	n.categoryMu.Lock()
@@ -149,6 +151,14 @@ func bytesPtr(b []byte) *C.uint8_t {
 		return nil
 	}
 	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
+}
+
+// copyBuf copies a library buffer into Go memory (it stays owned by the library).
+func copyBuf(buf *C.bhs_buf) []byte {
+	if buf.len == 0 {
+		return nil
+	}
+	return C.GoBytes(unsafe.Pointer(buf.data), C.int(buf.len))
 }
 
 // takeBuf copies a library buffer into Go memory and releases it.

@@ -8,6 +8,7 @@ import (
 )
 
 func TestVersionAndABIMatchTheHeader(t *testing.T) {
+	t.Parallel() // nodes on ephemeral ports: independent of other tests
 	if LibraryABIVersion() != ABIVersion {
 		t.Fatalf("library ABI %d, header %d", LibraryABIVersion(), ABIVersion)
 	}
@@ -17,6 +18,7 @@ func TestVersionAndABIMatchTheHeader(t *testing.T) {
 }
 
 func TestThreeNodesWriteSyncAndAgree(t *testing.T) {
+	t.Parallel() // nodes on ephemeral ports: independent of other tests
 	nodes := openNodes(t, 3)
 	for i, node := range nodes {
 		for j := 0; j < 5; j++ {
@@ -52,6 +54,7 @@ func TestThreeNodesWriteSyncAndAgree(t *testing.T) {
 }
 
 func TestGetOfAnAbsentKeyIsNotFoundAndDeleteRemoves(t *testing.T) {
+	t.Parallel() // nodes on ephemeral ports: independent of other tests
 	node := openNodes(t, 1)[0]
 	if _, err := node.Get("users", []byte("nobody")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("get of an absent key: %v, want ErrNotFound", err)
@@ -74,6 +77,7 @@ func TestGetOfAnAbsentKeyIsNotFoundAndDeleteRemoves(t *testing.T) {
 }
 
 func TestNodeIdIsTheIdentityAndStable(t *testing.T) {
+	t.Parallel() // nodes on ephemeral ports: independent of other tests
 	nodes := openNodes(t, 2)
 	a, errA := nodes[0].ID()
 	b, errB := nodes[1].ID()
@@ -87,6 +91,7 @@ func TestNodeIdIsTheIdentityAndStable(t *testing.T) {
 }
 
 func TestHealthAndMetrics(t *testing.T) {
+	t.Parallel() // nodes on ephemeral ports: independent of other tests
 	node := openNodes(t, 1)[0]
 	health, err := node.HealthJSON()
 	if err != nil || len(health) == 0 || health[0] != '{' {

@@ -12,7 +12,8 @@ import (
 // "aaa" later, so last-writer-wins would keep "aaa": seeing "zzz" on both proves the Go
 // resolver decided, on the engine's thread.
 func TestCustomResolverWrittenInGoDecidesConflicts(t *testing.T) {
-	nodes := openNodes(t, 2)
+	t.Parallel() // nodes on ephemeral ports: independent of other tests
+	nodes := openUnconnected(t, 2) // the writes must not see each other: a true conflict
 	var calls atomic.Int64
 	larger := func(local, remote Versioned) (Resolution, error) {
 		calls.Add(1)
@@ -33,6 +34,7 @@ func TestCustomResolverWrittenInGoDecidesConflicts(t *testing.T) {
 	if err := nodes[1].Put("custom", []byte("k"), []byte("aaa")); err != nil {
 		t.Fatal(err)
 	}
+	connectAll(t, nodes)
 	converge(t, nodes, 20*time.Second)
 	for i, node := range nodes {
 		got, err := node.Get("custom", []byte("k"))
@@ -46,7 +48,8 @@ func TestCustomResolverWrittenInGoDecidesConflicts(t *testing.T) {
 }
 
 func TestAResolverErrorFallsBackToLastWriterWins(t *testing.T) {
-	nodes := openNodes(t, 2)
+	t.Parallel() // nodes on ephemeral ports: independent of other tests
+	nodes := openUnconnected(t, 2)
 	failing := func(local, remote Versioned) (Resolution, error) {
 		return Resolution{}, context.DeadlineExceeded
 	}
@@ -58,6 +61,7 @@ func TestAResolverErrorFallsBackToLastWriterWins(t *testing.T) {
 	_ = nodes[0].Put("custom", []byte("k"), []byte("first"))
 	time.Sleep(5 * time.Millisecond)
 	_ = nodes[1].Put("custom", []byte("k"), []byte("second"))
+	connectAll(t, nodes)
 	converge(t, nodes, 20*time.Second)
 	for i, node := range nodes {
 		if got, err := node.Get("custom", []byte("k")); err != nil || string(got) != "second" {
@@ -67,6 +71,7 @@ func TestAResolverErrorFallsBackToLastWriterWins(t *testing.T) {
 }
 
 func TestEventsArriveOnAChannelThatCloseCloses(t *testing.T) {
+	t.Parallel() // nodes on ephemeral ports: independent of other tests
 	nodes := openNodes(t, 2)
 	events := nodes[1].Events()
 	if err := nodes[0].Put("users", []byte("news"), []byte("hello")); err != nil {
@@ -93,6 +98,7 @@ func TestEventsArriveOnAChannelThatCloseCloses(t *testing.T) {
 }
 
 func TestPollEventHonoursTheContext(t *testing.T) {
+	t.Parallel() // nodes on ephemeral ports: independent of other tests
 	node := openNodes(t, 1)[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
