@@ -118,61 +118,75 @@ class EventKind(enum.IntEnum):
     UPDATED = 3
     STREAMED = 4
     SYNC_FINISHED = 5
-    CONFLICT = 6
-    FATAL = 7
+    FATAL = 6
+    CONFLICT = 7
 
 
 @dataclass(frozen=True)
 class Event:
-    """Something that happened on a node; fields a kind does not use are empty."""
+    """Something that happened on a node; fields a kind does not use are empty.
+
+    ``count`` is the entries applied (``SYNC_FINISHED``) or streamed (``STREAMED``);
+    ``merged``: a conflict stored a merged value; ``failed``: the sync or the
+    resolution failed, and ``message`` says why (also the fatal error)."""
 
     kind: EventKind
     peer: bytes = b""
     category: str = ""
     key: bytes = b""
-    entries: int = 0
+    count: int = 0
+    sync_id: int = 0
     merged: bool = False
+    failed: bool = False
     message: str = ""
 
 
 @dataclass(frozen=True)
 class SyncReport:
-    """The outcome of :meth:`Node.sync` over the peers it reached."""
+    """What one :meth:`Node.sync` did, summed over the peers it synced with (a peer that
+    is not connected counts in ``peers_failed``; the events say why a sync failed)."""
 
-    peers_ok: int = 0
+    peers: int = 0
+    peers_succeeded: int = 0
     peers_failed: int = 0
+    categories_failed: int = 0
+    round_trips: int = 0
     items_applied: int = 0
     items_sent: int = 0
-    round_trips: int = 0
 
 
 @dataclass(frozen=True)
 class Versioned:
-    """One side of a conflict handed to a resolver: the value and its version."""
+    """One side of a conflict handed to a resolver: the value and the version that
+    wrote it (``hlc``: hybrid logical timestamp, milliseconds << 16 | logical;
+    ``counter``: the write's counter at ``origin``, the 32-byte id of its node)."""
 
     value: bytes
+    hlc: int = 0
+    counter: int = 0
     origin: bytes = b""
-    timestamp: int = 0
+    tombstone: bool = False
 
 
 @dataclass(frozen=True)
 class Resolution:
-    """What a resolver decided: keep one side, or replace both with ``merged``."""
+    """What a resolver decided: keep one side, or store ``merged`` as a new version
+    superseding both. Make one with :meth:`keep_local`, :meth:`keep_remote` or :meth:`merge`."""
 
-    keep: str = "local"  # "local", "remote" or "merged"
+    choice: int
     merged: bytes = b""
 
     @staticmethod
     def keep_local() -> "Resolution":
-        return Resolution("local")
+        return Resolution(_capi.BHS_RESOLVE_LOCAL)
 
     @staticmethod
     def keep_remote() -> "Resolution":
-        return Resolution("remote")
+        return Resolution(_capi.BHS_RESOLVE_REMOTE)
 
     @staticmethod
     def merge(value: BytesLike) -> "Resolution":
-        return Resolution("merged", _bytes("merged value", value, MAX_VALUE_LEN))
+        return Resolution(_capi.BHS_RESOLVE_MERGED, _bytes("merged value", value, MAX_VALUE_LEN))
 
 
 Resolver = Callable[[Versioned, Versioned], Resolution]
@@ -191,7 +205,7 @@ class Node:
         self._handle: Optional[ctypes.c_void_p] = None
         self._lock = threading.Condition()
         self._in_flight = 0
-        self._resolvers: Dict[str, Any] = {}  # category -> ctypes thunk, kept alive here
+        self._resolvers: List[Any] = []  # ctypes thunks registered with the library
         self._handle = _open(config or Config())
 
     # -- life cycle -------------------------------------------------------------------
@@ -254,7 +268,9 @@ class Node:
     @property
     def local_addr(self) -> str:
         """The address the node listens on, as "host:port"."""
-        return _capi.local_addr(self, self._call)
+        buf = _capi.bhs_buf()
+        self._call(lib.bhs_node_local_addr, ctypes.byref(buf))
+        return _capi.take_buf(buf).decode()
 
     def connect(self, addr: str) -> None:
         """Dials a peer at "host:port" (and keeps re-dialling it when the link drops)."""
@@ -278,10 +294,7 @@ class Node:
             self._call(lib.bhs_get, cat, key_b, len(key_b), ctypes.byref(buf))
         except NotFoundError:
             return None
-        try:
-            return ctypes.string_at(buf.data, buf.len) if buf.len else b""
-        finally:
-            lib.bhs_buf_free(ctypes.byref(buf))
+        return _capi.take_buf(buf)
 
     def delete(self, category: str, key: BytesLike) -> bool:
         """Deletes ``key`` (a tombstone that syncs); ``False`` when it had no live value."""
@@ -328,11 +341,36 @@ class Node:
         peer_b = None if peer is None else _bytes("peer", peer, 32)
         if peer_b is not None and len(peer_b) != 32:
             raise InvalidArgumentError("a peer id is 32 bytes")
-        return _capi.sync(self._call, peer_b, _timeout_ms(timeout))
+        timeout_ms = _timeout_ms(timeout)
+        out = _capi.bhs_sync_report()
+        self._call(lib.bhs_sync, peer_b, timeout_ms, ctypes.byref(out))
+        return SyncReport(
+            peers=out.peers,
+            peers_succeeded=out.peers_succeeded,
+            peers_failed=out.peers_failed,
+            categories_failed=out.categories_failed,
+            round_trips=out.round_trips,
+            items_applied=out.items_applied,
+            items_sent=out.items_sent,
+        )
 
     def poll_event(self, timeout: float = 0.0) -> Optional[Event]:
-        """The next event, waiting up to ``timeout`` seconds (GIL released); ``None`` if none."""
-        return _capi.poll_event(self._call, _timeout_ms(timeout))
+        """The next event, waiting up to ``timeout`` seconds (GIL released); ``None`` if
+        none came. Kinds this package does not know (from a newer library) are skipped."""
+        timeout_ms = _timeout_ms(timeout)
+        raw = _capi.bhs_event()
+        handle = self._enter()
+        try:
+            status = lib.bhs_poll_event(handle, ctypes.byref(raw), timeout_ms)
+            if status == _capi.BHS_TIMEOUT:
+                return None
+            _check(status)
+        finally:
+            self._leave()
+        try:
+            return _event(raw)
+        finally:
+            lib.bhs_event_free(ctypes.byref(raw))
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
         """Yields events as they come. With ``timeout``, stops after that many idle
@@ -357,28 +395,84 @@ class Node:
         if not callable(resolver):
             raise TypeError("resolver must be callable")
         cat = _category(category)
-        thunk = _capi.make_resolver(resolver)
+        thunk = _resolver_thunk(resolver)
         self._call(lib.bhs_set_conflict_resolver, cat, thunk, None)
-        self._resolvers[category] = thunk
+        # A replaced resolver may still be running on the engine thread: every thunk
+        # stays alive until close(), after the engine has stopped.
+        self._resolvers.append(thunk)
 
     # -- observability ----------------------------------------------------------------
 
-    def metrics(self) -> Dict[str, int]:
-        """Counters of the engine, its IO and its peers (``bhs_metrics``)."""
-        return _capi.metrics(self._call)
+    def metrics(self) -> Dict[str, Any]:
+        """Counters of the node since it opened (``bhs_metrics``): ``peers_connected``,
+        ``items_in``, ``syncs_failed``, ``conflicts``, ``bytes_out``, … and ``io_backend``
+        ("io_uring", "mio" or "unknown")."""
+        raw = _capi.bhs_node_metrics()
+        self._call(lib.bhs_metrics, ctypes.byref(raw))
+        metrics: Dict[str, Any] = {name: getattr(raw, name) for name in _capi._METRIC_NAMES}
+        metrics["io_backend"] = _capi.IO_BACKENDS.get(raw.io_backend, "unknown")
+        return metrics
 
     def health_json(self) -> str:
         """The health report as JSON text (``bhs_health_json``)."""
         buf = _capi.bhs_buf()
         self._call(lib.bhs_health_json, ctypes.byref(buf))
-        try:
-            return ctypes.string_at(buf.data, buf.len).decode()
-        finally:
-            lib.bhs_buf_free(ctypes.byref(buf))
+        return _capi.take_buf(buf).decode()
 
     def health(self) -> Dict[str, Any]:
         """The health report, parsed."""
         return json.loads(self.health_json())
+
+
+def _versioned(raw: "_capi.bhs_versioned") -> Versioned:
+    return Versioned(
+        value=ctypes.string_at(raw.value, raw.value_len) if raw.value_len else b"",
+        hlc=raw.hlc,
+        counter=raw.counter,
+        origin=bytes(raw.origin),
+        tombstone=bool(raw.tombstone),
+    )
+
+
+def _resolver_thunk(resolver: Resolver) -> Any:
+    """The C callback for ``resolver``. It runs on an engine thread (ctypes takes the
+    GIL); nothing may escape into the engine, so any failure answers "cannot decide"."""
+
+    def resolve(_user_data: Any, conflict: Any, out: Any) -> int:
+        try:
+            answer = resolver(_versioned(conflict.contents.local), _versioned(conflict.contents.remote))
+            if not isinstance(answer, Resolution):
+                return 1
+            if answer.choice == _capi.BHS_RESOLVE_MERGED:
+                merged = answer.merged
+                if lib.bhs_buf_copy(merged, len(merged), ctypes.byref(out.contents.merged)) != 0:
+                    return 1
+            elif answer.choice not in (_capi.BHS_RESOLVE_LOCAL, _capi.BHS_RESOLVE_REMOTE):
+                return 1
+            out.contents.choice = answer.choice
+            return 0
+        except BaseException:  # noqa: BLE001 - an exception must not cross into the engine
+            return 1
+
+    return _capi.bhs_conflict_resolver(resolve)
+
+
+def _event(raw: "_capi.bhs_event") -> Optional[Event]:
+    try:
+        kind = EventKind(raw.kind)
+    except ValueError:
+        return None  # a kind from a newer library: skipped, as the header asks
+    return Event(
+        kind=kind,
+        peer=bytes(raw.peer) if kind in (EventKind.PEER_UP, EventKind.PEER_DOWN, EventKind.SYNC_FINISHED) else b"",
+        category=_capi.buf_bytes(raw.category).decode(errors="replace"),
+        key=_capi.buf_bytes(raw.key),
+        count=raw.count,
+        sync_id=raw.sync_id,
+        merged=bool(raw.flags & _capi.BHS_EVENT_FLAG_MERGED),
+        failed=bool(raw.flags & _capi.BHS_EVENT_FLAG_FAILED),
+        message=_capi.buf_bytes(raw.message).decode(errors="replace"),
+    )
 
 
 def _open(config: Config) -> ctypes.c_void_p:

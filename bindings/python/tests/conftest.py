@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable, Iterator, List
 
@@ -24,23 +25,35 @@ def secret(index: int) -> bytes:
 
 
 @pytest.fixture
-def open_nodes() -> Iterator[Callable[[int], List[bhsync.Node]]]:
-    """``open_nodes(n)``: n nodes, each connected to the ones opened before it."""
+def open_nodes() -> Iterator[Callable[..., List[bhsync.Node]]]:
+    """``open_nodes(n, connect=True)``: n nodes, each connected to the ones opened before
+    it (or to none yet); all closed after the test."""
     opened: List[bhsync.Node] = []
 
-    def make(count: int) -> List[bhsync.Node]:
+    def make(count: int, connect: bool = True) -> List[bhsync.Node]:
         nodes: List[bhsync.Node] = []
-        for index in range(count):
+        for _ in range(count):
             node = bhsync.Node(bhsync.Config(identity_secret=secret(len(opened)), categories=CATEGORIES))
             opened.append(node)
-            for earlier in nodes:
-                node.connect(earlier.local_addr)
             nodes.append(node)
+        if connect:
+            connect_all(nodes)
         return nodes
 
     yield make
-    for node in opened:
-        node.close()
+    # In parallel: a node with peers takes about a second to say goodbye.
+    closers = [threading.Thread(target=node.close) for node in opened]
+    for closer in closers:
+        closer.start()
+    for closer in closers:
+        closer.join()
+
+
+def connect_all(nodes: List[bhsync.Node]) -> None:
+    """Each node dials the ones before it."""
+    for index, node in enumerate(nodes):
+        for earlier in nodes[:index]:
+            node.connect(earlier.local_addr)
 
 
 def converge(nodes: List[bhsync.Node], within: float = 20.0) -> bytes:

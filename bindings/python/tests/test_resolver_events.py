@@ -7,13 +7,13 @@ import threading
 import time
 
 import bhsync
-from conftest import converge
+from conftest import connect_all, converge
 
 
 def test_a_python_resolver_decides_conflicts(open_nodes) -> None:
     # Keeps the larger value. Node 0 writes b"zzz" first, node 1 b"aaa" later, so
     # last-writer-wins would keep b"aaa": b"zzz" on both proves the resolver decided.
-    a, b = open_nodes(2)
+    a, b = open_nodes(2, connect=False)  # the writes must not see each other: a true conflict
     calls = []
     lock = threading.Lock()
 
@@ -29,6 +29,7 @@ def test_a_python_resolver_decides_conflicts(open_nodes) -> None:
     a.put("custom", b"k", b"zzz")
     time.sleep(0.005)
     b.put("custom", b"k", b"aaa")
+    connect_all([a, b])
     converge([a, b])
     assert a.get("custom", b"k") == b"zzz"
     assert b.get("custom", b"k") == b"zzz"
@@ -36,7 +37,7 @@ def test_a_python_resolver_decides_conflicts(open_nodes) -> None:
 
 
 def test_a_raising_resolver_falls_back_to_last_writer_wins(open_nodes) -> None:
-    a, b = open_nodes(2)
+    a, b = open_nodes(2, connect=False)
 
     def broken(local: bhsync.Versioned, remote: bhsync.Versioned) -> bhsync.Resolution:
         raise RuntimeError("no opinion")
@@ -46,6 +47,7 @@ def test_a_raising_resolver_falls_back_to_last_writer_wins(open_nodes) -> None:
     a.put("custom", b"k", b"first")
     time.sleep(0.005)
     b.put("custom", b"k", b"second")
+    connect_all([a, b])
     converge([a, b])
     assert a.get("custom", b"k") == b"second" == b.get("custom", b"k")
 
