@@ -76,7 +76,7 @@ $(VENV)/.installed: bindings/python/pyproject.toml $(wildcard bindings/python/bh
 python-venv: $(VENV)/.installed
 
 python-test: lib python-venv
-	cd bindings/python && BHSYNC_LIB=$(LIBSO) ../../$(VENV_PY) -m pytest -q -p no:cacheprovider tests
+	BHSYNC_LIB=$(LIBSO) $(VENV_PY) -m pytest -q -p no:cacheprovider bindings/python/tests
 	BHSYNC_LIB=$(LIBSO) $(VENV_PY) examples/python/two_nodes.py
 
 # Per-call cost of bhs_get (a present key) from Go and Python, on the release library.

@@ -68,3 +68,13 @@ def test_the_context_manager_closes_the_node() -> None:
     assert node.closed
     with pytest.raises(bhsync.ClosedError):
         node.get("default", b"k")
+
+
+def test_the_library_is_found_from_bhsync_lib(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv(bhsync.LIBRARY_ENV, str(tmp_path / "missing.so"))
+    with pytest.raises(bhsync.LibraryNotFoundError):
+        bhsync.find_library()
+    fake = tmp_path / "libbhsync.so"
+    fake.write_bytes(b"")
+    monkeypatch.setenv(bhsync.LIBRARY_ENV, str(fake))
+    assert bhsync.find_library() == str(fake)
