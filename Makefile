@@ -8,6 +8,9 @@
 #   make demo     run the demo
 #   make header   regenerate include/bhsync.h after changing src/ffi
 #   make bench    run the comparison benchmarks (long; not part of `make test`)
+#   make bench-ffi  per-call cost of bhs_get from C and C++ against Node::get in Rust
+#   make cpp-test the C++ binding's GoogleTest suite through ctest (part of `make test`)
+#   make examples build and run the C and C++ examples (part of `make test`)
 #   make fuzz     run every fuzz target for FUZZ_SECONDS each (needs nightly Rust)
 
 CARGO   ?= cargo
@@ -23,10 +26,10 @@ FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_TARGETS := proof_decode reconcile_message_decode crdt_decode clock_decode gossip_decode membership_decode
 CARGO_FUZZ_VERSION := 0.13.2
 
-.PHONY: test deps rust-test c-test fuzz-smoke fuzz fuzz-tools demo header bench clean \
+.PHONY: test deps rust-test c-test cpp-test examples fuzz-smoke fuzz fuzz-tools demo header bench bench-ffi clean \
         lib go-test python-test python-venv bench-ffi-go-python
 
-test: deps rust-test c-test go-test python-test fuzz-smoke
+test: deps rust-test c-test cpp-test examples go-test python-test fuzz-smoke
 	@echo "make test: all suites passed"
 
 # Installs what a fresh machine lacks. Rust, gcc and make come with the machine; valgrind
@@ -46,8 +49,35 @@ $(BUILD)/test_replica: tests/c/test_replica.c include/bhsync.h rust-test
 	$(CARGO) build --lib
 	$(CC) $(CFLAGS) $< target/debug/libbhsync.a $(CLIBS) -o $@
 
-c-test: $(BUILD)/test_replica
+$(BUILD)/test_node: tests/c/test_node.c include/bhsync.h rust-test
+	@mkdir -p $(BUILD)
+	$(CARGO) build --lib
+	$(CC) $(CFLAGS) $< target/debug/libbhsync.a $(CLIBS) -o $@
+
+c-test: $(BUILD)/test_replica $(BUILD)/test_node
 	$(VALGRIND) $(BUILD)/test_replica
+	$(VALGRIND) $(BUILD)/test_node
+
+# The C++ binding (bindings/cpp): configured against this tree's debug library, built,
+# and tested with GoogleTest through ctest.
+CMAKE ?= cmake
+CPP_BUILD := $(BUILD)/cpp
+cpp-test:
+	$(CARGO) build --lib
+	$(CMAKE) -S bindings/cpp -B $(CPP_BUILD) -DBHSYNC_LIBRARY=$(CURDIR)/target/debug/libbhsync.a \
+	  -DBHSYNC_INCLUDE_DIR=$(CURDIR)/include -DBHSYNC_BUILD_TESTS=ON >/dev/null
+	$(CMAKE) --build $(CPP_BUILD) -j 1
+	cd $(CPP_BUILD) && ctest --output-on-failure
+
+# Two nodes, a write on one, read on the other: in C and in C++.
+examples:
+	$(CARGO) build --lib
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) examples/c/two_nodes.c target/debug/libbhsync.a $(CLIBS) -o $(BUILD)/example_c
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -g -Iinclude -Ibindings/cpp/include examples/cpp/two_nodes.cpp \
+	  target/debug/libbhsync.a $(CLIBS) -o $(BUILD)/example_cpp
+	$(BUILD)/example_c
+	$(BUILD)/example_cpp
 
 # ---- Go and Python bindings (docs/adr/051-go-python-bindings.md) ----
 GO       ?= go
@@ -126,6 +156,19 @@ bench:
 	$(CARGO) bench --bench state -- --json
 	$(CARGO) bench --bench reconcile -- --json
 	$(CARGO) bench --bench time -- --json
+
+# Per-call cost of a read: Rust's Node::get, bhs_get called from Rust, from C and from
+# C++, in nanoseconds per call with the ratio to Rust (release builds; about a minute).
+BENCH_FFI_CALLS ?= 200000
+bench-ffi:
+	$(CARGO) build --release --lib
+	@mkdir -p $(BUILD)
+	$(CC) -std=c11 -O2 -Iinclude benches/ffi/get_c.c target/release/libbhsync.a $(CLIBS) -o $(BUILD)/bench_get_c
+	$(CXX) -std=c++17 -O2 -Iinclude -Ibindings/cpp/include benches/ffi/get_cpp.cpp target/release/libbhsync.a \
+	  $(CLIBS) -o $(BUILD)/bench_get_cpp
+	$(CARGO) bench --bench ffi_get -- --calls $(BENCH_FFI_CALLS)
+	$(BUILD)/bench_get_c $(BENCH_FFI_CALLS)
+	$(BUILD)/bench_get_cpp $(BENCH_FFI_CALLS)
 
 clean:
 	$(CARGO) clean

@@ -18,7 +18,7 @@ use super::buf::bhs_buf;
 use super::config::{bhs_config, config_ref, parse_addr};
 use super::error::{guard, FfiError};
 use super::status::{bhs_status, BHS_CLOSED};
-use super::{host_array, host_bytes, host_str};
+use super::{host_array, host_bytes, host_str, BHS_MAX_KEY_LEN, BHS_MAX_VALUE_LEN};
 use crate::node::{CategoryOutcome, CategoryReport, Node, NodeError, SyncError, SyncResult};
 use crate::state::NodeId;
 
@@ -206,6 +206,11 @@ unsafe fn category_and_key<'a>(
     key: *const u8,
     key_len: usize,
 ) -> Result<(&'a str, &'a [u8]), FfiError> {
+    // A length over the bound is refused before any byte is read, so a wrong length
+    // never makes the library read past the host's buffer.
+    if key_len > BHS_MAX_KEY_LEN {
+        return Err(FfiError::invalid(format!("key_len {key_len} exceeds BHS_MAX_KEY_LEN ({BHS_MAX_KEY_LEN})")));
+    }
     // SAFETY: forwarded caller contract.
     unsafe { Ok((host_str(category, "category")?, host_bytes(key, key_len, "key")?)) }
 }
@@ -230,6 +235,11 @@ pub unsafe extern "C" fn bhs_put(
     guard(|| {
         // SAFETY: forwarded caller contract.
         let (category, key) = unsafe { category_and_key(category, key, key_len) }?;
+        if value_len > BHS_MAX_VALUE_LEN {
+            return Err(FfiError::invalid(format!(
+                "value_len {value_len} exceeds BHS_MAX_VALUE_LEN ({BHS_MAX_VALUE_LEN})"
+            )));
+        }
         // SAFETY: forwarded caller contract.
         let value = unsafe { host_bytes(value, value_len, "value") }?;
         // SAFETY: forwarded caller contract.
