@@ -4,7 +4,10 @@ package bhsync
 // #include "bhsync.h"
 import "C"
 
-import "unsafe"
+import (
+	"runtime"
+	"unsafe"
+)
 
 // Put stores value under key in category. Keys are 0 to MaxKeyLen bytes, values 0 to
 // MaxValueLen; the library copies both.
@@ -16,12 +19,30 @@ func (n *Node) Put(category string, key, value []byte) error {
 
 // Get returns the live value of key in category; ErrNotFound when it is absent or
 // deleted (errors.Is(err, bhsync.ErrNotFound)).
+//
+// The hot path of most hosts, so it is written out without the closures of the other
+// calls (they cost an allocation each).
 func (n *Node) Get(category string, key []byte) ([]byte, error) {
-	var buf C.bhs_buf
-	err := n.keyed("get", category, key, func(handle *C.bhs_node, cat *C.char) C.bhs_status {
-		return C.bhs_get(handle, cat, bytesPtr(key), C.size_t(len(key)), &buf)
-	})
+	if len(key) > MaxKeyLen {
+		return nil, invalid("get", "key longer than MaxKeyLen")
+	}
+	if n == nil {
+		return nil, ErrClosed
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.handle == nil {
+		return nil, ErrClosed
+	}
+	cat, release, err := n.category("get", category)
 	if err != nil {
+		return nil, err
+	}
+	defer release()
+	runtime.LockOSThread() // bhs_last_error is per thread
+	defer runtime.UnlockOSThread()
+	var buf C.bhs_buf
+	if err := check("get", C.bhs_get(n.handle, cat, bytesPtr(key), C.size_t(len(key)), &buf)); err != nil {
 		return nil, err
 	}
 	return takeBuf(&buf), nil

@@ -2,6 +2,7 @@ package bhsync
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -99,5 +100,29 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	if _, err := node.Metrics(); err != nil {
 		t.Fatalf("metrics: %v", err)
+	}
+}
+
+func TestSyncWithOnePeerAnUnknownPeerAndACancelledContext(t *testing.T) {
+	t.Parallel()
+	nodes := openNodes(t, 2)
+	_ = nodes[0].Put("users", []byte("k"), []byte("v"))
+	converge(t, nodes, 20*time.Second)
+	peer, _ := nodes[0].ID()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	report, err := nodes[1].Sync(ctx, &peer)
+	if err != nil || report.Peers != 1 || report.PeersFailed != 0 {
+		t.Fatalf("sync with a connected peer: %+v, %v", report, err)
+	}
+	stranger := NodeID{1, 2, 3}
+	report, err = nodes[1].Sync(ctx, &stranger)
+	if err != nil || report.PeersFailed != 1 {
+		t.Fatalf("sync with an unknown peer: %+v, %v (want one failed peer, no error)", report, err)
+	}
+	cancelled, cancelNow := context.WithCancel(context.Background())
+	cancelNow()
+	if _, err := nodes[1].Sync(cancelled, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("sync with a cancelled context: %v", err)
 	}
 }

@@ -7,10 +7,12 @@ a context manager, an event iterator, and a resolver that is a plain Python call
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import enum
 import json
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
@@ -207,11 +209,17 @@ class Node:
         self._in_flight = 0
         self._resolvers: List[Any] = []  # ctypes thunks registered with the library
         self._handle = _open(config or Config())
+        _LIVE_NODES.add(self)
 
     # -- life cycle -------------------------------------------------------------------
 
     def __enter__(self) -> "Node":
         return self
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<bhsync.Node closed>"
+        return f"<bhsync.Node {self.id.hex()[:12]} at {self.local_addr}>"
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -422,6 +430,20 @@ class Node:
     def health(self) -> Dict[str, Any]:
         """The health report, parsed."""
         return json.loads(self.health_json())
+
+
+# Nodes still open at interpreter exit are closed first, so that no engine thread calls
+# a Python resolver while the interpreter is being torn down.
+_LIVE_NODES: "weakref.WeakSet[Node]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_nodes() -> None:
+    for node in list(_LIVE_NODES):
+        try:
+            node.close()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
 
 
 def _versioned(raw: "_capi.bhs_versioned") -> Versioned:

@@ -78,3 +78,14 @@ def test_the_library_is_found_from_bhsync_lib(monkeypatch, tmp_path) -> None:
     fake.write_bytes(b"")
     monkeypatch.setenv(bhsync.LIBRARY_ENV, str(fake))
     assert bhsync.find_library() == str(fake)
+
+
+def test_sync_with_one_peer_by_id_and_with_an_unknown_peer(open_nodes) -> None:
+    a, b = open_nodes(2)
+    a.put("users", b"k", b"v")
+    converge([a, b])
+    report = b.sync(peer=a.id, timeout=5.0)
+    assert report.peers == 1 and report.peers_failed == 0, report
+    stranger = b.sync(peer=bytes(range(32)), timeout=1.0)
+    assert stranger.peers_failed == 1, stranger  # not connected: a failed peer, not an exception
+    assert repr(a).startswith("<bhsync.Node ")
