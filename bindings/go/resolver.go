@@ -1,6 +1,7 @@
 package bhsync
 
 // #include <stdint.h>
+// #include <stdlib.h>
 // #include "shim.h"
 import "C"
 
@@ -135,4 +136,22 @@ func (r Resolution) String() string {
 		return fmt.Sprintf("merge %d bytes", len(r.merged))
 	}
 	return "no decision"
+}
+
+// resolveDirect runs resolver through the same path as the engine's callback, on
+// versions with the given values (for the package's tests: cgo is not allowed in
+// _test.go files). It returns the callback's code, choice and merged bytes.
+func resolveDirect(resolver ConflictResolver, local, remote []byte) (code int, choice uint32, merged []byte) {
+	handle := cgo.NewHandle(resolver)
+	defer handle.Delete()
+	var conflict C.bhs_conflict
+	conflict.local.value = (*C.uint8_t)(C.CBytes(local))
+	conflict.local.value_len = C.size_t(len(local))
+	defer C.free(unsafe.Pointer(conflict.local.value))
+	conflict.remote.value = (*C.uint8_t)(C.CBytes(remote))
+	conflict.remote.value_len = C.size_t(len(remote))
+	defer C.free(unsafe.Pointer(conflict.remote.value))
+	var out C.bhs_resolution
+	code = int(bhsGoResolve(C.uintptr_t(handle), &conflict, &out))
+	return code, uint32(out.choice), takeBuf(&out.merged)
 }

@@ -3,6 +3,7 @@ package bhsync
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -114,5 +115,32 @@ func TestPollEventHonoursTheContext(t *testing.T) {
 	}
 	if elapsed := time.Since(start); elapsed > 2*time.Second {
 		t.Fatalf("poll returned after %v for a 100 ms context", elapsed)
+	}
+}
+
+func TestTheResolverCallbackAnswersForEveryKindOfResolution(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		resolver ConflictResolver
+		code     int
+		choice   uint32
+		merged   string
+	}{
+		{"keep local", func(l, r Versioned) (Resolution, error) { return KeepLocal(), nil }, 0, 1, ""},
+		{"keep remote", func(l, r Versioned) (Resolution, error) { return KeepRemote(), nil }, 0, 2, ""},
+		{"merge", func(l, r Versioned) (Resolution, error) {
+			return Merge(append(append([]byte{}, l.Value...), r.Value...)), nil
+		}, 0, 3, "ab"},
+		{"error", func(l, r Versioned) (Resolution, error) { return KeepLocal(), errors.New("no") }, 1, 0, ""},
+		{"panic", func(l, r Versioned) (Resolution, error) { panic("boom") }, 1, 0, ""},
+		{"zero resolution", func(l, r Versioned) (Resolution, error) { return Resolution{}, nil }, 1, 0, ""},
+		{"merge too large", func(l, r Versioned) (Resolution, error) { return Merge(make([]byte, MaxValueLen+1)), nil }, 1, 0, ""},
+	}
+	for _, c := range cases {
+		code, choice, merged := resolveDirect(c.resolver, []byte("a"), []byte("b"))
+		if code != c.code || choice != c.choice || string(merged) != c.merged {
+			t.Errorf("%s: code %d choice %d merged %q; want %d %d %q", c.name, code, choice, merged, c.code, c.choice, c.merged)
+		}
 	}
 }

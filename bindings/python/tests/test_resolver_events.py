@@ -94,3 +94,34 @@ def test_a_blocking_poll_releases_the_gil(open_nodes) -> None:
     stop.set()
     spinner.join()
     assert len(ticks) > 20, "the other thread did not run while poll_event blocked"
+
+
+def _answer(resolver, local: bytes = b"a", remote: bytes = b"b"):
+    """Runs a resolver through its C callback, as the engine would."""
+    import ctypes
+
+    from bhsync import _capi
+    from bhsync.node import _resolver_thunk
+
+    local_buf, remote_buf = ctypes.create_string_buffer(local), ctypes.create_string_buffer(remote)
+    conflict = _capi.bhs_conflict(size=ctypes.sizeof(_capi.bhs_conflict))
+    conflict.local.value = ctypes.cast(local_buf, ctypes.POINTER(ctypes.c_uint8))
+    conflict.local.value_len = len(local)
+    conflict.remote.value = ctypes.cast(remote_buf, ctypes.POINTER(ctypes.c_uint8))
+    conflict.remote.value_len = len(remote)
+    out = _capi.bhs_resolution(size=ctypes.sizeof(_capi.bhs_resolution))
+    code = _resolver_thunk(resolver)(None, ctypes.byref(conflict), ctypes.byref(out))
+    return code, out.choice, _capi.take_buf(out.merged)
+
+
+def test_the_resolver_callback_answers_for_every_kind_of_resolution() -> None:
+    R = bhsync.Resolution
+    assert _answer(lambda l, r: R.keep_local()) == (0, 1, b"")
+    assert _answer(lambda l, r: R.keep_remote()) == (0, 2, b"")
+    assert _answer(lambda l, r: R.merge(l.value + r.value)) == (0, 3, b"ab")
+    assert _answer(lambda l, r: 1 / 0) == (1, 0, b"")
+    assert _answer(lambda l, r: "local") == (1, 0, b"")
+    assert _answer(lambda l, r: R(choice=99)) == (1, 0, b"")
+    seen = []
+    _answer(lambda l, r: seen.append((l, r)) or R.keep_local(), b"x" * 10, b"")
+    assert seen[0][0].value == b"x" * 10 and seen[0][1].value == b""
