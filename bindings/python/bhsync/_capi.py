@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 from ctypes import POINTER, c_char_p, c_int64, c_size_t, c_uint8, c_uint32, c_uint64, c_void_p
 
+from typing import Any
+
 from ._library import load
 
 BHS_ABI_VERSION = 1
@@ -114,7 +116,7 @@ assert ctypes.sizeof(bhs_resolution) == 64 and ctypes.sizeof(bhs_node_metrics) =
 lib = load()
 
 
-def _declare(name: str, restype, *argtypes) -> None:
+def _declare(name: str, restype: Any, *argtypes: Any) -> None:
     fn = getattr(lib, name)
     fn.restype = restype
     fn.argtypes = list(argtypes)

@@ -14,7 +14,7 @@ import json
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _capi
 from ._capi import lib
@@ -38,7 +38,7 @@ def abi_version() -> int:
 
 def version() -> str:
     """The library version, for example ``"0.1.0"`` (``bhs_version``)."""
-    return lib.bhs_version().decode()
+    return str(lib.bhs_version().decode())
 
 
 def _check(status: int) -> None:
@@ -50,10 +50,10 @@ def _check(status: int) -> None:
 def _bytes(what: str, data: Any, bound: int) -> bytes:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"{what} must be bytes-like, not {type(data).__name__}")
-    data = bytes(data)
-    if len(data) > bound:
-        raise InvalidArgumentError(f"{what} is {len(data)} bytes, over the bound of {bound}")
-    return data
+    raw = bytes(data)
+    if len(raw) > bound:
+        raise InvalidArgumentError(f"{what} is {len(raw)} bytes, over the bound of {bound}")
+    return raw
 
 
 def _text(what: str, text: Any) -> bytes:
@@ -96,7 +96,7 @@ class Config:
     categories: Mapping[str, str] = field(default_factory=dict)
     settings: Mapping[str, str] = field(default_factory=dict)
 
-    def _pairs(self) -> List[tuple]:
+    def _pairs(self) -> List[Tuple[str, str]]:
         pairs = []
         if self.listen is not None:
             pairs.append(("listen", self.listen))
@@ -429,7 +429,8 @@ class Node:
 
     def health(self) -> Dict[str, Any]:
         """The health report, parsed."""
-        return json.loads(self.health_json())
+        report: Dict[str, Any] = json.loads(self.health_json())
+        return report
 
 
 # Nodes still open at interpreter exit are closed first, so that no engine thread calls
