@@ -3,8 +3,6 @@ package bhsync
 // #include "bhsync.h"
 import "C"
 
-
-
 // Metrics is a snapshot of a node's counters: totals since it opened, except
 // PeersConnected (see bhs_node_metrics in include/bhsync.h).
 type Metrics struct {
@@ -72,4 +70,3 @@ func (n *Node) HealthJSON() ([]byte, error) {
 	})
 	return report, err
 }
-

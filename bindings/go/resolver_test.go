@@ -13,7 +13,7 @@ import (
 // "aaa" later, so last-writer-wins would keep "aaa": seeing "zzz" on both proves the Go
 // resolver decided, on the engine's thread.
 func TestCustomResolverWrittenInGoDecidesConflicts(t *testing.T) {
-	t.Parallel() // nodes on ephemeral ports: independent of other tests
+	t.Parallel()                   // nodes on ephemeral ports: independent of other tests
 	nodes := openUnconnected(t, 2) // the writes must not see each other: a true conflict
 	var calls atomic.Int64
 	larger := func(local, remote Versioned) (Resolution, error) {
