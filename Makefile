@@ -85,6 +85,8 @@ PYTHON   ?= python3
 VENV     := $(BUILD)/venv
 VENV_PY  := $(VENV)/bin/python
 LIBSO    := $(CURDIR)/target/debug/libbhsync.so
+# cgo on; no VCS stamping (a CI checkout may not let go run git); no module downloads.
+GOENV_RUN := CGO_ENABLED=1 GOFLAGS=-buildvcs=false GOPROXY=off
 
 # The static and shared libraries the bindings link or load (debug profile).
 lib:
@@ -93,13 +95,14 @@ lib:
 # cgo links target/debug/libbhsync.a; the example must build and show its write.
 go-test: lib
 	@command -v $(GO) >/dev/null || { echo "go not found: install Go 1.22+ (https://go.dev/dl)"; exit 1; }
-	cd bindings/go && CGO_ENABLED=1 $(GO) vet ./... && CGO_ENABLED=1 $(GO) test -count=1 ./...
-	cd examples/go && CGO_ENABLED=1 $(GO) run .
+	cd bindings/go && $(GOENV_RUN) $(GO) vet ./... && $(GOENV_RUN) $(GO) test -count=1 ./...
+	cd examples/go && $(GOENV_RUN) $(GO) run .
 
 # A venv under build/ with pytest and the package (pip install ./bindings/python), so a
 # fresh machine needs only python3; reinstalled when the package's files change.
 $(VENV)/.installed: bindings/python/pyproject.toml $(wildcard bindings/python/bhsync/*.py)
-	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "$(PYTHON) -m venv failed: install Python 3.9+ with venv (apt-get install python3-venv)"; exit 1; }
 	$(VENV_PY) -m pip install -q --disable-pip-version-check 'pytest>=7,<10' ./bindings/python
 	@touch $@
 
@@ -110,10 +113,12 @@ python-test: lib python-venv
 	BHSYNC_LIB=$(LIBSO) $(VENV_PY) examples/python/two_nodes.py
 
 # Per-call cost of bhs_get (a present key) from Go and Python, on the release library.
+BENCH_GO_CALLS ?= 200000
+BENCH_PY_CALLS ?= 100000
 bench-ffi-go-python: python-venv
 	$(CARGO) build --lib --release
-	cd bindings/go && CGO_ENABLED=1 $(GO) test -tags bhsync_release -run '^$$' -bench BenchmarkGet -benchtime 200000x .
-	BHSYNC_LIB=$(CURDIR)/target/release/libbhsync.so $(VENV_PY) bindings/python/benchmarks/bench_get.py
+	cd bindings/go && $(GOENV_RUN) $(GO) test -tags bhsync_release -run '^$$' -bench . -benchtime $(BENCH_GO_CALLS)x .
+	BHSYNC_LIB=$(CURDIR)/target/release/libbhsync.so $(VENV_PY) bindings/python/benchmarks/bench_get.py $(BENCH_PY_CALLS)
 
 # cargo-fuzz needs a nightly toolchain; it is installed from crates.io when missing.
 # Without nightly (it cannot be fetched here), the fuzz pass is skipped with a message;

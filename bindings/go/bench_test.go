@@ -22,6 +22,12 @@ func BenchmarkGet(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	reportPerCall(b)
+}
+
+// reportPerCall adds the ns/call figure `make bench-ffi-go-python` prints (= ns/op).
+func reportPerCall(b *testing.B) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/call")
 }
 
 // BenchmarkGetAbsent is the cost of a miss (the not-found status and its message).
@@ -39,6 +45,7 @@ func BenchmarkGetAbsent(b *testing.B) {
 			b.Fatal("found an absent key")
 		}
 	}
+	reportPerCall(b)
 }
 
 // BenchmarkBareCgoCall is one cgo call that does nothing (bhs_abi_version), for scale.
@@ -46,4 +53,5 @@ func BenchmarkBareCgoCall(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		LibraryABIVersion()
 	}
+	reportPerCall(b)
 }
