@@ -12,6 +12,7 @@ import ctypes
 import enum
 import json
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -365,20 +366,24 @@ class Node:
     def poll_event(self, timeout: float = 0.0) -> Optional[Event]:
         """The next event, waiting up to ``timeout`` seconds (GIL released); ``None`` if
         none came. Kinds this package does not know (from a newer library) are skipped."""
-        timeout_ms = _timeout_ms(timeout)
-        raw = _capi.bhs_event()
-        handle = self._enter()
-        try:
-            status = lib.bhs_poll_event(handle, ctypes.byref(raw), timeout_ms)
-            if status == _capi.BHS_TIMEOUT:
-                return None
-            _check(status)
-        finally:
-            self._leave()
-        try:
-            return _event(raw)
-        finally:
-            lib.bhs_event_free(ctypes.byref(raw))
+        deadline = time.monotonic() + _timeout_ms(timeout) / 1000
+        while True:
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            raw = _capi.bhs_event()
+            handle = self._enter()
+            try:
+                status = lib.bhs_poll_event(handle, ctypes.byref(raw), left_ms)
+                if status == _capi.BHS_TIMEOUT:
+                    return None
+                _check(status)
+            finally:
+                self._leave()
+            try:
+                event = _event(raw)
+            finally:
+                lib.bhs_event_free(ctypes.byref(raw))
+            if event is not None:
+                return event
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
         """Yields events as they come. With ``timeout``, stops after that many idle
