@@ -407,10 +407,12 @@ static void test_node_lengths_and_unknowns(bhs_node *n) {
     bhs_buf_free(&buf); /* a second free is harmless */
     free(big);
     /* Unknown categories, wrong merge rules, bad names. */
-    CHECK(put_str(n, "nosuch", "k", "v") == BHS_NOT_FOUND);
-    CHECK(bhs_get(n, "nosuch", k, 1, &buf) == BHS_NOT_FOUND);
-    CHECK(bhs_state_hash(n, "nosuch", out32) == BHS_NOT_FOUND);
-    CHECK(bhs_set_conflict_resolver(n, "nosuch", larger_value_wins, NULL) == BHS_NOT_FOUND);
+    /* An unconfigured category is a bad argument; BHS_NOT_FOUND means an absent key. */
+    CHECK(put_str(n, "nosuch", "k", "v") == BHS_INVALID_ARGUMENT);
+    CHECK(strstr(bhs_last_error(), "nosuch") != NULL);
+    CHECK(bhs_get(n, "nosuch", k, 1, &buf) == BHS_NOT_FOUND); /* a read finds nothing there */
+    CHECK(bhs_state_hash(n, "nosuch", out32) == BHS_INVALID_ARGUMENT);
+    CHECK(bhs_set_conflict_resolver(n, "nosuch", larger_value_wins, NULL) == BHS_INVALID_ARGUMENT);
     CHECK(put_str(n, "bad name", "k", "v") != BHS_OK);
     CHECK(bhs_counter_add(n, "default", k, 1, 1, &v) == BHS_WRONG_MERGE_RULE);
     CHECK(bhs_counter_get(n, "default", k, 1, &v) == BHS_WRONG_MERGE_RULE);
