@@ -512,13 +512,18 @@ static void test_stopped_engine(bhs_node *n) {
 static void *run_all(void *unused) {
     (void)unused;
     CHECK(bhs_abi_version() == BHS_ABI_VERSION);
+    double start = seconds();
     test_config_bad_input();
     bhs_node *n = open_plain_node();
     if (n) {
         test_node_null_arguments(n);
         test_node_lengths_and_unknowns(n);
+        double bad_input = seconds();
         test_threads(n);
+        double threads = seconds();
         test_stopped_engine(n);
+        fprintf(stderr, "test_node: bad input %.2f s, threads %.2f s, stopped engine %.2f s\n", bad_input - start,
+                threads - bad_input, seconds() - threads);
     }
     test_three_nodes();
     return NULL;
