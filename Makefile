@@ -23,7 +23,7 @@ VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indir
 
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 15
-FUZZ_TARGETS := proof_decode reconcile_message_decode crdt_decode clock_decode gossip_decode membership_decode
+FUZZ_TARGETS := proof_decode reconcile_message_decode crdt_decode clock_decode gossip_decode membership_decode ffi_calls
 CARGO_FUZZ_VERSION := 0.13.2
 
 .PHONY: test deps rust-test c-test cpp-test examples fuzz-smoke fuzz fuzz-tools demo header bench bench-ffi clean \

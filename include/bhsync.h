@@ -476,8 +476,8 @@ bhs_status bhs_node_connect(struct bhs_node *node, const char *addr);
 
 // Stores `value` under `key` in `category`. Keys are 0 to `BHS_MAX_KEY_LEN` bytes,
 // values 0 to `BHS_MAX_VALUE_LEN`; a pointer may be NULL only when its length is 0.
-// `BHS_NOT_FOUND` for a category the node does not hold; `BHS_INVALID_ARGUMENT` over a
-// bound (nothing stored). The write is pushed to connected peers. Copies the bytes;
+// `BHS_INVALID_ARGUMENT` over a bound or for a category the node was not configured
+// with (nothing stored). The write is pushed to connected peers. Copies the bytes;
 // thread-safe.
 //
 // # Safety
@@ -490,8 +490,9 @@ bhs_status bhs_put(struct bhs_node *node,
                    size_t value_len);
 
 // Copies the live value of `key` in `category` into `*out_value`, which the caller
-// releases with `bhs_buf_free`. `BHS_NOT_FOUND` when the key is absent or deleted, or
-// the category unknown (`*out_value` untouched). Thread-safe.
+// releases with `bhs_buf_free`. `BHS_NOT_FOUND` when the key is absent or deleted
+// (`*out_value` untouched), and also for a category the node was not configured with
+// (a read, unlike a write, does not check it). Thread-safe.
 //
 // # Safety
 // As for `bhs_put`; `out_value` is NULL or writable.
@@ -537,7 +538,8 @@ bhs_status bhs_counter_get(const struct bhs_node *node,
 
 // Writes 32 bytes to `out32`: the Merkle root of `category`, or, when `category` is
 // NULL, the node's state hash (equal on two nodes exactly when they hold the same
-// state). `BHS_NOT_FOUND` for a category the node does not hold. Thread-safe.
+// state). `BHS_INVALID_ARGUMENT` for a category the node was not configured with.
+// Thread-safe.
 //
 // # Safety
 // `node` is NULL or live; `category` is NULL or a NUL-terminated string; `out32` is NULL
@@ -670,7 +672,7 @@ bhs_status bhs_replica_sync(struct bhs_replica *a,
 // replaced or the node closed: keep it valid and usable from that thread until then.
 // Without a resolver, conflicts in a custom category keep both versions and report
 // `BHS_EVENT_CONFLICT` with `BHS_EVENT_FLAG_FAILED`. `resolver` NULL:
-// `BHS_INVALID_ARGUMENT`. `BHS_NOT_FOUND` for a category the node does not hold. A C++
+// `BHS_INVALID_ARGUMENT`, as is a category the node was not configured with. A C++
 // resolver must not let an exception escape. Thread-safe.
 //
 // # Safety

@@ -55,7 +55,9 @@ impl From<StateError> for FfiError {
 impl From<NodeError> for FfiError {
     fn from(error: NodeError) -> Self {
         let status = match &error {
-            NodeError::UnknownCategory(_) => BHS_NOT_FOUND,
+            // A category the node was not configured with is a mistake in the call, not
+            // an absent key: BHS_NOT_FOUND stays unambiguous for `bhs_get`/`bhs_delete`.
+            NodeError::UnknownCategory(_) => BHS_INVALID_ARGUMENT,
             NodeError::WrongMergeRule(_) => BHS_WRONG_MERGE_RULE,
             NodeError::Crdt(_) | NodeError::State(_) | NodeError::InvalidConfig(_) => BHS_INVALID_ARGUMENT,
             NodeError::Io(_) | NodeError::Identity(_) => BHS_IO,

@@ -217,8 +217,8 @@ unsafe fn category_and_key<'a>(
 
 /// Stores `value` under `key` in `category`. Keys are 0 to `BHS_MAX_KEY_LEN` bytes,
 /// values 0 to `BHS_MAX_VALUE_LEN`; a pointer may be NULL only when its length is 0.
-/// `BHS_NOT_FOUND` for a category the node does not hold; `BHS_INVALID_ARGUMENT` over a
-/// bound (nothing stored). The write is pushed to connected peers. Copies the bytes;
+/// `BHS_INVALID_ARGUMENT` over a bound or for a category the node was not configured
+/// with (nothing stored). The write is pushed to connected peers. Copies the bytes;
 /// thread-safe.
 ///
 /// # Safety
@@ -249,8 +249,9 @@ pub unsafe extern "C" fn bhs_put(
 }
 
 /// Copies the live value of `key` in `category` into `*out_value`, which the caller
-/// releases with `bhs_buf_free`. `BHS_NOT_FOUND` when the key is absent or deleted, or
-/// the category unknown (`*out_value` untouched). Thread-safe.
+/// releases with `bhs_buf_free`. `BHS_NOT_FOUND` when the key is absent or deleted
+/// (`*out_value` untouched), and also for a category the node was not configured with
+/// (a read, unlike a write, does not check it). Thread-safe.
 ///
 /// # Safety
 /// As for `bhs_put`; `out_value` is NULL or writable.
@@ -356,7 +357,8 @@ pub unsafe extern "C" fn bhs_counter_get(
 
 /// Writes 32 bytes to `out32`: the Merkle root of `category`, or, when `category` is
 /// NULL, the node's state hash (equal on two nodes exactly when they hold the same
-/// state). `BHS_NOT_FOUND` for a category the node does not hold. Thread-safe.
+/// state). `BHS_INVALID_ARGUMENT` for a category the node was not configured with.
+/// Thread-safe.
 ///
 /// # Safety
 /// `node` is NULL or live; `category` is NULL or a NUL-terminated string; `out32` is NULL

@@ -171,7 +171,7 @@ fn call_host(
 /// replaced or the node closed: keep it valid and usable from that thread until then.
 /// Without a resolver, conflicts in a custom category keep both versions and report
 /// `BHS_EVENT_CONFLICT` with `BHS_EVENT_FLAG_FAILED`. `resolver` NULL:
-/// `BHS_INVALID_ARGUMENT`. `BHS_NOT_FOUND` for a category the node does not hold. A C++
+/// `BHS_INVALID_ARGUMENT`, as is a category the node was not configured with. A C++
 /// resolver must not let an exception escape. Thread-safe.
 ///
 /// # Safety

@@ -407,10 +407,12 @@ static void test_node_lengths_and_unknowns(bhs_node *n) {
     bhs_buf_free(&buf); /* a second free is harmless */
     free(big);
     /* Unknown categories, wrong merge rules, bad names. */
-    CHECK(put_str(n, "nosuch", "k", "v") == BHS_NOT_FOUND);
-    CHECK(bhs_get(n, "nosuch", k, 1, &buf) == BHS_NOT_FOUND);
-    CHECK(bhs_state_hash(n, "nosuch", out32) == BHS_NOT_FOUND);
-    CHECK(bhs_set_conflict_resolver(n, "nosuch", larger_value_wins, NULL) == BHS_NOT_FOUND);
+    /* An unconfigured category is a bad argument; BHS_NOT_FOUND means an absent key. */
+    CHECK(put_str(n, "nosuch", "k", "v") == BHS_INVALID_ARGUMENT);
+    CHECK(strstr(bhs_last_error(), "nosuch") != NULL);
+    CHECK(bhs_get(n, "nosuch", k, 1, &buf) == BHS_NOT_FOUND); /* a read finds nothing there */
+    CHECK(bhs_state_hash(n, "nosuch", out32) == BHS_INVALID_ARGUMENT);
+    CHECK(bhs_set_conflict_resolver(n, "nosuch", larger_value_wins, NULL) == BHS_INVALID_ARGUMENT);
     CHECK(put_str(n, "bad name", "k", "v") != BHS_OK);
     CHECK(bhs_counter_add(n, "default", k, 1, 1, &v) == BHS_WRONG_MERGE_RULE);
     CHECK(bhs_counter_get(n, "default", k, 1, &v) == BHS_WRONG_MERGE_RULE);
@@ -510,13 +512,18 @@ static void test_stopped_engine(bhs_node *n) {
 static void *run_all(void *unused) {
     (void)unused;
     CHECK(bhs_abi_version() == BHS_ABI_VERSION);
+    double start = seconds();
     test_config_bad_input();
     bhs_node *n = open_plain_node();
     if (n) {
         test_node_null_arguments(n);
         test_node_lengths_and_unknowns(n);
+        double bad_input = seconds();
         test_threads(n);
+        double threads = seconds();
         test_stopped_engine(n);
+        fprintf(stderr, "test_node: bad input %.2f s, threads %.2f s, stopped engine %.2f s\n", bad_input - start,
+                threads - bad_input, seconds() - threads);
     }
     test_three_nodes();
     return NULL;
