@@ -119,6 +119,8 @@ bench-ffi-go-python: python-venv
 	$(CARGO) build --lib --release
 	cd bindings/go && $(GOENV_RUN) $(GO) test -tags bhsync_release -run '^$$' -bench . -benchtime $(BENCH_GO_CALLS)x .
 	BHSYNC_LIB=$(CURDIR)/target/release/libbhsync.so $(VENV_PY) bindings/python/benchmarks/bench_get.py $(BENCH_PY_CALLS)
+	@if [ -f $(BUILD)/ffi_get_rust_ns ]; then \
+	  echo "for comparison, Node::get from Rust (make bench-ffi): $$(cat $(BUILD)/ffi_get_rust_ns) ns/call"; fi
 
 # cargo-fuzz needs a nightly toolchain; it is installed from crates.io when missing.
 # Without nightly (it cannot be fetched here), the fuzz pass is skipped with a message;
