@@ -47,6 +47,10 @@ func TestBadConfigurationsFailToOpen(t *testing.T) {
 		"bad listen address":     {Listen: "localhost:notaport"},
 		"unknown mode":           {Categories: []Category{{Name: "c", Spec: "mode=psychic"}}},
 		"unknown merge":          {Categories: []Category{{Name: "c", Spec: "merge=vibes"}}},
+		"unknown priority":       {Categories: []Category{{Name: "c", Spec: "priority=urgent"}}},
+		"unknown io backend":     {Settings: map[string]string{"io_backend": "epoll"}},
+		"huge shard count":       {Shards: 1 << 20},
+		"bad category name":      {Categories: []Category{{Name: "bad name\n", Spec: ""}}},
 		"short identity secret":  {IdentitySecret: []byte{1, 2, 3}},
 		"setting value with NUL": {Settings: map[string]string{"listen": "127.0.0.1:0\x00"}},
 	}
