@@ -103,7 +103,8 @@ go-test: lib
 $(VENV)/.installed: bindings/python/pyproject.toml $(wildcard bindings/python/bhsync/*.py)
 	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
 	  echo "$(PYTHON) -m venv failed: install Python 3.9+ with venv (apt-get install python3-venv)"; exit 1; }
-	$(VENV_PY) -m pip install -q --disable-pip-version-check 'pytest>=7,<10' ./bindings/python
+	$(VENV_PY) -m pip install -q --disable-pip-version-check 'pytest>=7,<10'
+	$(VENV_PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 	@touch $@
 
 python-venv: $(VENV)/.installed
