@@ -7,6 +7,7 @@ import "C"
 import (
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"runtime/cgo"
 	"strings"
 	"sync"
@@ -71,6 +72,9 @@ func Open(cfg Config) (*Node, error) {
 	if err := call("node_open", func() C.bhs_status { return C.bhs_node_open(config, &node.handle) }); err != nil {
 		return nil, err
 	}
+	// A node dropped without Close still stops its engine, eventually. (While Events'
+	// goroutine runs, the node stays reachable: only Close ends it.)
+	runtime.SetFinalizer(node, func(n *Node) { n.Close() })
 	return node, nil
 }
 
