@@ -178,3 +178,40 @@ pub unsafe extern "C" fn bhs_event_free(event: *mut bhs_event) {
         bhs_buf_free(&mut event.message);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::ResolveError;
+
+    #[test]
+    fn a_failed_conflict_carries_its_flags_and_message_and_free_empties_the_event() {
+        let event = NodeEvent::Conflict {
+            category: "notes".into(),
+            key: b"k".to_vec(),
+            merged: false,
+            error: Some(ResolveError::NoCustomResolver),
+        };
+        let mut event = bhs_event::from_node_event(event);
+        assert_eq!((event.kind, event.flags), (BHS_EVENT_CONFLICT, BHS_EVENT_FLAG_FAILED));
+        assert_eq!((event.category.len, event.key.len), (5, 1));
+        assert!(event.message.len > 0);
+        // SAFETY: the event was filled by the library.
+        unsafe {
+            bhs_event_free(&mut event);
+            bhs_event_free(&mut event);
+        }
+        assert!(event.category.data.is_null() && event.key.data.is_null() && event.message.data.is_null());
+    }
+
+    #[test]
+    fn a_failed_sync_reports_its_reason() {
+        let event =
+            NodeEvent::SyncFinished { id: 7, peer: crate::state::NodeId([3; 32]), result: Err(SyncError::PeerDown) };
+        let mut event = bhs_event::from_node_event(event);
+        assert_eq!((event.kind, event.sync_id, event.peer[0]), (BHS_EVENT_SYNC_FINISHED, 7, 3));
+        assert_eq!(event.flags, BHS_EVENT_FLAG_FAILED);
+        // SAFETY: the event was filled by the library.
+        unsafe { bhs_event_free(&mut event) };
+    }
+}

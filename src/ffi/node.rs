@@ -481,3 +481,29 @@ pub unsafe extern "C" fn bhs_sync(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn category(outcome: CategoryOutcome, applied: u64) -> CategoryReport {
+        CategoryReport { category: "c".into(), outcome, items_applied: applied, items_sent: 1, round_trips: 2 }
+    }
+
+    #[test]
+    fn a_sync_report_sums_peers_and_counts_every_kind_of_failure() {
+        let results: Vec<SyncResult> = vec![
+            Ok(vec![category(CategoryOutcome::Reconciled, 5), category(CategoryOutcome::Equal, 0)]),
+            Err(SyncError::CategoriesFailed(vec![category(CategoryOutcome::Failed("x".into()), 1)])),
+            Err(SyncError::NotConnected),
+        ];
+        let report = bhs_sync_report::from_results(&results);
+        assert_eq!(report.size as usize, std::mem::size_of::<bhs_sync_report>());
+        assert_eq!((report.peers, report.peers_succeeded, report.peers_failed), (3, 1, 2));
+        assert_eq!(
+            (report.categories_failed, report.items_applied, report.items_sent, report.round_trips),
+            (1, 6, 3, 6)
+        );
+        assert_eq!(report.reserved, [0; 8]);
+    }
+}
