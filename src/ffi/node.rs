@@ -278,7 +278,7 @@ pub unsafe extern "C" fn bhs_get(
 }
 
 /// Deletes `key` from `category` with a tombstone (so the deletion synchronizes).
-/// `BHS_NOT_FOUND` when there was no live value. Thread-safe.
+/// `BHS_NOT_FOUND` when there was no live value. Keeps no pointer; thread-safe.
 ///
 /// # Safety
 /// As for `bhs_put`.
@@ -303,7 +303,7 @@ pub unsafe extern "C" fn bhs_delete(
 
 /// Adds `delta` (may be negative) to the counter under `key` in a merge=crdt category;
 /// `*out_value` (may be NULL) receives the new value. `BHS_WRONG_MERGE_RULE` in another
-/// category. Thread-safe.
+/// category. Keeps no pointer; thread-safe.
 ///
 /// # Safety
 /// As for `bhs_put`; `out_value` is NULL or writable.
@@ -330,7 +330,7 @@ pub unsafe extern "C" fn bhs_counter_add(
 }
 
 /// Reads the counter under `key` (0 when never written) into `*out_value`.
-/// `BHS_WRONG_MERGE_RULE` outside a merge=crdt category. Thread-safe.
+/// `BHS_WRONG_MERGE_RULE` outside a merge=crdt category. Keeps no pointer; thread-safe.
 ///
 /// # Safety
 /// As for `bhs_put`; `out_value` is NULL or writable.
