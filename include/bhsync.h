@@ -51,8 +51,9 @@
 // `BHS_EVENT_FLAG_FAILED` and `message` when it failed.
 #define BHS_EVENT_SYNC_FINISHED 5
 
-// The engine stopped on an error it cannot recover from (`message`); calls now return
-// `BHS_CLOSED` or block no longer than their timeout.
+// The engine stopped on an error it cannot recover from (`message`). Once this event
+// has been polled, every call on the node returns `BHS_CLOSED`: close it. (A call made
+// between the stop and the poll may block: poll events, or see ADR 050.)
 #define BHS_EVENT_FATAL 6
 
 // Two versions of `key` in `category` conflicted and were resolved: `BHS_EVENT_FLAG_MERGED`

@@ -11,6 +11,7 @@
 //! command is ever queued to an engine that has gone (it would wait forever).
 
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ pub struct bhs_node {
     node: Node,
     /// `true` while the engine runs; see the module documentation.
     running: RwLock<bool>,
+    /// Set when `bhs_poll_event` hands out a fatal event: the engine thread has ended on
+    /// its own, and a command sent to it would never be answered.
+    fatal: AtomicBool,
 }
 
 /// A running node borrowed for one call: the engine cannot stop until it is dropped.
@@ -44,7 +48,7 @@ pub(crate) unsafe fn running<'a>(node: *const bhs_node) -> Result<Running<'a>, F
     // SAFETY: the caller passes NULL or a live handle.
     let handle = unsafe { handle_ref(node) }?;
     let guard = handle.running.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !*guard {
+    if !*guard || handle.fatal.load(Ordering::Acquire) {
         return Err(FfiError::with_status(BHS_CLOSED, "the node's engine has stopped: only bhs_node_close remains"));
     }
     Ok(Running { node: &handle.node, _guard: guard })
@@ -63,6 +67,11 @@ impl bhs_node {
     /// The node inside, for the other ffi files that need no running check.
     pub(crate) fn inner(&self) -> &Node {
         &self.node
+    }
+
+    /// Records that the engine stopped on a fatal error (seen in the event stream).
+    pub(crate) fn mark_fatal(&self) {
+        self.fatal.store(true, Ordering::Release);
     }
 }
 
@@ -96,7 +105,8 @@ pub unsafe extern "C" fn bhs_node_open(config: *const bhs_config, out: *mut *mut
             return Err(FfiError::invalid("out is NULL"));
         }
         let node = Node::open(config)?;
-        let handle = Box::into_raw(Box::new(bhs_node { node, running: RwLock::new(true) }));
+        let handle =
+            Box::into_raw(Box::new(bhs_node { node, running: RwLock::new(true), fatal: AtomicBool::new(false) }));
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out, handle, "out") }
     })
