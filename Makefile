@@ -18,7 +18,9 @@ CC      ?= gcc
 BUILD   := build
 CFLAGS  := -std=c11 -Wall -Wextra -Werror -g -Iinclude
 CLIBS   := -lpthread -ldl -lm
-VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+# --fair-sched=yes: valgrind runs one thread at a time, and its default hand-off starves
+# the node's engine threads (a three-node test took minutes instead of seconds).
+VALGRIND := valgrind -q --fair-sched=yes --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
             --show-leak-kinds=definite,indirect,possible --error-exitcode=1
 
 FUZZ_SECONDS ?= 60

@@ -51,8 +51,9 @@
 // `BHS_EVENT_FLAG_FAILED` and `message` when it failed.
 #define BHS_EVENT_SYNC_FINISHED 5
 
-// The engine stopped on an error it cannot recover from (`message`); calls now return
-// `BHS_CLOSED` or block no longer than their timeout.
+// The engine stopped on an error it cannot recover from (`message`). Once this event
+// has been polled, every call on the node returns `BHS_CLOSED`: close it. (A call made
+// between the stop and the poll may block: poll events, or see ADR 050.)
 #define BHS_EVENT_FATAL 6
 
 // Two versions of `key` in `category` conflicted and were resolved: `BHS_EVENT_FLAG_MERGED`
@@ -503,7 +504,7 @@ bhs_status bhs_get(const struct bhs_node *node,
                    struct bhs_buf *out_value);
 
 // Deletes `key` from `category` with a tombstone (so the deletion synchronizes).
-// `BHS_NOT_FOUND` when there was no live value. Thread-safe.
+// `BHS_NOT_FOUND` when there was no live value. Keeps no pointer; thread-safe.
 //
 // # Safety
 // As for `bhs_put`.
@@ -514,7 +515,7 @@ bhs_status bhs_delete(struct bhs_node *node,
 
 // Adds `delta` (may be negative) to the counter under `key` in a merge=crdt category;
 // `*out_value` (may be NULL) receives the new value. `BHS_WRONG_MERGE_RULE` in another
-// category. Thread-safe.
+// category. Keeps no pointer; thread-safe.
 //
 // # Safety
 // As for `bhs_put`; `out_value` is NULL or writable.
@@ -526,7 +527,7 @@ bhs_status bhs_counter_add(struct bhs_node *node,
                            int64_t *out_value);
 
 // Reads the counter under `key` (0 when never written) into `*out_value`.
-// `BHS_WRONG_MERGE_RULE` outside a merge=crdt category. Thread-safe.
+// `BHS_WRONG_MERGE_RULE` outside a merge=crdt category. Keeps no pointer; thread-safe.
 //
 // # Safety
 // As for `bhs_put`; `out_value` is NULL or writable.

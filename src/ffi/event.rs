@@ -27,8 +27,9 @@ pub const BHS_EVENT_STREAMED: u32 = 4;
 /// A sync with `peer` finished: `sync_id`, `count` entries applied,
 /// `BHS_EVENT_FLAG_FAILED` and `message` when it failed.
 pub const BHS_EVENT_SYNC_FINISHED: u32 = 5;
-/// The engine stopped on an error it cannot recover from (`message`); calls now return
-/// `BHS_CLOSED` or block no longer than their timeout.
+/// The engine stopped on an error it cannot recover from (`message`). Once this event
+/// has been polled, every call on the node returns `BHS_CLOSED`: close it. (A call made
+/// between the stop and the poll may block: poll events, or see ADR 050.)
 pub const BHS_EVENT_FATAL: u32 = 6;
 /// Two versions of `key` in `category` conflicted and were resolved: `BHS_EVENT_FLAG_MERGED`
 /// when a merged value was stored, `BHS_EVENT_FLAG_FAILED` and `message` when the rule
@@ -157,6 +158,9 @@ pub unsafe extern "C" fn bhs_poll_event(node: *mut bhs_node, out_event: *mut bhs
         }
         let event = handle.inner().poll_event(Duration::from_millis(u64::from(timeout_ms)));
         let event = event.ok_or_else(|| FfiError::with_status(BHS_TIMEOUT, "no event within the timeout"))?;
+        if matches!(event, NodeEvent::Fatal(_)) {
+            handle.mark_fatal();
+        }
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_event, bhs_event::from_node_event(event), "out_event") }
     })
@@ -176,5 +180,42 @@ pub unsafe extern "C" fn bhs_event_free(event: *mut bhs_event) {
         bhs_buf_free(&mut event.category);
         bhs_buf_free(&mut event.key);
         bhs_buf_free(&mut event.message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::ResolveError;
+
+    #[test]
+    fn a_failed_conflict_carries_its_flags_and_message_and_free_empties_the_event() {
+        let event = NodeEvent::Conflict {
+            category: "notes".into(),
+            key: b"k".to_vec(),
+            merged: false,
+            error: Some(ResolveError::NoCustomResolver),
+        };
+        let mut event = bhs_event::from_node_event(event);
+        assert_eq!((event.kind, event.flags), (BHS_EVENT_CONFLICT, BHS_EVENT_FLAG_FAILED));
+        assert_eq!((event.category.len, event.key.len), (5, 1));
+        assert!(event.message.len > 0);
+        // SAFETY: the event was filled by the library.
+        unsafe {
+            bhs_event_free(&mut event);
+            bhs_event_free(&mut event);
+        }
+        assert!(event.category.data.is_null() && event.key.data.is_null() && event.message.data.is_null());
+    }
+
+    #[test]
+    fn a_failed_sync_reports_its_reason() {
+        let event =
+            NodeEvent::SyncFinished { id: 7, peer: crate::state::NodeId([3; 32]), result: Err(SyncError::PeerDown) };
+        let mut event = bhs_event::from_node_event(event);
+        assert_eq!((event.kind, event.sync_id, event.peer[0]), (BHS_EVENT_SYNC_FINISHED, 7, 3));
+        assert_eq!(event.flags, BHS_EVENT_FLAG_FAILED);
+        // SAFETY: the event was filled by the library.
+        unsafe { bhs_event_free(&mut event) };
     }
 }

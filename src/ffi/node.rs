@@ -11,6 +11,7 @@
 //! command is ever queued to an engine that has gone (it would wait forever).
 
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ pub struct bhs_node {
     node: Node,
     /// `true` while the engine runs; see the module documentation.
     running: RwLock<bool>,
+    /// Set when `bhs_poll_event` hands out a fatal event: the engine thread has ended on
+    /// its own, and a command sent to it would never be answered.
+    fatal: AtomicBool,
 }
 
 /// A running node borrowed for one call: the engine cannot stop until it is dropped.
@@ -44,7 +48,7 @@ pub(crate) unsafe fn running<'a>(node: *const bhs_node) -> Result<Running<'a>, F
     // SAFETY: the caller passes NULL or a live handle.
     let handle = unsafe { handle_ref(node) }?;
     let guard = handle.running.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !*guard {
+    if !*guard || handle.fatal.load(Ordering::Acquire) {
         return Err(FfiError::with_status(BHS_CLOSED, "the node's engine has stopped: only bhs_node_close remains"));
     }
     Ok(Running { node: &handle.node, _guard: guard })
@@ -63,6 +67,11 @@ impl bhs_node {
     /// The node inside, for the other ffi files that need no running check.
     pub(crate) fn inner(&self) -> &Node {
         &self.node
+    }
+
+    /// Records that the engine stopped on a fatal error (seen in the event stream).
+    pub(crate) fn mark_fatal(&self) {
+        self.fatal.store(true, Ordering::Release);
     }
 }
 
@@ -96,7 +105,8 @@ pub unsafe extern "C" fn bhs_node_open(config: *const bhs_config, out: *mut *mut
             return Err(FfiError::invalid("out is NULL"));
         }
         let node = Node::open(config)?;
-        let handle = Box::into_raw(Box::new(bhs_node { node, running: RwLock::new(true) }));
+        let handle =
+            Box::into_raw(Box::new(bhs_node { node, running: RwLock::new(true), fatal: AtomicBool::new(false) }));
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out, handle, "out") }
     })
@@ -278,7 +288,7 @@ pub unsafe extern "C" fn bhs_get(
 }
 
 /// Deletes `key` from `category` with a tombstone (so the deletion synchronizes).
-/// `BHS_NOT_FOUND` when there was no live value. Thread-safe.
+/// `BHS_NOT_FOUND` when there was no live value. Keeps no pointer; thread-safe.
 ///
 /// # Safety
 /// As for `bhs_put`.
@@ -303,7 +313,7 @@ pub unsafe extern "C" fn bhs_delete(
 
 /// Adds `delta` (may be negative) to the counter under `key` in a merge=crdt category;
 /// `*out_value` (may be NULL) receives the new value. `BHS_WRONG_MERGE_RULE` in another
-/// category. Thread-safe.
+/// category. Keeps no pointer; thread-safe.
 ///
 /// # Safety
 /// As for `bhs_put`; `out_value` is NULL or writable.
@@ -330,7 +340,7 @@ pub unsafe extern "C" fn bhs_counter_add(
 }
 
 /// Reads the counter under `key` (0 when never written) into `*out_value`.
-/// `BHS_WRONG_MERGE_RULE` outside a merge=crdt category. Thread-safe.
+/// `BHS_WRONG_MERGE_RULE` outside a merge=crdt category. Keeps no pointer; thread-safe.
 ///
 /// # Safety
 /// As for `bhs_put`; `out_value` is NULL or writable.
@@ -480,4 +490,30 @@ pub unsafe extern "C" fn bhs_sync(
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn category(outcome: CategoryOutcome, applied: u64) -> CategoryReport {
+        CategoryReport { category: "c".into(), outcome, items_applied: applied, items_sent: 1, round_trips: 2 }
+    }
+
+    #[test]
+    fn a_sync_report_sums_peers_and_counts_every_kind_of_failure() {
+        let results: Vec<SyncResult> = vec![
+            Ok(vec![category(CategoryOutcome::Reconciled, 5), category(CategoryOutcome::Equal, 0)]),
+            Err(SyncError::CategoriesFailed(vec![category(CategoryOutcome::Failed("x".into()), 1)])),
+            Err(SyncError::NotConnected),
+        ];
+        let report = bhs_sync_report::from_results(&results);
+        assert_eq!(report.size as usize, std::mem::size_of::<bhs_sync_report>());
+        assert_eq!((report.peers, report.peers_succeeded, report.peers_failed), (3, 1, 2));
+        assert_eq!(
+            (report.categories_failed, report.items_applied, report.items_sent, report.round_trips),
+            (1, 6, 3, 6)
+        );
+        assert_eq!(report.reserved, [0; 8]);
+    }
 }

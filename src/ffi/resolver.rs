@@ -197,3 +197,51 @@ pub unsafe extern "C" fn bhs_set_conflict_resolver(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{NodeId, Version};
+
+    fn versioned(value: &[u8], hlc: u64) -> VersionedValue {
+        VersionedValue {
+            value: value.to_vec(),
+            version: Version { hlc, origin: NodeId([1; 32]), counter: 1, tombstone: false },
+        }
+    }
+
+    unsafe extern "C" fn merge_both(user_data: *mut c_void, c: *const bhs_conflict, out: *mut bhs_resolution) -> i32 {
+        // SAFETY: the library passes a valid conflict and resolution for the call.
+        let (c, out) = unsafe { (&*c, &mut *out) };
+        // SAFETY: the values are lent for the call.
+        let (local, remote) = unsafe {
+            (
+                std::slice::from_raw_parts(c.local.value, c.local.value_len),
+                std::slice::from_raw_parts(c.remote.value, c.remote.value_len),
+            )
+        };
+        let merged = [local, remote].concat();
+        // SAFETY: valid pointers.
+        unsafe { crate::ffi::buf::bhs_buf_copy(merged.as_ptr(), merged.len(), &mut out.merged) };
+        out.choice = user_data as usize as u32;
+        0
+    }
+
+    unsafe extern "C" fn refuse(_: *mut c_void, _: *const bhs_conflict, out: *mut bhs_resolution) -> i32 {
+        // SAFETY: the library passes a valid resolution; the merged buffer must be released anyway.
+        unsafe { crate::ffi::buf::bhs_buf_copy(b"x".as_ptr(), 1, &mut (*out).merged) };
+        -3
+    }
+
+    #[test]
+    fn the_host_answer_maps_onto_a_resolution_or_a_failure() {
+        let (local, remote) = (versioned(b"ab", 1), versioned(b"cd", 2));
+        let merged = HostContext(BHS_RESOLVE_MERGED as usize as *mut c_void);
+        assert_eq!(call_host(merge_both, &merged, "c", &local, &remote), Ok(Resolution::Merged(b"abcd".to_vec())));
+        let keep = HostContext(BHS_RESOLVE_REMOTE as usize as *mut c_void);
+        assert_eq!(call_host(merge_both, &keep, "c", &local, &remote), Ok(Resolution::Winner(Side::Remote)));
+        let unknown = HostContext(99 as *mut c_void);
+        assert!(call_host(merge_both, &unknown, "c", &local, &remote).unwrap_err().contains("99"));
+        assert!(call_host(refuse, &unknown, "c", &local, &remote).unwrap_err().contains("-3"));
+    }
+}

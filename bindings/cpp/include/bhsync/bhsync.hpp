@@ -56,7 +56,8 @@ public:
     constexpr ByteView(const std::uint8_t *data, std::size_t size) noexcept : data_(data), size_(size) {}
     ByteView(std::string_view text) noexcept  // NOLINT: implicit on purpose
         : data_(reinterpret_cast<const std::uint8_t *>(text.data())), size_(text.size()) {}
-    ByteView(const char *text) noexcept : ByteView(std::string_view(text)) {}  // NOLINT
+    ByteView(const char *text) noexcept  // NOLINT: NULL reads as empty
+        : ByteView(text != nullptr ? std::string_view(text) : std::string_view()) {}
     ByteView(const std::string &text) noexcept : ByteView(std::string_view(text)) {}  // NOLINT
     ByteView(const Bytes &bytes) noexcept : data_(bytes.data()), size_(bytes.size()) {}  // NOLINT
     template <std::size_t N>
