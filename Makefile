@@ -2,10 +2,17 @@
 #
 #   make test     install what is missing, then Rust tests (unit, property, header
 #                 check, the bhsync command end to end), the C tests under valgrind,
-#                 and the admin endpoint read by Python's Prometheus parser
+#                 the C++ tests (ctest), the examples, the Go and Python bindings'
+#                 tests (go test; pytest in a venv under build/), the admin endpoint
+#                 read by Python's Prometheus parser, and a fuzz pass
+#   make go-test / python-test   only one binding's tests and example
+#   make bench-ffi-go-python     per-call cost of bhs_get from Go and Python (ns/call)
 #   make demo     run the demo
 #   make header   regenerate include/bhsync.h after changing src/ffi
 #   make bench    run the comparison benchmarks (long; not part of `make test`)
+#   make bench-ffi  per-call cost of bhs_get from C and C++ against Node::get in Rust
+#   make cpp-test the C++ binding's GoogleTest suite through ctest (part of `make test`)
+#   make examples build and run the C and C++ examples (part of `make test`)
 #   make fuzz     run every fuzz target for FUZZ_SECONDS each (needs nightly Rust)
 
 CARGO   ?= cargo
@@ -13,18 +20,21 @@ CC      ?= gcc
 BUILD   := build
 CFLAGS  := -std=c11 -Wall -Wextra -Werror -g -Iinclude
 CLIBS   := -lpthread -ldl -lm
-VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+# --fair-sched=yes: valgrind runs one thread at a time, and its default hand-off starves
+# the node's engine threads (a three-node test took minutes instead of seconds).
+VALGRIND := valgrind -q --fair-sched=yes --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
             --show-leak-kinds=definite,indirect,possible --error-exitcode=1
 
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_TARGETS := proof_decode reconcile_message_decode crdt_decode clock_decode gossip_decode membership_decode \
-                wire_decode node_message_decode storage_record_decode chain_decode
+                wire_decode node_message_decode storage_record_decode chain_decode ffi_calls
 CARGO_FUZZ_VERSION := 0.13.2
 
-.PHONY: test deps rust-test c-test python-test fuzz-smoke fuzz fuzz-tools demo header bench clean
+.PHONY: test deps rust-test c-test cpp-test examples fuzz-smoke fuzz fuzz-tools demo header bench bench-ffi clean \
+        lib go-test python-test python-venv admin-test bench-ffi-go-python
 
-test: deps rust-test c-test python-test fuzz-smoke
+test: deps rust-test c-test cpp-test examples go-test python-test admin-test fuzz-smoke
 	@echo "make test: all suites passed"
 
 # Installs what a fresh machine lacks. Rust, gcc and make come with the machine; valgrind
@@ -44,25 +54,87 @@ $(BUILD)/test_replica: tests/c/test_replica.c include/bhsync.h rust-test
 	$(CARGO) build --lib
 	$(CC) $(CFLAGS) $< target/debug/libbhsync.a $(CLIBS) -o $@
 
-c-test: $(BUILD)/test_replica
+$(BUILD)/test_node: tests/c/test_node.c include/bhsync.h rust-test
+	@mkdir -p $(BUILD)
+	$(CARGO) build --lib
+	$(CC) $(CFLAGS) $< target/debug/libbhsync.a $(CLIBS) -o $@
+
+c-test: $(BUILD)/test_replica $(BUILD)/test_node
 	$(VALGRIND) $(BUILD)/test_replica
+	$(VALGRIND) $(BUILD)/test_node
 
-# /metrics parsed by prometheus_client's text parser and /health by json, in a venv
-# under build/ (python3 comes with the machine; python3-venv is installed when absent).
-VENV := $(BUILD)/venv
+# The C++ binding (bindings/cpp): configured against this tree's debug library, built,
+# and tested with GoogleTest through ctest.
+CMAKE ?= cmake
+CPP_BUILD := $(BUILD)/cpp
+cpp-test:
+	$(CARGO) build --lib
+	$(CMAKE) -S bindings/cpp -B $(CPP_BUILD) -DBHSYNC_LIBRARY=$(CURDIR)/target/debug/libbhsync.a \
+	  -DBHSYNC_INCLUDE_DIR=$(CURDIR)/include -DBHSYNC_BUILD_TESTS=ON >/dev/null
+	$(CMAKE) --build $(CPP_BUILD) -j 1
+	cd $(CPP_BUILD) && ctest --output-on-failure
+
+# Two nodes, a write on one, read on the other: in C and in C++.
+examples:
+	$(CARGO) build --lib
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) examples/c/two_nodes.c target/debug/libbhsync.a $(CLIBS) -o $(BUILD)/example_c
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -g -Iinclude -Ibindings/cpp/include examples/cpp/two_nodes.cpp \
+	  target/debug/libbhsync.a $(CLIBS) -o $(BUILD)/example_cpp
+	$(BUILD)/example_c
+	$(BUILD)/example_cpp
+
+# ---- Go and Python bindings (docs/adr/051-go-python-bindings.md) ----
+GO       ?= go
+PYTHON   ?= python3
+VENV     := $(BUILD)/venv
+VENV_PY  := $(VENV)/bin/python
 PROMETHEUS_CLIENT_VERSION := 0.26.0
+LIBSO    := $(CURDIR)/target/debug/libbhsync.so
+# cgo on; no VCS stamping (a CI checkout may not let go run git); no module downloads.
+GOENV_RUN := CGO_ENABLED=1 GOFLAGS=-buildvcs=false GOPROXY=off
 
-$(VENV)/.installed:
-	@command -v python3 >/dev/null || { echo "python3 not found: apt-get install python3 python3-venv"; exit 1; }
-	@python3 -m venv $(VENV) 2>/dev/null || { echo "installing python3-venv"; rm -rf $(VENV); \
-	  (apt-get update -qq && apt-get install -y -qq python3-venv) >/dev/null && python3 -m venv $(VENV); } \
-	  || { echo "could not create a venv: apt-get install python3-venv"; exit 1; }
-	$(VENV)/bin/pip install -q --disable-pip-version-check prometheus_client==$(PROMETHEUS_CLIENT_VERSION)
+# The static and shared libraries the bindings link or load (debug profile).
+lib:
+	$(CARGO) build --lib
+
+# cgo links target/debug/libbhsync.a; the example must build and show its write.
+go-test: lib
+	@command -v $(GO) >/dev/null || { echo "go not found: install Go 1.22+ (https://go.dev/dl)"; exit 1; }
+	cd bindings/go && $(GOENV_RUN) $(GO) vet ./... && $(GOENV_RUN) $(GO) test -count=1 ./...
+	cd examples/go && $(GOENV_RUN) $(GO) run .
+
+# A venv under build/ with pytest and the package (pip install ./bindings/python), so a
+# fresh machine needs only python3; reinstalled when the package's files change.
+$(VENV)/.installed: bindings/python/pyproject.toml $(wildcard bindings/python/bhsync/*.py)
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: apt-get install python3 python3-venv"; exit 1; }
+	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV) 2>/dev/null || { echo "installing python3-venv"; rm -rf $(VENV); \
+	  (apt-get update -qq && apt-get install -y -qq python3-venv) >/dev/null && $(PYTHON) -m venv $(VENV); } \
+	  || { echo "could not create a venv: apt-get install python3-venv (Python 3.9+)"; exit 1; }
+	$(VENV_PY) -m pip install -q --disable-pip-version-check 'pytest>=7,<10' prometheus_client==$(PROMETHEUS_CLIENT_VERSION)
+	$(VENV_PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 	@touch $@
 
-python-test: $(VENV)/.installed
+python-venv: $(VENV)/.installed
+
+python-test: lib python-venv
+	BHSYNC_LIB=$(LIBSO) $(VENV_PY) -m pytest -q -p no:cacheprovider bindings/python/tests
+	BHSYNC_LIB=$(LIBSO) $(VENV_PY) examples/python/two_nodes.py
+
+# Per-call cost of bhs_get (a present key) from Go and Python, on the release library.
+BENCH_GO_CALLS ?= 200000
+BENCH_PY_CALLS ?= 100000
+bench-ffi-go-python: python-venv
+	$(CARGO) build --lib --release
+	cd bindings/go && $(GOENV_RUN) $(GO) test -tags bhsync_release -run '^$$' -bench . -benchtime $(BENCH_GO_CALLS)x .
+	BHSYNC_LIB=$(CURDIR)/target/release/libbhsync.so $(VENV_PY) bindings/python/benchmarks/bench_get.py $(BENCH_PY_CALLS)
+	@if [ -f $(BUILD)/ffi_get_rust_ns ]; then \
+	  echo "for comparison, Node::get from Rust (make bench-ffi): $$(cat $(BUILD)/ffi_get_rust_ns) ns/call"; fi
+
+# /metrics parsed by prometheus_client's text parser and /health by json (same venv).
+admin-test: python-venv
 	$(CARGO) build --bin bhsync
-	$(VENV)/bin/python tests/python/test_admin.py target/debug/bhsync
+	$(VENV_PY) tests/python/test_admin.py target/debug/bhsync
 
 # cargo-fuzz needs a nightly toolchain; it is installed from crates.io when missing.
 # Without nightly (it cannot be fetched here), the fuzz pass is skipped with a message;
@@ -107,6 +179,19 @@ bench:
 	$(CARGO) bench --bench time -- --json
 	$(CARGO) bench --bench net -- --json
 	$(CARGO) bench --bench storage -- --json
+
+# Per-call cost of a read: Rust's Node::get, bhs_get called from Rust, from C and from
+# C++, in nanoseconds per call with the ratio to Rust (release builds; about a minute).
+BENCH_FFI_CALLS ?= 200000
+bench-ffi:
+	$(CARGO) build --release --lib
+	@mkdir -p $(BUILD)
+	$(CC) -std=c11 -O2 -Iinclude benches/ffi/get_c.c target/release/libbhsync.a $(CLIBS) -o $(BUILD)/bench_get_c
+	$(CXX) -std=c++17 -O2 -Iinclude -Ibindings/cpp/include benches/ffi/get_cpp.cpp target/release/libbhsync.a \
+	  $(CLIBS) -o $(BUILD)/bench_get_cpp
+	$(CARGO) bench --bench ffi_get -- --calls $(BENCH_FFI_CALLS)
+	$(BUILD)/bench_get_c $(BENCH_FFI_CALLS)
+	$(BUILD)/bench_get_cpp $(BENCH_FFI_CALLS)
 
 clean:
 	$(CARGO) clean

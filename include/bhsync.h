@@ -34,6 +34,64 @@
 // The most shards a replica splits a category into.
 #define BHS_MAX_SHARDS 16
 
+// A peer connection came up (`peer`).
+#define BHS_EVENT_PEER_UP 1
+
+// A peer connection went down (`peer`).
+#define BHS_EVENT_PEER_DOWN 2
+
+// A write from a peer changed `key` in `category`.
+#define BHS_EVENT_UPDATED 3
+
+// A frame of a whole-category stream was applied: `count` entries in `category`
+// (instead of one `BHS_EVENT_UPDATED` per entry).
+#define BHS_EVENT_STREAMED 4
+
+// A sync with `peer` finished: `sync_id`, `count` entries applied,
+// `BHS_EVENT_FLAG_FAILED` and `message` when it failed.
+#define BHS_EVENT_SYNC_FINISHED 5
+
+// The engine stopped on an error it cannot recover from (`message`). Once this event
+// has been polled, every call on the node returns `BHS_CLOSED`: close it. (A call made
+// between the stop and the poll may block: poll events, or see ADR 050.)
+#define BHS_EVENT_FATAL 6
+
+// Two versions of `key` in `category` conflicted and were resolved: `BHS_EVENT_FLAG_MERGED`
+// when a merged value was stored, `BHS_EVENT_FLAG_FAILED` and `message` when the rule
+// failed and both versions were kept (the last writer reads as the value).
+#define BHS_EVENT_CONFLICT 7
+
+// `flags` bit: the conflict produced a merged value.
+#define BHS_EVENT_FLAG_MERGED 1
+
+// `flags` bit: the sync or the conflict resolution failed (see `message`).
+#define BHS_EVENT_FLAG_FAILED 2
+
+// `bhs_node_metrics.io_backend`: not known.
+#define BHS_IO_BACKEND_UNKNOWN 0
+
+// `bhs_node_metrics.io_backend`: io_uring.
+#define BHS_IO_BACKEND_IO_URING 1
+
+// `bhs_node_metrics.io_backend`: mio (epoll).
+#define BHS_IO_BACKEND_MIO 2
+
+// `bhs_resolution.choice`: keep the local version.
+#define BHS_RESOLVE_LOCAL 1
+
+// `bhs_resolution.choice`: keep the remote version.
+#define BHS_RESOLVE_REMOTE 2
+
+// `bhs_resolution.choice`: store `merged` as a new version superseding both.
+#define BHS_RESOLVE_MERGED 3
+
+// A node configuration (opaque): made by `bhs_config_new`, released by
+// `bhs_config_free`.
+typedef struct bhs_config bhs_config;
+
+// A running node (opaque): made by `bhs_node_open`, released by `bhs_node_close`.
+typedef struct bhs_node bhs_node;
+
 // An in-memory replica (opaque).
 typedef struct bhs_replica bhs_replica;
 
@@ -52,6 +110,177 @@ typedef struct bhs_buf {
 // The result of a fallible call: `BHS_OK` (0) or one of the `BHS_*` codes.
 typedef uint32_t bhs_status;
 
+// One event. Kinds are `BHS_EVENT_*`; hosts must skip kinds they do not know (later
+// versions add kinds). Fields a kind does not use are zero or empty. The `bhs_buf`
+// fields are owned by the event until `bhs_event_free`; `size` is
+// `sizeof(bhs_event)` as the library knows it; `reserved` is zero.
+typedef struct bhs_event {
+  // `sizeof(bhs_event)` as the library knows it.
+  uint32_t size;
+  // One of `BHS_EVENT_*`.
+  uint32_t kind;
+  // The peer's id (peer up/down, sync finished); zero otherwise.
+  uint8_t peer[32];
+  // The category name (UTF-8, not NUL-terminated).
+  struct bhs_buf category;
+  // The key.
+  struct bhs_buf key;
+  // A human-readable detail (UTF-8, not NUL-terminated): why a sync or a conflict
+  // failed, or the fatal error.
+  struct bhs_buf message;
+  // Entries applied (sync finished) or streamed (streamed).
+  uint64_t count;
+  // The sync's id (sync finished).
+  uint32_t sync_id;
+  // `BHS_EVENT_FLAG_*` bits.
+  uint32_t flags;
+  // Reserved; zero.
+  uint64_t reserved[8];
+} bhs_event;
+
+// A snapshot of a node's counters (totals since it opened, except `peers_connected`).
+// `size` is `sizeof(bhs_node_metrics)` as the library knows it; `reserved` is zero and
+// takes the counters later versions add.
+typedef struct bhs_node_metrics {
+  // `sizeof(bhs_node_metrics)` as the library knows it.
+  uint32_t size;
+  // The IO backend in use, a `BHS_IO_BACKEND_*`.
+  uint32_t io_backend;
+  // Peers connected now.
+  uint64_t peers_connected;
+  // Entries received from peers and stored.
+  uint64_t items_in;
+  // Entries sent to peers.
+  uint64_t items_out;
+  // Syncs started.
+  uint64_t syncs_started;
+  // Syncs that finished without error.
+  uint64_t syncs_succeeded;
+  // Syncs that failed (and were retried).
+  uint64_t syncs_failed;
+  // Categories streamed whole.
+  uint64_t bulk_syncs;
+  // Conflicts resolved by a CRDT or custom rule.
+  uint64_t conflicts;
+  // Conflicts whose rule failed (both versions kept).
+  uint64_t conflicts_unresolved;
+  // Events dropped because the host did not poll.
+  uint64_t events_dropped;
+  // Pushes dropped (queue full).
+  uint64_t pushes_dropped;
+  // Bytes received on sockets.
+  uint64_t bytes_in;
+  // Bytes sent on sockets.
+  uint64_t bytes_out;
+  // Frames received.
+  uint64_t frames_in;
+  // Frames sent.
+  uint64_t frames_out;
+  // Connections accepted.
+  uint64_t accepted;
+  // Outgoing dials started.
+  uint64_t dials;
+  // Outgoing dials that failed.
+  uint64_t dial_failures;
+  // Handshakes completed.
+  uint64_t handshakes_completed;
+  // Handshakes that failed.
+  uint64_t handshakes_failed;
+  // Frames that did not decode or were over the bound.
+  uint64_t bad_frames;
+  // Peer faults found by the node core.
+  uint64_t peer_faults;
+  // Peers disconnected for misbehaviour.
+  uint64_t disconnected_misbehaviour;
+  // Reserved; zero.
+  uint64_t reserved[16];
+} bhs_node_metrics;
+
+// What one `bhs_sync` call did, summed over the peers it synced with. Written by the
+// library; `size` is `sizeof(bhs_sync_report)` of the library that filled it, and
+// `reserved` is zero (room for fields a later version adds without changing the size).
+typedef struct bhs_sync_report {
+  // `sizeof(bhs_sync_report)` as the library knows it.
+  uint32_t size;
+  // Peers synced with.
+  uint32_t peers;
+  // Peers whose sync finished with every category in step.
+  uint32_t peers_succeeded;
+  // Peers whose sync failed (not connected, link lost, timed out, categories failed).
+  uint32_t peers_failed;
+  // Categories that failed, over all peers.
+  uint32_t categories_failed;
+  // Reconciliation round trips, over all peers and categories.
+  uint32_t round_trips;
+  // Entries received and stored.
+  uint64_t items_applied;
+  // Entries sent.
+  uint64_t items_sent;
+  // Reserved; zero.
+  uint64_t reserved[8];
+} bhs_sync_report;
+
+// One version of a value, lent to the resolver for the duration of the call.
+typedef struct bhs_versioned {
+  // The value bytes (valid only during the call; NULL when empty).
+  const uint8_t *value;
+  // Its length.
+  size_t value_len;
+  // Hybrid logical timestamp of the write (milliseconds << 16 | logical counter).
+  uint64_t hlc;
+  // The write's counter at its origin.
+  uint64_t counter;
+  // The node that made the write.
+  uint8_t origin[32];
+  // 1 when this version is a deletion, else 0.
+  uint32_t tombstone;
+  // Reserved; zero.
+  uint32_t reserved0;
+  // Reserved; zero.
+  uint64_t reserved[2];
+} bhs_versioned;
+
+// A conflict: two versions of one key in one category, neither of which has seen the
+// other. Everything in it is lent for the duration of the call only. `size` is
+// `sizeof(bhs_conflict)` as the library knows it.
+typedef struct bhs_conflict {
+  // `sizeof(bhs_conflict)` as the library knows it.
+  uint32_t size;
+  // Reserved; zero.
+  uint32_t reserved0;
+  // The category name (UTF-8, not NUL-terminated).
+  const uint8_t *category;
+  // Its length.
+  size_t category_len;
+  // The version stored here.
+  struct bhs_versioned local;
+  // The version that arrived from a peer.
+  struct bhs_versioned remote;
+  // Reserved; zero.
+  uint64_t reserved[4];
+} bhs_conflict;
+
+// The resolver's answer. The library zeroes it before the call (`size` set). Set
+// `choice` to a `BHS_RESOLVE_*`; for `BHS_RESOLVE_MERGED`, fill `merged` with
+// `bhs_buf_copy` (at most `BHS_MAX_VALUE_LEN` bytes). The library takes `merged` back
+// and releases it after the call, whatever the choice or return value.
+typedef struct bhs_resolution {
+  // `sizeof(bhs_resolution)` as the library knows it.
+  uint32_t size;
+  // One of `BHS_RESOLVE_*` (0: none, counts as a failure).
+  uint32_t choice;
+  // The merged value, made by `bhs_buf_copy`.
+  struct bhs_buf merged;
+  // Reserved; zero.
+  uint64_t reserved[4];
+} bhs_resolution;
+
+// The host's resolver: returns 0 with `*out` filled, or non-zero for "cannot decide"
+// (both versions kept, last writer reads). Called on the node's engine thread.
+typedef int32_t (*bhs_conflict_resolver)(void *user_data,
+                                         const struct bhs_conflict *conflict,
+                                         struct bhs_resolution *out);
+
 // Success.
 #define BHS_OK 0
 
@@ -68,6 +297,25 @@ typedef uint32_t bhs_status;
 // An internal error (a bug) was caught at the boundary; the handle involved must not
 // be used again except to free it.
 #define BHS_INTERNAL 4
+
+// The call did not finish in time (`bhs_sync`), or no event came within the timeout
+// (`bhs_poll_event`).
+#define BHS_TIMEOUT 64
+
+// The node's engine has stopped (`bhs_node_shutdown`, or a fatal error): only
+// `bhs_node_close` is useful now.
+#define BHS_CLOSED 65
+
+// The node's command queue is full: retry shortly.
+#define BHS_BUSY 66
+
+// A socket, file or thread could not be set up (address in use, unreadable identity
+// file, …); `bhs_last_error()` says which and why.
+#define BHS_IO 67
+
+// The category's merge rule does not allow the call (a counter in a last-writer-wins
+// category, for example).
+#define BHS_WRONG_MERGE_RULE 68
 
 #ifdef __cplusplus
 extern "C" {
@@ -88,10 +336,232 @@ const char *bhs_version(void);
 // `buf` is NULL or points to a `bhs_buf` filled by bhsync and not modified since.
 void bhs_buf_free(struct bhs_buf *buf);
 
+// Copies `len` bytes from `data` into a new library-owned buffer `*out`, released with
+// `bhs_buf_free` (or handed back to the library where a function says it takes a
+// `bhs_buf`, as `bhs_resolution.merged` does). `data` may be NULL only when `len` is 0;
+// `len` is at most `BHS_MAX_VALUE_LEN`. Thread-safe.
+//
+// # Safety
+// `data` points to `len` readable bytes; `out` is NULL or writable.
+bhs_status bhs_buf_copy(const uint8_t *data, size_t len, struct bhs_buf *out);
+
+// Creates a configuration with every default: listen on 127.0.0.1 port 0 (any free
+// port), in memory (no data directory, a fresh identity), 1 shard, io_backend auto,
+// encryption on, one category "default" (eventual, last-writer-wins, medium priority).
+// `*out` receives a handle the caller releases with `bhs_config_free`. Thread-safe.
+//
+// # Safety
+// `out` is NULL or writable.
+bhs_status bhs_config_new(struct bhs_config **out);
+
+// Releases a configuration. Accepts NULL. Nodes opened from it are not affected (they
+// copied it). The handle must not be in use by another thread.
+//
+// # Safety
+// `config` is NULL or a handle from `bhs_config_new` not yet freed.
+void bhs_config_free(struct bhs_config *config);
+
+// Sets one setting from text: `key` is one of "listen", "data_dir", "identity_file",
+// "identity_secret", "shards", "cores", "io_backend" (auto|io_uring|mio), "encryption"
+// (on|off), "peers" (comma-separated host:port; replaces the list), "allowlist"
+// (comma-separated hex node ids; empty: anyone may connect), "max_peers",
+// "max_frame_len", "max_send_queue", "bytes_per_s", "requests_per_s",
+// "handshake_timeout_ms", "anti_entropy_ms", "redial_initial_ms", "redial_max_ms".
+// An unknown key or a bad value: `BHS_INVALID_ARGUMENT`, the configuration is
+// unchanged, and `bhs_last_error()` names the key and what it accepts. Copies both
+// strings. Calls on one configuration are serialised; thread-safe.
+//
+// # Safety
+// `config` is NULL or live; `key` and `value` are NULL or NUL-terminated strings.
+bhs_status bhs_config_set(struct bhs_config *config, const char *key, const char *value);
+
+// Adds the category `name` (1 to `BHS_MAX_CATEGORY_NAME_LEN` printable ASCII bytes) or
+// replaces its spec. `spec` is comma-separated `field=value` pairs, each optional:
+// "mode=eventual|strong|chain", "merge=lww|crdt|custom", "priority=critical|high|medium|
+// low"; "" or NULL takes the defaults (eventual, lww, medium). A bad name or spec:
+// `BHS_INVALID_ARGUMENT`, nothing changed. Counters need merge=crdt; a resolver
+// registered with `bhs_set_conflict_resolver` needs merge=custom. Copies both strings;
+// thread-safe.
+//
+// # Safety
+// `config` is NULL or live; `name` and `spec` are NULL or NUL-terminated strings.
+bhs_status bhs_config_add_category(struct bhs_config *config, const char *name, const char *spec);
+
 // The message of the last failed call on this thread ("" if none), NUL-terminated and
 // owned by the library: valid until the next failing `bhs_*` call on the same thread.
 // Never NULL; thread-safe (each thread has its own message).
 const char *bhs_last_error(void);
+
+// Waits up to `timeout_ms` (0: do not wait) for the next event and moves it into
+// `*out_event`, which the caller releases with `bhs_event_free`. `BHS_TIMEOUT` when
+// none came (`*out_event` untouched). Works after `bhs_node_shutdown`, to drain what
+// was queued. Events beyond a bound (100 000) are dropped oldest first while nobody
+// polls (counted in `bhs_metrics`). Thread-safe; each event goes to one caller.
+//
+// # Safety
+// `node` is NULL or live; `out_event` is NULL or writable.
+bhs_status bhs_poll_event(struct bhs_node *node, struct bhs_event *out_event, uint32_t timeout_ms);
+
+// Releases the bytes an event owns and empties them, so a second call is harmless.
+// Accepts NULL. Thread-safe for distinct events.
+//
+// # Safety
+// `event` is NULL or points to an event filled by `bhs_poll_event` (or zeroed).
+void bhs_event_free(struct bhs_event *event);
+
+// Writes the node's counters into `*out_metrics`. Thread-safe.
+//
+// # Safety
+// `node` is NULL or live; `out_metrics` is NULL or writable.
+bhs_status bhs_metrics(const struct bhs_node *node, struct bhs_node_metrics *out_metrics);
+
+// Writes the node's health report as a JSON object (UTF-8, not NUL-terminated: status
+// "healthy" | "degraded" | "critical", warnings with recommendations, figures) into
+// `*out_json`, which the caller releases with `bhs_buf_free`. Thread-safe.
+//
+// # Safety
+// `node` is NULL or live; `out_json` is NULL or writable.
+bhs_status bhs_health_json(const struct bhs_node *node, struct bhs_buf *out_json);
+
+// Opens a node from `config` (which is copied: free it whenever you like): loads or
+// creates its identity, binds its listening socket, starts its engine thread and dials
+// its peers. `*out` receives a handle the caller releases with `bhs_node_close`.
+// `BHS_IO` when the address is taken or the identity file unusable;
+// `BHS_INVALID_ARGUMENT` for a configuration that cannot work. Thread-safe.
+//
+// # Safety
+// `config` is NULL or live; `out` is NULL or writable.
+bhs_status bhs_node_open(const struct bhs_config *config, struct bhs_node **out);
+
+// Stops the engine (says goodbye to peers, joins the engine thread) but keeps the
+// handle: afterwards every call on it returns `BHS_CLOSED`, `bhs_poll_event` still
+// drains the events already queued, and `bhs_node_close` releases it. Waits for calls
+// in progress on other threads to return. Idempotent; thread-safe.
+//
+// # Safety
+// `node` is NULL or a live handle.
+bhs_status bhs_node_shutdown(struct bhs_node *node);
+
+// Stops the node (as `bhs_node_shutdown`) and frees the handle, whatever the status:
+// the handle is gone when this returns, and using it again is the host's bug. Accepts
+// NULL (`BHS_OK`). No other thread may be using the handle, and a resolver's
+// `user_data` may be released once this returns. `BHS_INTERNAL` if the engine thread
+// had panicked.
+//
+// # Safety
+// `node` is NULL or a handle from `bhs_node_open` not yet closed.
+bhs_status bhs_node_close(struct bhs_node *node);
+
+// Writes the node's 32-byte id (its public key) to `out32`. Works after shutdown too.
+// Thread-safe.
+//
+// # Safety
+// `node` is NULL or live; `out32` is NULL or points to 32 writable bytes.
+bhs_status bhs_node_id(const struct bhs_node *node, uint8_t *out32);
+
+// Writes the address the node listens on, as text such as "127.0.0.1:40123" (UTF-8,
+// not NUL-terminated), into `*out`, which the caller releases with `bhs_buf_free`.
+// Thread-safe.
+//
+// # Safety
+// `node` is NULL or live; `out` is NULL or writable.
+bhs_status bhs_node_local_addr(const struct bhs_node *node, struct bhs_buf *out);
+
+// Dials `addr` ("host:port") now and keeps re-dialling it whenever the link drops.
+// Returns once the dial is queued, not when the peer is up (watch for
+// `BHS_EVENT_PEER_UP`). Copies `addr`. Thread-safe.
+//
+// # Safety
+// `node` is NULL or live; `addr` is NULL or a NUL-terminated string.
+bhs_status bhs_node_connect(struct bhs_node *node, const char *addr);
+
+// Stores `value` under `key` in `category`. Keys are 0 to `BHS_MAX_KEY_LEN` bytes,
+// values 0 to `BHS_MAX_VALUE_LEN`; a pointer may be NULL only when its length is 0.
+// `BHS_INVALID_ARGUMENT` over a bound or for a category the node was not configured
+// with (nothing stored). The write is pushed to connected peers. Copies the bytes;
+// thread-safe.
+//
+// # Safety
+// `node` is NULL or live; pointers follow the rules above.
+bhs_status bhs_put(struct bhs_node *node,
+                   const char *category,
+                   const uint8_t *key,
+                   size_t key_len,
+                   const uint8_t *value,
+                   size_t value_len);
+
+// Copies the live value of `key` in `category` into `*out_value`, which the caller
+// releases with `bhs_buf_free`. `BHS_NOT_FOUND` when the key is absent or deleted
+// (`*out_value` untouched), and also for a category the node was not configured with
+// (a read, unlike a write, does not check it). Thread-safe.
+//
+// # Safety
+// As for `bhs_put`; `out_value` is NULL or writable.
+bhs_status bhs_get(const struct bhs_node *node,
+                   const char *category,
+                   const uint8_t *key,
+                   size_t key_len,
+                   struct bhs_buf *out_value);
+
+// Deletes `key` from `category` with a tombstone (so the deletion synchronizes).
+// `BHS_NOT_FOUND` when there was no live value. Keeps no pointer; thread-safe.
+//
+// # Safety
+// As for `bhs_put`.
+bhs_status bhs_delete(struct bhs_node *node,
+                      const char *category,
+                      const uint8_t *key,
+                      size_t key_len);
+
+// Adds `delta` (may be negative) to the counter under `key` in a merge=crdt category;
+// `*out_value` (may be NULL) receives the new value. `BHS_WRONG_MERGE_RULE` in another
+// category. Keeps no pointer; thread-safe.
+//
+// # Safety
+// As for `bhs_put`; `out_value` is NULL or writable.
+bhs_status bhs_counter_add(struct bhs_node *node,
+                           const char *category,
+                           const uint8_t *key,
+                           size_t key_len,
+                           int64_t delta,
+                           int64_t *out_value);
+
+// Reads the counter under `key` (0 when never written) into `*out_value`.
+// `BHS_WRONG_MERGE_RULE` outside a merge=crdt category. Keeps no pointer; thread-safe.
+//
+// # Safety
+// As for `bhs_put`; `out_value` is NULL or writable.
+bhs_status bhs_counter_get(const struct bhs_node *node,
+                           const char *category,
+                           const uint8_t *key,
+                           size_t key_len,
+                           int64_t *out_value);
+
+// Writes 32 bytes to `out32`: the Merkle root of `category`, or, when `category` is
+// NULL, the node's state hash (equal on two nodes exactly when they hold the same
+// state). `BHS_INVALID_ARGUMENT` for a category the node was not configured with.
+// Thread-safe.
+//
+// # Safety
+// `node` is NULL or live; `category` is NULL or a NUL-terminated string; `out32` is NULL
+// or points to 32 writable bytes.
+bhs_status bhs_state_hash(const struct bhs_node *node, const char *category, uint8_t *out32);
+
+// Runs anti-entropy now with the peer whose 32-byte id is `peer_id`, or with every
+// connected peer when `peer_id` is NULL, and waits until each finishes or `timeout_ms`
+// passes. `BHS_OK` once every sync has finished, successful or not: `*out_report`
+// (may be NULL) then says how many peers failed and why is in the events
+// (`BHS_EVENT_SYNC_FINISHED`). A peer that is not connected counts as failed.
+// `BHS_TIMEOUT` when the time ran out (`*out_report` untouched; the syncs go on in the
+// background). Blocks the calling thread only; thread-safe.
+//
+// # Safety
+// `node` is NULL or live; `peer_id` is NULL or points to 32 readable bytes;
+// `out_report` is NULL or writable.
+bhs_status bhs_sync(struct bhs_node *node,
+                    const uint8_t *peer_id,
+                    uint32_t timeout_ms,
+                    struct bhs_sync_report *out_report);
 
 // Creates an empty replica that writes as `origin` (32 bytes, the node id) and splits
 // each category over `shards` shards (1 to 16; the shard count never changes a hash).
@@ -194,6 +664,25 @@ bhs_status bhs_proof_verify(const uint8_t *root32,
 bhs_status bhs_replica_sync(struct bhs_replica *a,
                             struct bhs_replica *b,
                             uint64_t *out_transferred);
+
+// Registers `resolver` for `category` (replacing any earlier one). It is called with
+// `user_data` on the node's engine thread, one conflict at a time, whenever two
+// versions of a key conflict in a category whose merge rule is custom (the spec's
+// merge=custom; other categories never call it). It must not call into the same
+// node. The library keeps `user_data` (never reading it) until the resolver is
+// replaced or the node closed: keep it valid and usable from that thread until then.
+// Without a resolver, conflicts in a custom category keep both versions and report
+// `BHS_EVENT_CONFLICT` with `BHS_EVENT_FLAG_FAILED`. `resolver` NULL:
+// `BHS_INVALID_ARGUMENT`, as is a category the node was not configured with. A C++
+// resolver must not let an exception escape. Thread-safe.
+//
+// # Safety
+// `node` is NULL or live; `category` is NULL or NUL-terminated; `resolver` follows the
+// contract above.
+bhs_status bhs_set_conflict_resolver(struct bhs_node *node,
+                                     const char *category,
+                                     bhs_conflict_resolver resolver,
+                                     void *user_data);
 
 // A static, NUL-terminated description of `status` (never NULL, never freed). Unknown
 // codes give "unknown status". Thread-safe; never fails.

@@ -46,3 +46,44 @@ pub unsafe extern "C" fn bhs_buf_free(buf: *mut bhs_buf) {
     buf.data = ptr::null_mut();
     buf.len = 0;
 }
+
+impl bhs_buf {
+    /// Takes the bytes back from a buffer the library filled (the buffer is left empty).
+    ///
+    /// # Safety
+    /// `self` was filled by the library (`from_vec`, `bhs_buf_copy`) and not modified.
+    pub unsafe fn take(&mut self) -> Vec<u8> {
+        if self.data.is_null() || self.len == 0 {
+            return Vec::new();
+        }
+        // SAFETY: data and len came from `from_vec`'s boxed slice and were not changed.
+        let boxed = unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(self.data, self.len)) };
+        self.data = ptr::null_mut();
+        self.len = 0;
+        boxed.into_vec()
+    }
+}
+
+/// Copies `len` bytes from `data` into a new library-owned buffer `*out`, released with
+/// `bhs_buf_free` (or handed back to the library where a function says it takes a
+/// `bhs_buf`, as `bhs_resolution.merged` does). `data` may be NULL only when `len` is 0;
+/// `len` is at most `BHS_MAX_VALUE_LEN`. Thread-safe.
+///
+/// # Safety
+/// `data` points to `len` readable bytes; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn bhs_buf_copy(data: *const u8, len: usize, out: *mut bhs_buf) -> super::status::bhs_status {
+    super::error::guard(|| {
+        if len > super::BHS_MAX_VALUE_LEN {
+            return Err(super::error::FfiError::invalid(format!("len {len} exceeds BHS_MAX_VALUE_LEN")));
+        }
+        // SAFETY: forwarded caller contract.
+        let bytes = unsafe { super::host_bytes(data, len, "data") }?;
+        if out.is_null() {
+            return Err(super::error::FfiError::invalid("out is NULL"));
+        }
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { out.write(bhs_buf::from_vec(bytes.to_vec())) };
+        Ok(())
+    })
+}

@@ -5,7 +5,11 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::status::{bhs_status, BHS_INTERNAL, BHS_INVALID_ARGUMENT, BHS_NOT_FOUND, BHS_OK, BHS_PROOF_INVALID};
+use super::status::{
+    bhs_status, BHS_BUSY, BHS_CLOSED, BHS_INTERNAL, BHS_INVALID_ARGUMENT, BHS_IO, BHS_NOT_FOUND, BHS_OK,
+    BHS_PROOF_INVALID, BHS_TIMEOUT, BHS_WRONG_MERGE_RULE,
+};
+use crate::node::NodeError;
 use crate::state::StateError;
 
 /// A failure to report to the host.
@@ -26,6 +30,11 @@ impl FfiError {
         FfiError { status: BHS_NOT_FOUND, message: message.into() }
     }
 
+    /// A failure with any status.
+    pub fn with_status(status: bhs_status, message: impl Into<String>) -> Self {
+        FfiError { status, message: message.into() }
+    }
+
     /// An internal failure.
     pub fn internal(message: impl Into<String>) -> Self {
         FfiError { status: BHS_INTERNAL, message: message.into() }
@@ -38,6 +47,24 @@ impl From<StateError> for FfiError {
             StateError::ProofMismatch => BHS_PROOF_INVALID,
             StateError::UnknownCategory(_) => BHS_NOT_FOUND,
             _ => BHS_INVALID_ARGUMENT,
+        };
+        FfiError { status, message: error.to_string() }
+    }
+}
+
+impl From<NodeError> for FfiError {
+    fn from(error: NodeError) -> Self {
+        let status = match &error {
+            // A category the node was not configured with is a mistake in the call, not
+            // an absent key: BHS_NOT_FOUND stays unambiguous for `bhs_get`/`bhs_delete`.
+            NodeError::UnknownCategory(_) => BHS_INVALID_ARGUMENT,
+            NodeError::WrongMergeRule(_) => BHS_WRONG_MERGE_RULE,
+            NodeError::Crdt(_) | NodeError::State(_) | NodeError::InvalidConfig(_) => BHS_INVALID_ARGUMENT,
+            NodeError::Io(_) | NodeError::Identity(_) => BHS_IO,
+            NodeError::Busy => BHS_BUSY,
+            NodeError::Closed => BHS_CLOSED,
+            NodeError::Timeout => BHS_TIMEOUT,
+            NodeError::Internal(_) => BHS_INTERNAL,
         };
         FfiError { status, message: error.to_string() }
     }

@@ -11,8 +11,13 @@
 //! the C tests.
 
 pub mod buf;
+pub mod config;
 pub mod error;
+pub mod event;
+pub mod metrics;
+pub mod node;
 pub mod replica;
+pub mod resolver;
 pub mod status;
 
 #[cfg(test)]

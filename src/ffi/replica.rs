@@ -265,7 +265,11 @@ pub unsafe extern "C" fn bhs_proof_verify(
 /// # Safety
 /// `a` and `b` are live handles; `out_transferred` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn bhs_replica_sync(a: *mut bhs_replica, b: *mut bhs_replica, out_transferred: *mut u64) -> bhs_status {
+pub unsafe extern "C" fn bhs_replica_sync(
+    a: *mut bhs_replica,
+    b: *mut bhs_replica,
+    out_transferred: *mut u64,
+) -> bhs_status {
     guard(|| {
         if std::ptr::eq(a, b) {
             // SAFETY: forwarded caller contract; locking also checks for NULL.

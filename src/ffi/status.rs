@@ -23,6 +23,21 @@ pub const BHS_PROOF_INVALID: bhs_status = 3;
 /// be used again except to free it.
 pub const BHS_INTERNAL: bhs_status = 4;
 
+/// The call did not finish in time (`bhs_sync`), or no event came within the timeout
+/// (`bhs_poll_event`).
+pub const BHS_TIMEOUT: bhs_status = 64;
+/// The node's engine has stopped (`bhs_node_shutdown`, or a fatal error): only
+/// `bhs_node_close` is useful now.
+pub const BHS_CLOSED: bhs_status = 65;
+/// The node's command queue is full: retry shortly.
+pub const BHS_BUSY: bhs_status = 66;
+/// A socket, file or thread could not be set up (address in use, unreadable identity
+/// file, …); `bhs_last_error()` says which and why.
+pub const BHS_IO: bhs_status = 67;
+/// The category's merge rule does not allow the call (a counter in a last-writer-wins
+/// category, for example).
+pub const BHS_WRONG_MERGE_RULE: bhs_status = 68;
+
 /// A static, NUL-terminated description of `status` (never NULL, never freed). Unknown
 /// codes give "unknown status". Thread-safe; never fails.
 #[no_mangle]
@@ -33,6 +48,11 @@ pub extern "C" fn bhs_status_str(status: bhs_status) -> *const c_char {
         BHS_NOT_FOUND => "not found\0",
         BHS_PROOF_INVALID => "proof invalid\0",
         BHS_INTERNAL => "internal error\0",
+        BHS_TIMEOUT => "timeout\0",
+        BHS_CLOSED => "closed\0",
+        BHS_BUSY => "busy\0",
+        BHS_IO => "io error\0",
+        BHS_WRONG_MERGE_RULE => "wrong merge rule\0",
         _ => "unknown status\0",
     };
     text.as_ptr().cast()

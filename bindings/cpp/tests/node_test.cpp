@@ -1,0 +1,225 @@
+// GoogleTest suite of the C++ binding: three nodes over loopback (write on each, sync,
+// equal state hashes, every value read back), a conflict resolver written in C++ (a
+// lambda), events, counters, and errors surfacing as bhsync::Error with their status.
+// Run through ctest (`make cpp-test`).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bhsync/bhsync.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int kNodes = 3;
+constexpr int kKeysPerNode = 50;
+
+bhsync::Config config_for(int index) {
+    bhsync::Config config;
+    std::string secret(64, '5');
+    secret[2] = static_cast<char>('a' + index);  // byte 1 differs: X25519 clamps byte 0
+    config.set("identity_secret", secret)
+        .set("io_backend", "auto")
+        .set("anti_entropy_ms", "200")
+        .add_category("counters", "merge=crdt,priority=high")
+        .add_category("notes", "merge=custom");
+    return config;
+}
+
+std::string key_of(int node, int k) { return "key-" + std::to_string(node) + "-" + std::to_string(k); }
+
+class ThreeNodes : public ::testing::Test {
+protected:
+    void SetUp() override {
+        for (int i = 0; i < kNodes; i++) nodes.push_back(bhsync::Node::open(config_for(i)));
+    }
+
+    void connect_all() {
+        for (int i = 0; i < kNodes; i++)
+            for (int j = i + 1; j < kNodes; j++) nodes[i].connect(nodes[j].local_addr());
+        for (int tries = 0; tries < 200 && !all_connected(); tries++) std::this_thread::sleep_for(25ms);
+        ASSERT_TRUE(all_connected()) << "three nodes did not connect within 5 s";
+    }
+
+    bool all_connected() {
+        return std::all_of(nodes.begin(), nodes.end(),
+                           [](bhsync::Node &n) { return n.metrics().peers_connected == kNodes - 1; });
+    }
+
+    bool hashes_equal() {
+        auto first = nodes[0].state_hash();
+        return std::all_of(nodes.begin(), nodes.end(), [&](bhsync::Node &n) { return n.state_hash() == first; });
+    }
+
+    void sync_until_equal() {
+        for (int round = 0; round < 40 && !hashes_equal(); round++) {
+            for (auto &node : nodes) {
+                try {
+                    node.sync(std::nullopt, 10s);
+                } catch (const bhsync::Error &error) {
+                    ASSERT_EQ(error.status(), BHS_TIMEOUT) << error.what();
+                }
+            }
+            if (!hashes_equal()) std::this_thread::sleep_for(50ms);
+        }
+        ASSERT_TRUE(hashes_equal()) << "state hashes still differ after 40 sync rounds";
+    }
+
+    std::vector<bhsync::Node> nodes;
+};
+
+TEST_F(ThreeNodes, WritesOnEachNodeAreReadEverywhereAfterSync) {
+    connect_all();
+    for (int i = 0; i < kNodes; i++) {
+        for (int k = 0; k < kKeysPerNode; k++) nodes[i].put("default", key_of(i, k), "value " + key_of(i, k));
+        EXPECT_GE(nodes[i].counter_add("counters", "hits", 10 + i), 10 + i);
+    }
+    EXPECT_TRUE(nodes[1].erase("default", key_of(1, 0)));
+    EXPECT_FALSE(nodes[1].erase("default", "never-written"));
+    sync_until_equal();
+    for (auto &node : nodes) {
+        for (int i = 0; i < kNodes; i++) {
+            for (int k = 0; k < kKeysPerNode; k++) {
+                auto value = node.get("default", key_of(i, k));
+                if (i == 1 && k == 0) {
+                    EXPECT_FALSE(value.has_value());
+                    continue;
+                }
+                ASSERT_TRUE(value.has_value()) << key_of(i, k);
+                EXPECT_EQ(bhsync::ByteView(*value).as_string(), "value " + key_of(i, k));
+            }
+        }
+        EXPECT_EQ(node.counter_get("counters", "hits"), 33);
+        EXPECT_EQ(node.category_root("default"), nodes[0].category_root("default"));
+    }
+    auto report = nodes[0].sync(nodes[1].id(), 10s);
+    EXPECT_EQ(report.peers, 1u);
+    EXPECT_EQ(report.peers_succeeded, 1u);
+}
+
+TEST_F(ThreeNodes, ACppResolverDecidesConflictsAndEventsArrive) {
+    std::atomic<int> calls{0};
+    for (auto &node : nodes) {
+        // The longer value wins; equal lengths: the larger bytes. Deterministic on every node.
+        node.set_conflict_resolver("notes", [&calls](const bhsync::Conflict &c) {
+            calls++;
+            EXPECT_EQ(c.category, "notes");
+            auto local = c.local.value.as_string(), remote = c.remote.value.as_string();
+            bool remote_wins = remote.size() != local.size() ? remote.size() > local.size() : remote > local;
+            return remote_wins ? bhsync::Resolution::keep_remote() : bhsync::Resolution::keep_local();
+        });
+    }
+    nodes[0].put("notes", "todo", "short");
+    nodes[1].put("notes", "todo", "the longest note");
+    nodes[2].put("notes", "todo", "medium note");
+    connect_all();
+    sync_until_equal();
+    for (auto &node : nodes) EXPECT_EQ(bhsync::ByteView(*node.get("notes", "todo")).as_string(), "the longest note");
+    EXPECT_GT(calls.load(), 0);
+
+    int peer_up = 0, conflicts = 0, updates = 0;
+    for (auto &node : nodes) {
+        while (auto event = node.poll_event()) {
+            peer_up += event->kind == bhsync::Event::PeerUp;
+            conflicts += event->kind == bhsync::Event::ConflictResolved;
+            updates += event->kind == bhsync::Event::Updated || event->kind == bhsync::Event::Streamed;
+        }
+    }
+    EXPECT_GE(peer_up, kNodes * (kNodes - 1));
+    EXPECT_GT(conflicts, 0);
+    EXPECT_GT(updates, 0);
+}
+
+TEST(Node, AThrowingResolverFallsBackToTheLastWriter) {
+    auto a = bhsync::Node::open(config_for(0));
+    auto b = bhsync::Node::open(config_for(1));
+    for (auto *node : {&a, &b})
+        node->set_conflict_resolver("notes", [](const bhsync::Conflict &) -> bhsync::Resolution {
+            throw std::runtime_error("cannot decide");
+        });
+    a.put("notes", "k", "from a");
+    std::this_thread::sleep_for(5ms);
+    b.put("notes", "k", "from b");  // the later write
+    a.connect(b.local_addr());
+    for (int i = 0; i < 100 && a.state_hash() != b.state_hash(); i++) {
+        try {
+            a.sync(std::nullopt, 5s);
+        } catch (const bhsync::Error &) {
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_EQ(a.state_hash(), b.state_hash());
+    EXPECT_EQ(bhsync::ByteView(*a.get("notes", "k")).as_string(), "from b");
+    bool failed_conflict = false;
+    while (auto event = a.poll_event())
+        failed_conflict |= event->kind == bhsync::Event::ConflictResolved && event->failed();
+    while (auto event = b.poll_event())
+        failed_conflict |= event->kind == bhsync::Event::ConflictResolved && event->failed();
+    EXPECT_TRUE(failed_conflict);
+}
+
+TEST(Node, ErrorsCarryTheirStatusAndMessage) {
+    EXPECT_TRUE(bhsync::abi_compatible());
+    EXPECT_FALSE(bhsync::version().empty());
+    bhsync::Config config;
+    try {
+        config.set("io_backend", "epoll");
+        FAIL() << "a bad value must throw";
+    } catch (const bhsync::Error &error) {
+        EXPECT_EQ(error.status(), BHS_INVALID_ARGUMENT);
+        EXPECT_NE(std::string(error.what()).find("io_uring"), std::string::npos);
+    }
+    EXPECT_THROW(config.add_category("bad name"), bhsync::Error);
+    config.add_category("counters", "merge=crdt");
+    auto node = bhsync::Node::open(config);
+    EXPECT_FALSE(node.get("default", "absent").has_value());
+    EXPECT_FALSE(node.get("nosuch", "k").has_value());
+    EXPECT_THROW(node.put("nosuch", "k", "v"), bhsync::Error);
+    try {
+        node.counter_add("default", "k", 1);
+        FAIL() << "a counter in an LWW category must throw";
+    } catch (const bhsync::Error &error) {
+        EXPECT_EQ(error.status(), BHS_WRONG_MERGE_RULE);
+    }
+    EXPECT_THROW(node.put("default", "k", bhsync::ByteView(nullptr, 5)), bhsync::Error);
+    EXPECT_THROW(node.connect("not an address"), bhsync::Error);
+    node.put("default", "", "");  // empty key and value are fine
+    EXPECT_TRUE(node.get("default", "")->empty());
+    EXPECT_NE(node.health_json().find("status"), std::string::npos);
+
+    node.shutdown();
+    try {
+        node.put("default", "k", "v");
+        FAIL() << "a stopped node must throw";
+    } catch (const bhsync::Error &error) {
+        EXPECT_EQ(error.status(), BHS_CLOSED);
+    }
+    node.close();
+    EXPECT_THROW(node.state_hash(), bhsync::Error);  // closed: an empty handle, not a crash
+}
+
+TEST(Node, MovesTransferOwnershipAndManyThreadsShareOneNode) {
+    auto opened = bhsync::Node::open(bhsync::Config{});
+    bhsync::Node node = std::move(opened);
+    EXPECT_EQ(opened.get(), nullptr);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; t++) {
+        threads.emplace_back([&node, t] {
+            for (int i = 0; i < 50; i++) {
+                std::string key = "t" + std::to_string(t) + "-" + std::to_string(i);
+                node.put("default", key, key);
+                EXPECT_EQ(bhsync::ByteView(*node.get("default", key)).as_string(), key);
+            }
+        });
+    }
+    for (auto &thread : threads) thread.join();
+    EXPECT_GE(node.metrics().size, sizeof(bhsync::Metrics));
+}
+
+}  // namespace

@@ -1,0 +1,3 @@
+module bhsync
+
+go 1.22

@@ -1,0 +1,71 @@
+"""bhsync: Python bindings of the synchronization engine of Blackhole nodes.
+
+A :class:`Node` keeps categories of key/value state in sync with its peers::
+
+    import bhsync
+
+    with bhsync.Node(bhsync.Config(categories={"users": "mode=eventual,merge=lww"})) as node:
+        node.put("users", b"alice", b"admin")
+        assert node.get("users", b"alice") == b"admin"
+
+The package is ctypes over ``libbhsync.so`` (see :mod:`bhsync._library` for where it
+is looked for; set ``BHSYNC_LIB`` to choose). Keys and values are bytes in and out; a
+failing call raises the exception class of its status (:mod:`bhsync.errors`); blocking
+calls release the GIL.
+"""
+
+from .errors import (
+    BhsyncError,
+    BusyError,
+    ClosedError,
+    InternalError,
+    InvalidArgumentError,
+    IoError,
+    NotFoundError,
+    ProofInvalidError,
+    TimedOutError,
+    WrongMergeRuleError,
+)
+from ._library import LIBRARY_ENV, LibraryNotFoundError, find_library
+from .node import (
+    ABI_VERSION,
+    MAX_KEY_LEN,
+    MAX_VALUE_LEN,
+    Config,
+    Event,
+    EventKind,
+    Node,
+    Resolution,
+    SyncReport,
+    Versioned,
+    abi_version,
+    version,
+)
+
+__all__ = [
+    "ABI_VERSION",
+    "BhsyncError",
+    "BusyError",
+    "ClosedError",
+    "IoError",
+    "TimedOutError",
+    "WrongMergeRuleError",
+    "Config",
+    "Event",
+    "EventKind",
+    "InternalError",
+    "InvalidArgumentError",
+    "LIBRARY_ENV",
+    "LibraryNotFoundError",
+    "MAX_KEY_LEN",
+    "MAX_VALUE_LEN",
+    "Node",
+    "NotFoundError",
+    "ProofInvalidError",
+    "Resolution",
+    "SyncReport",
+    "Versioned",
+    "abi_version",
+    "find_library",
+    "version",
+]

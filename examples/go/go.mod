@@ -1,0 +1,7 @@
+module bhsync-example
+
+go 1.22
+
+require bhsync v0.0.0
+
+replace bhsync => ../../bindings/go
