@@ -53,6 +53,9 @@ impl Driver {
 
     fn turn(&mut self) {
         self.run_commands();
+        if self.control.stopping {
+            return;
+        }
         let backend = &mut *self.backend;
         let control = &mut self.control;
         control.housekeeping(backend);

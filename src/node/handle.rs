@@ -318,9 +318,26 @@ impl Node {
         let command = Box::new(move |driver: &mut Control| {
             let _ = sender.send(f(driver));
         });
+        if !self.engine_running() {
+            return Err(NodeError::Closed);
+        }
         self.commands.push(command).map_err(|_| NodeError::Busy)?;
         self.waker.wake();
-        receiver.recv().map_err(|_| NodeError::Closed)
+        // The engine answers every command it runs; one that stopped on its own (a fatal
+        // error) never will, so the wait checks that it still runs.
+        loop {
+            match receiver.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(result) => return Ok(result),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(NodeError::Closed),
+                Err(mpsc::RecvTimeoutError::Timeout) if !self.engine_running() => return Err(NodeError::Closed),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// Whether the engine thread is still running.
+    fn engine_running(&self) -> bool {
+        self.thread.lock().map(|thread| thread.as_ref().is_some_and(|handle| !handle.is_finished())).unwrap_or(false)
     }
 
     /// Closes the node: writes a snapshot, says goodbye to its peers, stops its engine
@@ -328,7 +345,18 @@ impl Node {
     pub fn close(&self) -> Result<(), NodeError> {
         let handle = self.thread.lock().map_err(|_| NodeError::Closed)?.take();
         let Some(handle) = handle else { return Ok(()) };
-        let _ = self.call(|driver| driver.stopping = true);
+        // Queued behind the commands already waiting, which are answered first.
+        let mut stop: crate::engine::commands::Command = Box::new(|control: &mut Control| control.stopping = true);
+        while !handle.is_finished() {
+            match self.commands.push(stop) {
+                Ok(()) => break,
+                Err(returned) => {
+                    stop = returned;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        }
+        self.waker.wake();
         let joined = handle.join().map_err(|_| NodeError::Internal("the engine thread panicked".into()));
         self.log.lock().map_err(|_| NodeError::Closed)?.take();
         joined
