@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod consensus;
 pub mod crdt;
 pub mod engine;
 pub mod ffi;
@@ -44,7 +45,4 @@ pub mod storage;
 pub mod time;
 pub mod wire;
 
-pub use state::{
-    CategorySpec, CategoryState, Digest, Entry, MembershipProof, NodeId, Replica, StateError,
-    Version,
-};
+pub use state::{CategorySpec, CategoryState, Digest, Entry, MembershipProof, NodeId, Replica, StateError, Version};
