@@ -59,6 +59,9 @@ pub struct SimConfig {
     pub crashes: bool,
     /// Mean milliseconds between fault injections.
     pub fault_every_ms: u64,
+    /// Clients read with `get_stale` at whichever member they talk to, instead of
+    /// ReadIndex at the leader: the checker must then find violations (its teeth).
+    pub stale_reads: bool,
     /// The members' configuration (id and voters are set per member).
     pub group: GroupConfig,
 }
@@ -77,6 +80,7 @@ impl SimConfig {
             partitions: true,
             crashes: true,
             fault_every_ms: 300,
+            stale_reads: false,
             group: GroupConfig {
                 tick_ms: 10,
                 election_ticks: 10,
@@ -339,6 +343,14 @@ impl Cluster {
             self.retarget(c, None);
             return;
         };
+        if !write && self.config.stale_reads {
+            let value = group.get_stale(&key.to_le_bytes()).and_then(|v| v.try_into().ok()).map(u64::from_le_bytes);
+            let invoke = self.clock + 1;
+            self.clock += 2;
+            self.report.history.push(Op { key, kind: OpKind::Read(value), invoke, complete: Some(self.clock) });
+            self.clients[c].next_at = self.now + 1 + self.rng.below(5);
+            return;
+        }
         let answer = if write {
             group.propose_put(self.now, &key.to_le_bytes(), &value.to_le_bytes())
         } else {
