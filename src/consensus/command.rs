@@ -55,21 +55,38 @@ impl Command {
     }
 }
 
+/// One register: its value and the write that set it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Register {
+    /// The value.
+    pub value: Vec<u8>,
+    /// The log index of the write (the version the node stores it under).
+    pub index: u64,
+    /// Who proposed the write.
+    pub proposer: u64,
+}
+
 /// The state machine of a group: the registers, as of `applied`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Registers {
-    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    map: BTreeMap<Vec<u8>, Register>,
 }
 
 impl Registers {
-    /// Applies one command.
-    pub fn apply(&mut self, command: &Command) {
-        self.map.insert(command.key.clone(), command.value.clone());
+    /// Applies one command, committed at `index`.
+    pub fn apply(&mut self, index: u64, command: &Command) {
+        let register = Register { value: command.value.clone(), index, proposer: command.proposer };
+        self.map.insert(command.key.clone(), register);
     }
 
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.map.get(key).map(Vec::as_slice)
+        self.map.get(key).map(|r| r.value.as_slice())
+    }
+
+    /// The register under `key`.
+    pub fn register(&self, key: &[u8]) -> Option<&Register> {
+        self.map.get(key)
     }
 
     /// Keys held.
@@ -82,20 +99,23 @@ impl Registers {
         self.map.is_empty()
     }
 
-    /// All pairs, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.map.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
+    /// All registers, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Register)> {
+        self.map.iter().map(|(k, r)| (k.as_slice(), r))
     }
 
-    /// The snapshot data: count u64, then (key, value) chunks.
+    /// The snapshot data: count u64, then per register key and value chunks, index
+    /// u64, proposer u64.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&(self.map.len() as u64).to_le_bytes());
-        for (key, value) in &self.map {
+        for (key, register) in &self.map {
             out.extend_from_slice(&(key.len() as u32).to_le_bytes());
             out.extend_from_slice(key);
-            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            out.extend_from_slice(value);
+            out.extend_from_slice(&(register.value.len() as u32).to_le_bytes());
+            out.extend_from_slice(&register.value);
+            out.extend_from_slice(&register.index.to_le_bytes());
+            out.extend_from_slice(&register.proposer.to_le_bytes());
         }
         out
     }
@@ -111,7 +131,9 @@ impl Registers {
         for _ in 0..count {
             let key = reader.chunk()?.to_vec();
             let value = reader.chunk()?.to_vec();
-            map.insert(key, value);
+            let index = reader.u64()?;
+            let proposer = reader.u64()?;
+            map.insert(key, Register { value, index, proposer });
         }
         reader.0.is_empty().then_some(Registers { map })
     }
@@ -127,7 +149,7 @@ mod tests {
         let command = Command { proposer: 7, ticket: 9, key: b"k".to_vec(), value: b"v".to_vec() };
         assert_eq!(Command::decode(&command.encode()), Some(command.clone()));
         let mut registers = Registers::default();
-        registers.apply(&command);
+        registers.apply(3, &command);
         assert_eq!(Registers::decode(&registers.encode()), Some(registers));
     }
 

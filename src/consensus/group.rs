@@ -747,7 +747,7 @@ impl RaftGroup {
 
     fn apply_command(&mut self, entry: &Entry) {
         let Some(command) = Command::decode(&entry.data) else { return }; // A leader's empty entry.
-        self.registers.apply(&command);
+        self.registers.apply(entry.index, &command);
         if command.proposer == self.config.id && self.pending_writes.remove(&command.ticket).is_some() {
             self.outcomes.push_back((command.ticket, Outcome::Written { index: entry.index }));
         }

@@ -478,13 +478,16 @@ impl Cluster {
             }
         }
         let mut expected = super::command::Registers::default();
-        for (proposer, ticket, key, value) in union.values() {
-            expected.apply(&super::command::Command {
-                proposer: *proposer,
-                ticket: *ticket,
-                key: key.clone(),
-                value: value.clone(),
-            });
+        for (index, (proposer, ticket, key, value)) in &union {
+            expected.apply(
+                *index,
+                &super::command::Command {
+                    proposer: *proposer,
+                    ticket: *ticket,
+                    key: key.clone(),
+                    value: value.clone(),
+                },
+            );
         }
         for (m, member) in self.members.iter().enumerate() {
             if let Some(group) = &member.group {

@@ -18,8 +18,8 @@ use super::metrics::EngineMetrics;
 use super::peer_link::{Direction, PeerLink};
 use crate::node::{NodeConfig, NodeCore, NodeEvent, PeerFault, SyncError, SyncId};
 use crate::sim::SimRng;
-use crate::storage::Log;
 use crate::state::NodeId;
+use crate::storage::Log;
 use crate::wire::{
     FrameKind, GoAwayReason, HandshakeLimiter, Identity, Offence, PeerLimits, Session, SessionEvent, Verdict,
     WireConfig, WireError,
@@ -30,6 +30,9 @@ pub type SyncResult = Result<Vec<crate::node::CategoryReport>, SyncError>;
 
 /// Called once when a sync finishes.
 type SyncWaiter = Box<dyn FnOnce(SyncResult) + Send>;
+
+/// Called once with the answer to a strong category's request.
+type StrongWaiter = Box<dyn FnOnce(Result<crate::consensus::StrongAnswer, crate::node::NodeError>) + Send>;
 
 /// The control role of a node's engine.
 pub struct Control {
@@ -45,6 +48,7 @@ pub struct Control {
     blocked: HashSet<NodeId>,
     pending_events: Vec<NodeEvent>,
     sync_waiters: HashMap<SyncId, SyncWaiter>,
+    strong_waiters: HashMap<(String, crate::consensus::Ticket), StrongWaiter>,
     to_close: Vec<(ConnId, GoAwayReason)>,
     dirty: Vec<ConnId>,
     throttled: bool,
@@ -83,6 +87,7 @@ impl Control {
             blocked: HashSet::new(),
             pending_events: Vec::new(),
             sync_waiters: HashMap::new(),
+            strong_waiters: HashMap::new(),
             to_close: Vec::new(),
             dirty: Vec::new(),
             throttled: false,
@@ -551,11 +556,26 @@ impl Control {
         }
     }
 
+    /// Calls `done` with the answer to `ticket` of a strong category's group.
+    pub fn wait_strong(
+        &mut self,
+        category: String,
+        ticket: crate::consensus::Ticket,
+        done: impl FnOnce(Result<crate::consensus::StrongAnswer, crate::node::NodeError>) + Send + 'static,
+    ) {
+        self.strong_waiters.insert((category, ticket), Box::new(done));
+    }
+
     /// Runs the core's timers and collects its events.
     pub fn drive_core_timers(&mut self) {
         let now = self.now_ms();
         if self.core.poll_timeout().is_some_and(|at| at <= now) {
             self.core.handle_timeout(now);
+        }
+        while let Some((category, ticket, result)) = self.core.poll_strong_outcome() {
+            if let Some(waiter) = self.strong_waiters.remove(&(category, ticket)) {
+                waiter(result);
+            }
         }
         while let Some(event) = self.core.poll_event() {
             if let NodeEvent::SyncFinished { id, result, .. } = &event {
@@ -605,6 +625,9 @@ impl Control {
         self.close_queued(backend);
         for (_, waiter) in self.sync_waiters.drain() {
             waiter(Err(SyncError::PeerDown));
+        }
+        for (_, waiter) in self.strong_waiters.drain() {
+            waiter(Err(crate::node::NodeError::Closed));
         }
     }
 }
