@@ -77,3 +77,20 @@ fn the_checker_catches_stale_reads_served_by_any_member() {
     });
     assert!(found, "stale reads passed the checker on seeds 1..=8");
 }
+
+#[test]
+fn a_seed_replays_exactly() {
+    let a = Cluster::new(SimConfig::new(5)).run();
+    let b = Cluster::new(SimConfig::new(5)).run();
+    assert_eq!(a.history, b.history, "seed 5 gave two different histories");
+    assert_eq!(a.acknowledged, b.acknowledged);
+}
+
+#[test]
+#[ignore]
+fn one_seed() {
+    let seed: u64 = std::env::var("CONSENSUS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let mut config = SimConfig::new(seed);
+    config.duration_ms = 8_000;
+    run_seed(config);
+}

@@ -238,6 +238,11 @@ pub struct RaftGroup {
     last_heard: BTreeMap<u64, u64>,
     known_leader: (u64, u64),
     quorum_reachable: bool,
+    /// The term and vote last written to the journal.
+    persisted_term_vote: (u64, u64),
+    /// Stepped since the last `Ready` was handled (see `defer`).
+    unsettled: bool,
+    last_now_ms: u64,
     /// Followers a snapshot was sent to, since when (ms).
     snapshot_sent: BTreeMap<u64, u64>,
     failed: Option<String>,
@@ -263,6 +268,7 @@ impl RaftGroup {
         let snapshot = storage.latest_snapshot().clone();
         let registers = Registers::decode(&snapshot.data).ok_or_else(|| GroupError("snapshot data".into()))?;
         let applied = snapshot.get_metadata().index;
+        let persisted_term_vote = (storage.hard_state().term, storage.hard_state().vote);
         let raft_config = Config {
             id: config.id,
             election_tick: config.election_ticks,
@@ -299,6 +305,9 @@ impl RaftGroup {
             known_leader: (0, 0),
             quorum_reachable: false,
             snapshot_sent: BTreeMap::new(),
+            unsettled: false,
+            last_now_ms: now_ms,
+            persisted_term_vote,
             failed: None,
             stats: GroupStats::default(),
         };
@@ -364,6 +373,27 @@ impl RaftGroup {
         self.stats.clone()
     }
 
+    /// The leader's view of each follower (for failure messages).
+    pub fn progress_summary(&self) -> String {
+        let mut out = String::new();
+        for (id, p) in self.raw.raft.prs().iter() {
+            out.push_str(&format!(
+                "[{id}: {:?} matched {} next {} paused {} pending_snap {}] ",
+                p.state,
+                p.matched,
+                p.next_idx,
+                p.is_paused(),
+                p.pending_snapshot
+            ));
+        }
+        out.push_str(&format!(
+            "first {} last {}",
+            self.raw.raft.raft_log.first_index(),
+            self.raw.raft.raft_log.last_index()
+        ));
+        out
+    }
+
     /// Entries held in memory after the latest snapshot.
     pub fn log_len(&self) -> usize {
         self.raw.store().entry_count()
@@ -386,7 +416,10 @@ impl RaftGroup {
         if self.failed.is_none() {
             // Errors here are stale or misdirected messages raft-rs ignores anyway.
             let _ = self.raw.step(message);
-            self.after_step(now_ms);
+            // At once, not at the deferred Ready: a tick before it would keep raft-rs's
+            // own (unseeded) draw.
+            self.randomize_election_timeout();
+            self.defer(now_ms);
         }
         Ok(())
     }
@@ -468,7 +501,7 @@ impl RaftGroup {
         }
         self.stats.proposed += 1;
         self.pending_writes.insert(ticket, now_ms + self.config.request_timeout_ms);
-        self.after_step(now_ms);
+        self.defer(now_ms);
         Ok(ticket)
     }
 
@@ -481,7 +514,7 @@ impl RaftGroup {
             PendingRead { key: key.to_vec(), deadline: now_ms + self.config.request_timeout_ms, index: None },
         );
         self.raw.read_index(ticket.to_le_bytes().to_vec());
-        self.after_step(now_ms);
+        self.defer(now_ms);
         Ok(ticket)
     }
 
@@ -500,7 +533,7 @@ impl RaftGroup {
             return Err(Refusal::Busy);
         }
         self.pending_conf = Some((ticket, now_ms + self.config.request_timeout_ms));
-        self.after_step(now_ms);
+        self.defer(now_ms);
         Ok(ticket)
     }
 
@@ -514,16 +547,19 @@ impl RaftGroup {
 
     /// The next message: (raft id of the receiver, bytes).
     pub fn poll_transmit(&mut self) -> Option<(u64, Vec<u8>)> {
+        self.settle();
         self.outbox.pop_front()
     }
 
     /// The next answer to a ticket.
     pub fn poll_outcome(&mut self) -> Option<(Ticket, Outcome)> {
+        self.settle();
         self.outcomes.pop_front()
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<GroupEvent> {
+        self.settle();
         self.events.pop_front()
     }
 
@@ -575,7 +611,24 @@ impl RaftGroup {
         }
     }
 
+    /// Messages and requests are stepped at once but their `Ready` is handled at the
+    /// next poll: everything that arrived in one engine turn shares one journal write
+    /// (one fsync) and one round of messages — group commit for Raft.
+    fn defer(&mut self, now_ms: u64) {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
+        self.unsettled = true;
+    }
+
+    fn settle(&mut self) {
+        if self.unsettled {
+            self.unsettled = false;
+            self.after_step(self.last_now_ms);
+        }
+    }
+
     fn after_step(&mut self, now_ms: u64) {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
+        self.unsettled = false;
         self.randomize_election_timeout();
         self.process_ready(now_ms);
         self.watch_leadership(now_ms);
@@ -690,7 +743,13 @@ impl RaftGroup {
                 }
             }
             if let Some(hs) = ready.hs() {
-                records.push(hard_state_record(hs));
+                // Term and vote must be durable before anything is sent; the commit
+                // index need not (Raft §5, volatile state: a restarted member learns it
+                // again), so a change of commit alone costs no journal write.
+                if (hs.term, hs.vote) != self.persisted_term_vote {
+                    records.push(hard_state_record(hs));
+                    self.persisted_term_vote = (hs.term, hs.vote);
+                }
                 self.raw.mut_store().set_hard_state(hs.clone());
             }
             if !records.is_empty() {

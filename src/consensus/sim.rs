@@ -151,6 +151,8 @@ pub struct Cluster {
     side: Vec<u8>,
     clients: Vec<Client>,
     next_value: u64,
+    /// Set for the final settling: clients start nothing new.
+    clients_stopped: bool,
     /// Per member: index → (proposer, ticket) of every write it applied.
     applied: Vec<BTreeMap<u64, (u64, u64, Vec<u8>, Vec<u8>)>>,
     report: Report,
@@ -170,6 +172,7 @@ impl Cluster {
             side: vec![0; n],
             clients: (0..config.clients).map(|_| Client { target: rng.index(n), ..Client::default() }).collect(),
             next_value: 1,
+            clients_stopped: false,
             applied: vec![BTreeMap::new(); n],
             report: Report::default(),
             rng,
@@ -243,12 +246,32 @@ impl Cluster {
             }
         }
         // Let the clients' last requests finish, then stop them and settle.
-        self.clients.iter_mut().for_each(|c| c.next_at = u64::MAX);
+        self.clients_stopped = true;
         let quiet = self.now + 10 * election;
         while self.now < quiet && !(self.clients.iter().all(|c| c.pending.is_none()) && self.settled()) {
             self.step();
         }
         self.verify_logs();
+        if !self.report.violations.is_empty() {
+            for (i, m) in self.members.iter().enumerate() {
+                if let Some(g) = &m.group {
+                    self.report.violations.push(format!(
+                        "member {}: leader {} term {} leads? {} commit {} applied {} log {} stats {:?}",
+                        i + 1,
+                        g.leader().unwrap_or(0),
+                        g.term(),
+                        g.is_leader(),
+                        g.commit_index(),
+                        g.applied_index(),
+                        g.log_len(),
+                        g.stats()
+                    ));
+                    if g.is_leader() {
+                        self.report.violations.push(g.progress_summary());
+                    }
+                }
+            }
+        }
         for member in self.members.iter().flatten_groups() {
             self.report.snapshots_restored += member.stats().snapshots_restored;
         }
@@ -332,7 +355,7 @@ impl Cluster {
 
     fn client_act(&mut self, c: usize) {
         let client = &self.clients[c];
-        if client.pending.is_some() || self.now < client.next_at {
+        if self.clients_stopped || client.pending.is_some() || self.now < client.next_at {
             return;
         }
         let target = client.target;

@@ -114,7 +114,8 @@ impl GroupStorage {
                 self.append(&entries).map_err(|e| bad(&e))
             }
             HARD_STATE => {
-                let hs = decode_hard_state(body).ok_or_else(|| bad("hard state"))?;
+                let mut hs = decode_hard_state(body).ok_or_else(|| bad("hard state"))?;
+                hs.commit = cmp::max(hs.commit, self.hard_state.commit);
                 self.hard_state = hs;
                 Ok(())
             }

@@ -277,7 +277,7 @@ impl NodeCore {
     /// Moves the groups' messages into the peers' queues (critical priority; a peer
     /// not connected misses it and Raft resends), their events into the core's and
     /// the replica, their answers into the outcome queue.
-    pub(crate) fn strong_flush(&mut self) {
+    pub fn strong_flush(&mut self) {
         let names: Vec<String> = self.strong.groups.keys().cloned().collect();
         for name in names {
             let (mut transmits, mut events, mut outcomes) = (Vec::new(), Vec::new(), Vec::new());

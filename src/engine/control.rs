@@ -572,6 +572,7 @@ impl Control {
         if self.core.poll_timeout().is_some_and(|at| at <= now) {
             self.core.handle_timeout(now);
         }
+        self.core.strong_flush();
         while let Some((category, ticket, result)) = self.core.poll_strong_outcome() {
             if let Some(waiter) = self.strong_waiters.remove(&(category, ticket)) {
                 waiter(result);
