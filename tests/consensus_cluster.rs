@@ -139,3 +139,65 @@ fn three_voters_survive_the_loss_of_their_leader() {
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_leader_cut_off_by_a_partition_answers_at_once_and_reports_it() {
+    let dir = temp_dir("partition");
+    let mut nodes: Vec<Option<Node>> = Vec::new();
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for index in 0..3 {
+        let mut config = config(index, addrs.clone(), &dir);
+        config.data_dir = None; // in memory: this test is about answers, not durability
+        let node = Node::open(config).expect("node opens");
+        addrs.push(node.local_addr());
+        nodes.push(Some(node));
+    }
+    let leader = await_leader(&nodes, Duration::from_secs(15));
+    let ids = voters();
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    nodes[leader].as_ref().unwrap().put(CATEGORY, b"k", b"before").expect("write before the partition");
+    // Cut the leader off from both others, at the transport, on every side.
+    nodes[leader].as_ref().unwrap().partition(others.iter().map(|&i| ids[i]).collect()).unwrap();
+    for &i in &others {
+        nodes[i].as_ref().unwrap().partition(vec![ids[leader]]).unwrap();
+    }
+    // Within two election timeouts (1 s) the old leader knows it is cut off.
+    let old = nodes[leader].as_ref().unwrap();
+    let start = Instant::now();
+    let mut reported = false;
+    while start.elapsed() < Duration::from_secs(5) && !reported {
+        if let Some(bhsync::node::NodeEvent::Partition { reachable: false, .. }) =
+            old.poll_event(Duration::from_millis(50))
+        {
+            reported = true;
+        }
+    }
+    assert!(reported, "no partition event from the cut-off leader");
+    let asked = Instant::now();
+    let answer = old.put(CATEGORY, b"k", b"minority");
+    assert!(matches!(answer, Err(NodeError::ReadOnly) | Err(NodeError::NotLeader { .. })), "{answer:?}");
+    assert!(old.get(CATEGORY, b"k").is_err(), "no linearizable read on the minority side");
+    assert!(asked.elapsed() < Duration::from_millis(200), "answered at once, not after {:?}", asked.elapsed());
+    assert_eq!(old.get_stale(CATEGORY, b"k").unwrap(), Some(b"before".to_vec()), "stale reads still work");
+    // The majority side elects and commits; after the heal the old leader follows.
+    let new = loop {
+        let l = others
+            .iter()
+            .copied()
+            .find(|&i| nodes[i].as_ref().unwrap().strong_leader(CATEGORY).unwrap() == Some(ids[i]));
+        if let Some(l) = l {
+            break l;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "the majority elected no leader");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    nodes[new].as_ref().unwrap().put(CATEGORY, b"k", b"majority").expect("the majority commits");
+    for node in nodes.iter().flatten() {
+        node.partition(Vec::new()).unwrap();
+    }
+    let healed = Instant::now();
+    while nodes[leader].as_ref().unwrap().get_stale(CATEGORY, b"k").unwrap().as_deref() != Some(&b"majority"[..]) {
+        assert!(healed.elapsed() < Duration::from_secs(15), "the old leader did not catch up after the heal");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -6,7 +6,7 @@
 //! and eventual traffic naming the strong category are faults.
 
 use bhsync::consensus::{GroupConfig, StrongAnswer};
-use bhsync::node::message::{encode_raft, encode_push, BatchWriter};
+use bhsync::node::message::{encode_push, encode_raft, BatchWriter};
 use bhsync::node::{CoreConfig, NodeCore, NodeError, NodeEvent, PeerFault};
 use bhsync::sim::SimRng;
 use bhsync::state::{CategorySpec, Digest, Mode, NodeId, Version};
@@ -24,7 +24,12 @@ fn config() -> CoreConfig {
             ("notes".into(), CategorySpec::default()),
         ],
         strong_voters: (0..3).map(node_id).collect(),
-        strong_group: GroupConfig { tick_ms: 10, election_ticks: 10, request_timeout_ms: 500, ..GroupConfig::default() },
+        strong_group: GroupConfig {
+            tick_ms: 10,
+            election_ticks: 10,
+            request_timeout_ms: 500,
+            ..GroupConfig::default()
+        },
         anti_entropy_interval_ms: 500,
         ..CoreConfig::default()
     }
