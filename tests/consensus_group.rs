@@ -209,3 +209,40 @@ fn voters_are_removed_and_added_one_at_a_time() {
     assert_eq!(net.groups[&4].get_stale(b"a"), Some(&b"1"[..]));
     assert!(matches!(net.write(b"b", b"2"), Outcome::Written { .. }));
 }
+
+#[test]
+fn a_group_recovers_from_the_storage_log_after_compactions() {
+    use bhsync::consensus::strong::open_log_journal;
+    let dir = std::env::temp_dir().join(format!("bhsync-consensus-journal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let open = |now: u64| {
+        let (journal, recovered) = open_log_journal(&dir).expect("log opens");
+        RaftGroup::open(config(1, &[1]), journal, &recovered, SimRng::new(now), now).expect("group opens")
+    };
+    let mut group = open(0);
+    let mut now = 0;
+    while !group.is_leader() {
+        now += 10;
+        group.handle_timeout(now);
+    }
+    for i in 0..70u32 {
+        let ticket = group.propose_put(now, &i.to_le_bytes(), &i.to_be_bytes()).expect("accepted");
+        while group.poll_transmit().is_some() {}
+        let outcome = group.poll_outcome();
+        assert!(matches!(outcome, Some((t, Outcome::Written { .. })) if t == ticket), "{outcome:?}");
+    }
+    let before = group.registers().clone();
+    drop(group);
+    // Reopen: the log's snapshot (the last image) and the records after it.
+    let group = open(now);
+    assert!(group.applied_index() >= 60, "applied {} at open", group.applied_index());
+    let mut group = group;
+    while !group.is_leader() {
+        now += 10;
+        group.handle_timeout(now);
+    }
+    while group.poll_transmit().is_some() {}
+    assert_eq!(group.registers(), &before, "every committed write is back");
+    drop(group);
+    let _ = std::fs::remove_dir_all(&dir);
+}
