@@ -60,7 +60,7 @@ mod tests {
         let bytes = encode(&message);
         assert!(decode(&bytes, 1 << 20, 2, 1).is_ok());
         assert_eq!(decode(&bytes, 1 << 20, 3, 1), Err(MessageFault::NotAVoter));
-        assert_eq!(decode(&bytes, 4, 2, 1), Err(MessageFault::Oversized));
+        assert_eq!(decode(&bytes, bytes.len() - 1, 2, 1), Err(MessageFault::Oversized));
     }
 
     proptest! {
