@@ -54,9 +54,7 @@ mod tests {
 
     #[test]
     fn a_message_claiming_another_sender_is_refused() {
-        let mut message = Message::default();
-        message.from = 2;
-        message.to = 1;
+        let message = Message { from: 2, to: 1, ..Message::default() };
         let bytes = encode(&message);
         assert!(decode(&bytes, 1 << 20, 2, 1).is_ok());
         assert_eq!(decode(&bytes, 1 << 20, 3, 1), Err(MessageFault::NotAVoter));

@@ -112,6 +112,9 @@ struct Client {
     pending: Option<(usize, Ticket, usize)>,
 }
 
+/// (proposer, ticket, key, value) of an applied write.
+type AppliedWrite = (u64, u64, Vec<u8>, Vec<u8>);
+
 type InFlight = Reverse<(u64, u64, usize, usize, Vec<u8>)>;
 
 /// What a run found.
@@ -153,8 +156,8 @@ pub struct Cluster {
     next_value: u64,
     /// Set for the final settling: clients start nothing new.
     clients_stopped: bool,
-    /// Per member: index → (proposer, ticket) of every write it applied.
-    applied: Vec<BTreeMap<u64, (u64, u64, Vec<u8>, Vec<u8>)>>,
+    /// Per member: index → every write it applied.
+    applied: Vec<BTreeMap<u64, AppliedWrite>>,
     report: Report,
 }
 
@@ -483,7 +486,7 @@ impl Cluster {
     /// State machine safety across members, no acknowledged write lost, and every
     /// member's final state equal to the union log applied in order.
     fn verify_logs(&mut self) {
-        let mut union: BTreeMap<u64, (u64, u64, Vec<u8>, Vec<u8>)> = BTreeMap::new();
+        let mut union: BTreeMap<u64, AppliedWrite> = BTreeMap::new();
         for (m, log) in self.applied.iter().enumerate() {
             for (index, record) in log {
                 if let Some(other) = union.get(index) {

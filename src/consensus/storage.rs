@@ -292,9 +292,7 @@ impl Storage for GroupStorage {
 
 /// A snapshot of the state at `index` (of term `term`) under configuration `conf`.
 pub fn make_snapshot(index: u64, term: u64, conf: &ConfState, data: Vec<u8>) -> Snapshot {
-    let mut meta = SnapshotMetadata::default();
-    meta.index = index;
-    meta.term = term;
+    let mut meta = SnapshotMetadata { index, term, ..SnapshotMetadata::default() };
     meta.set_conf_state(conf.clone());
     let mut snapshot = Snapshot::default();
     snapshot.set_metadata(meta);
@@ -351,11 +349,8 @@ fn decode_entries(body: &[u8]) -> Option<Vec<Entry>> {
 
 fn decode_hard_state(body: &[u8]) -> Option<HardState> {
     let mut reader = Reader(body);
-    let mut hs = HardState::default();
-    hs.term = reader.u64()?;
-    hs.vote = reader.u64()?;
-    hs.commit = reader.u64()?;
-    Some(hs)
+    let (term, vote, commit) = (reader.u64()?, reader.u64()?, reader.u64()?);
+    Some(HardState { term, vote, commit, ..HardState::default() })
 }
 
 /// A bounds-checked little-endian reader.
