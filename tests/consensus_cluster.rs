@@ -201,3 +201,25 @@ fn a_leader_cut_off_by_a_partition_answers_at_once_and_reports_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_single_voter_serves_at_once_and_keeps_its_writes_across_a_restart() {
+    let dir = temp_dir("single");
+    let me = Identity::from_secret(secret(0)).node_id();
+    let open = || {
+        let mut config = config(0, Vec::new(), &dir);
+        config.strong_voters = vec![me];
+        Node::open(config).expect("node opens")
+    };
+    let node = open();
+    let version = node.put(CATEGORY, b"k", b"v").expect("a lone voter leads at once");
+    assert_eq!(version.origin, me);
+    assert_eq!(node.get(CATEGORY, b"k").unwrap(), Some(b"v".to_vec()));
+    assert!(matches!(node.delete(CATEGORY, b"k"), Err(NodeError::WrongMode(_))));
+    node.close().unwrap();
+    drop(node);
+    let node = open();
+    assert_eq!(node.get(CATEGORY, b"k").unwrap(), Some(b"v".to_vec()), "the write survived the restart");
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}

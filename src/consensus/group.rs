@@ -312,7 +312,11 @@ impl RaftGroup {
             stats: GroupStats::default(),
         };
         group.randomize_election_timeout();
-        group.process_ready(now_ms);
+        if group.voters() == [group.config.id] {
+            // Alone: no one to wait for (and no election timeout to sit out at start).
+            let _ = group.raw.campaign();
+        }
+        group.after_step(now_ms);
         Ok(group)
     }
 
