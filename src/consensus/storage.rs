@@ -379,3 +379,40 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry { index, term, data: vec![index as u8].into(), ..Entry::default() }
+    }
+
+    #[test]
+    fn replay_rebuilds_entries_hard_state_and_overwrites() {
+        let hs = HardState { term: 2, vote: 1, commit: 2, ..HardState::default() };
+        let records = vec![
+            entries_record(&[entry(1, 1), entry(2, 1), entry(3, 1)]),
+            hard_state_record(&hs),
+            // A new leader's log overwrites the uncommitted suffix from index 3 on.
+            entries_record(&[entry(3, 2), entry(4, 2)]),
+        ];
+        let storage = GroupStorage::replay(&[1, 2, 3], &Recovered { image: None, records }).unwrap();
+        assert_eq!(storage.last_index().unwrap(), 4);
+        assert_eq!(storage.term(3).unwrap(), 2);
+        assert_eq!(storage.hard_state(), &hs);
+        let again = GroupStorage::replay(&[1, 2, 3], &Recovered { image: Some(storage.image()), records: vec![] });
+        assert_eq!(again.unwrap().term(4).unwrap(), 2, "an image replays to the same log");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_journal_bytes_never_panic(
+            records in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8),
+            image in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..128)),
+        ) {
+            let _ = GroupStorage::replay(&[1], &Recovered { image, records });
+        }
+    }
+}
