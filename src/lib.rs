@@ -45,4 +45,7 @@ pub mod storage;
 pub mod time;
 pub mod wire;
 
-pub use state::{CategorySpec, CategoryState, Digest, Entry, MembershipProof, NodeId, Replica, StateError, Version};
+pub use state::{
+    CategorySpec, CategoryState, Digest, Entry, MembershipProof, NodeId, Replica, StateError,
+    Version,
+};
