@@ -18,8 +18,8 @@ use super::metrics::EngineMetrics;
 use super::peer_link::{Direction, PeerLink};
 use crate::node::{NodeConfig, NodeCore, NodeEvent, PeerFault, SyncError, SyncId};
 use crate::sim::SimRng;
-use crate::state::NodeId;
 use crate::storage::Log;
+use crate::state::NodeId;
 use crate::wire::{
     FrameKind, GoAwayReason, HandshakeLimiter, Identity, Offence, PeerLimits, Session, SessionEvent, Verdict,
     WireConfig, WireError,

@@ -12,7 +12,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::config::NodeConfig;
-use super::durable;
 use super::{CoreConfig, NodeCore, NodeError, NodeEvent, SyncResult};
 use crate::engine::commands::{CommandQueue, EventQueue};
 use crate::engine::control::Control;
@@ -21,6 +20,7 @@ use crate::engine::io::{open_backend, IoConfig, IoStats, Waker};
 use crate::engine::metrics::EngineMetrics;
 use crate::state::{Digest, NodeId, Version};
 use crate::storage::{Log, LogConfig, StorageError};
+use super::durable;
 use crate::wire::{Identity, WireConfig};
 
 /// A running node. Dropping it closes it.
@@ -72,13 +72,8 @@ impl Node {
         }
         let strong = crate::consensus::strong::strong_categories(&config.categories).into_iter().collect();
         let strong_wait = Duration::from_millis(config.strong_group.request_timeout_ms + 2_000);
-        let io = IoConfig {
-            choice: config.io_backend,
-            max_send_queue_bytes: config.limits.max_send_queue,
-            ..IoConfig::default()
-        };
-        let mut backend =
-            open_backend(&io).map_err(|error| NodeError::Io(format!("opening the IO backend: {error}")))?;
+        let io = IoConfig { choice: config.io_backend, max_send_queue_bytes: config.limits.max_send_queue, ..IoConfig::default() };
+        let mut backend = open_backend(&io).map_err(|error| NodeError::Io(format!("opening the IO backend: {error}")))?;
         let local_addr = backend.listen(config.listen).map_err(|error| {
             NodeError::Io(format!("cannot listen on {}: {error}; choose a free address or port 0", config.listen))
         })?;
