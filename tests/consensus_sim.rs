@@ -60,6 +60,7 @@ fn many_seeds() {
     for seed in 1..=seeds {
         let mut config = SimConfig::new(seed);
         config.duration_ms = 8_000;
+        config.group.stage_persistence = seed % 2 == 0;
         run_seed(config);
     }
 }
@@ -93,4 +94,14 @@ fn one_seed() {
     let mut config = SimConfig::new(seed);
     config.duration_ms = 8_000;
     run_seed(config);
+}
+
+#[test]
+fn with_staged_persistence_as_the_engine_runs_it() {
+    // The engine sends a leader's appends before its journal write (ADR 070).
+    for seed in 13..=20 {
+        let mut config = SimConfig::new(seed);
+        config.group.stage_persistence = true;
+        run_seed(config);
+    }
 }

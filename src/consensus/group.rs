@@ -69,6 +69,10 @@ pub struct GroupConfig {
     pub max_pending: usize,
     /// Events held for the host; beyond, they are dropped and counted.
     pub max_events: usize,
+    /// Hold a leader's `Ready` after its appends are handed out, until the host calls
+    /// `persist_staged` (after sending them): the leader's fsync then overlaps the
+    /// followers'. Off: every `Ready` is finished at once (the simulator).
+    pub stage_persistence: bool,
 }
 
 impl Default for GroupConfig {
@@ -86,6 +90,7 @@ impl Default for GroupConfig {
             snapshot_every: 10_000,
             max_pending: 100_000,
             max_events: 1_000_000,
+            stage_persistence: false,
         }
     }
 }
@@ -212,6 +217,13 @@ pub struct GroupStats {
     pub events_dropped: u64,
 }
 
+/// A `Ready` taken into memory whose journal write waits (see `stage_persistence`).
+struct Staged {
+    number: u64,
+    records: Vec<Vec<u8>>,
+    messages: Vec<Message>,
+}
+
 struct PendingRead {
     key: Vec<u8>,
     deadline: u64,
@@ -238,6 +250,9 @@ pub struct RaftGroup {
     last_heard: BTreeMap<u64, u64>,
     known_leader: (u64, u64),
     quorum_reachable: bool,
+    /// A `Ready` whose early messages went out and whose journal write waits for
+    /// `persist_staged` (with `stage_persistence`).
+    staged: Option<Staged>,
     /// The term and vote last written to the journal.
     persisted_term_vote: (u64, u64),
     /// Stepped since the last `Ready` was handled (see `defer`).
@@ -308,6 +323,7 @@ impl RaftGroup {
             unsettled: false,
             last_now_ms: now_ms,
             persisted_term_vote,
+            staged: None,
             failed: None,
             stats: GroupStats::default(),
         };
@@ -729,53 +745,127 @@ impl RaftGroup {
 
     /// Handles every `Ready` raft-rs has, in its documented order.
     fn process_ready(&mut self, _now_ms: u64) {
-        while self.failed.is_none() && self.raw.has_ready() {
+        self.write_staged();
+        while self.failed.is_none() && self.staged.is_none() && self.raw.has_ready() {
             let mut ready = self.raw.ready();
-            self.send(ready.take_messages());
-            let mut records = Vec::new();
-            if !ready.snapshot().is_empty() {
-                let snapshot = ready.snapshot().clone();
-                records.push(snapshot_record(&snapshot));
-                self.restore(snapshot);
+            let early = ready.take_messages();
+            let vote_changed = ready.hs().is_some_and(|hs| (hs.term, hs.vote) != self.persisted_term_vote);
+            let writes = !ready.entries().is_empty() || vote_changed;
+            let stage = self.config.stage_persistence && !early.is_empty() && ready.snapshot().is_empty() && writes;
+            self.send(early);
+            if stage {
+                self.stage(ready);
+                return;
             }
-            let committed = ready.take_committed_entries();
-            self.apply(committed);
-            if !ready.entries().is_empty() {
-                records.push(entries_record(ready.entries()));
-                if let Err(why) = self.raw.mut_store().append(ready.entries()) {
-                    return self.fail(why);
-                }
-            }
-            if let Some(hs) = ready.hs() {
-                // Term and vote must be durable before anything is sent; the commit
-                // index need not (Raft §5, volatile state: a restarted member learns it
-                // again), so a change of commit alone costs no journal write.
-                if (hs.term, hs.vote) != self.persisted_term_vote {
-                    records.push(hard_state_record(hs));
-                    self.persisted_term_vote = (hs.term, hs.vote);
-                }
-                self.raw.mut_store().set_hard_state(hs.clone());
-            }
-            if !records.is_empty() {
-                if let Err(why) = self.journal.append(&records) {
-                    return self.fail(format!("journal: {why}"));
-                }
-            }
-            self.send(ready.take_persisted_messages());
-            for state in ready.take_read_states() {
-                self.read_index_known(&state.request_ctx, state.index);
-            }
-            let mut light = self.raw.advance(ready);
-            if let Some(commit) = light.commit_index() {
-                self.raw.mut_store().commit_to(commit);
-            }
-            self.send(light.take_messages());
-            let committed = light.take_committed_entries();
-            self.apply(committed);
-            self.raw.advance_apply();
-            self.answer_reads();
-            self.maybe_snapshot();
+            self.finish_ready(ready);
         }
+    }
+
+    /// The leader's appends may leave before its own journal write (raft-rs's
+    /// `messages`): the `Ready` is taken into memory at once (raft-rs's asynchronous
+    /// `advance_append_async`), its records and the messages that need them wait for
+    /// [`RaftGroup::persist_staged`], which the host calls after sending.
+    fn stage(&mut self, mut ready: raft::Ready) {
+        let committed = ready.take_committed_entries();
+        self.apply(committed);
+        let mut records = Vec::new();
+        if !ready.entries().is_empty() {
+            records.push(entries_record(ready.entries()));
+            if let Err(why) = self.raw.mut_store().append(ready.entries()) {
+                return self.fail(why);
+            }
+        }
+        if let Some(hs) = ready.hs() {
+            if (hs.term, hs.vote) != self.persisted_term_vote {
+                records.push(hard_state_record(hs));
+                self.persisted_term_vote = (hs.term, hs.vote);
+            }
+            self.raw.mut_store().set_hard_state(hs.clone());
+        }
+        for state in ready.take_read_states() {
+            self.read_index_known(&state.request_ctx, state.index);
+        }
+        let messages = ready.take_persisted_messages();
+        let number = ready.number();
+        self.raw.advance_append_async(ready);
+        self.raw.advance_apply();
+        self.answer_reads();
+        self.staged = Some(Staged { number, records, messages });
+    }
+
+    /// Writes a staged `Ready`'s records, sends what waited for them, and tells
+    /// raft-rs they are durable.
+    fn write_staged(&mut self) {
+        let Some(staged) = self.staged.take() else { return };
+        if let Err(why) = self.journal.append(&staged.records) {
+            return self.fail(format!("journal: {why}"));
+        }
+        self.send(staged.messages);
+        self.raw.on_persist_ready(staged.number);
+    }
+
+    /// Whether a `Ready` waits for [`RaftGroup::persist_staged`].
+    pub fn has_staged(&self) -> bool {
+        self.staged.is_some()
+    }
+
+    /// Writes the staged `Ready` to the journal and carries on (with
+    /// `stage_persistence`, after the host sent what the group gave it). Returns whether
+    /// there was one.
+    pub fn persist_staged(&mut self) -> bool {
+        if self.staged.is_none() {
+            return false;
+        }
+        self.after_step(self.last_now_ms);
+        true
+    }
+
+    /// The rest of a `Ready` after its early messages: journal, persisted messages,
+    /// read states, advance, apply.
+    fn finish_ready(&mut self, mut ready: raft::Ready) {
+        let mut records = Vec::new();
+        if !ready.snapshot().is_empty() {
+            let snapshot = ready.snapshot().clone();
+            records.push(snapshot_record(&snapshot));
+            self.restore(snapshot);
+        }
+        let committed = ready.take_committed_entries();
+        self.apply(committed);
+        if !ready.entries().is_empty() {
+            records.push(entries_record(ready.entries()));
+            if let Err(why) = self.raw.mut_store().append(ready.entries()) {
+                return self.fail(why);
+            }
+        }
+        if let Some(hs) = ready.hs() {
+            // Term and vote must be durable before anything is sent; the commit
+            // index need not (Raft §5, volatile state: a restarted member learns it
+            // again), so a change of commit alone costs no journal write.
+            if (hs.term, hs.vote) != self.persisted_term_vote {
+                records.push(hard_state_record(hs));
+                self.persisted_term_vote = (hs.term, hs.vote);
+            }
+            self.raw.mut_store().set_hard_state(hs.clone());
+        }
+        if !records.is_empty() {
+            if let Err(why) = self.journal.append(&records) {
+                return self.fail(format!("journal: {why}"));
+            }
+        }
+        self.send(ready.take_persisted_messages());
+        for state in ready.take_read_states() {
+            self.read_index_known(&state.request_ctx, state.index);
+        }
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.raw.mut_store().commit_to(commit);
+        }
+        self.send(light.take_messages());
+        let committed = light.take_committed_entries();
+        self.apply(committed);
+        self.raw.advance_apply();
+        self.answer_reads();
+        self.maybe_snapshot();
     }
 
     fn restore(&mut self, snapshot: raft::eraftpb::Snapshot) {

@@ -412,7 +412,17 @@ impl Cluster {
 
     fn drain(&mut self, i: usize) {
         let Some(group) = self.members[i].group.as_mut() else { return };
-        while let Some((to, bytes)) = group.poll_transmit() {
+        let mut out = Vec::new();
+        loop {
+            while let Some(t) = group.poll_transmit() {
+                out.push(t);
+            }
+            // With `stage_persistence`, the leader's appends are out before its write.
+            if !group.persist_staged() {
+                break;
+            }
+        }
+        for (to, bytes) in out {
             let to = to as usize - 1;
             if to >= self.side.len() || self.side[to] != self.side[i] || self.rng.chance(self.config.loss) {
                 continue;

@@ -269,6 +269,25 @@ impl NodeCore {
         }
     }
 
+    /// Writes the groups' staged `Ready`s to their journals (the engine calls it after
+    /// sending what `poll_transmit` gave: a leader's fsync overlaps its followers').
+    /// Returns whether anything was written (more may then be sent).
+    pub fn strong_persist(&mut self) -> bool {
+        let mut any = false;
+        for group in self.strong.groups.values_mut() {
+            any |= group.persist_staged();
+        }
+        if any {
+            self.strong_flush();
+        }
+        any
+    }
+
+    /// Whether a group waits for [`NodeCore::strong_persist`].
+    pub fn strong_staged(&self) -> bool {
+        self.strong.groups.values().any(RaftGroup::has_staged)
+    }
+
     /// The earliest group timer.
     pub(crate) fn strong_poll_timeout(&self) -> Option<u64> {
         self.strong.groups.values().map(RaftGroup::poll_timeout).min()

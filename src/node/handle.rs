@@ -465,7 +465,8 @@ fn core_config(config: &NodeConfig) -> CoreConfig {
         shard_count: config.shards.clamp(1, 16),
         anti_entropy_interval_ms: config.anti_entropy_interval.as_millis() as u64,
         strong_voters: config.strong_voters.clone(),
-        strong_group: config.strong_group.clone(),
+        // The engine persists a leader's Ready after sending its appends (Control::flush).
+        strong_group: crate::consensus::GroupConfig { stage_persistence: true, ..config.strong_group.clone() },
         ..CoreConfig::default()
     }
 }
