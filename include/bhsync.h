@@ -61,11 +61,22 @@
 // failed and both versions were kept (the last writer reads as the value).
 #define BHS_EVENT_CONFLICT 7
 
-// `flags` bit: the conflict produced a merged value.
+// A strong category's Raft group has a new leader (`peer`, all zero when unknown) in
+// term `count`; `category` names it.
+#define BHS_EVENT_LEADER 8
+
+// A strong category lost (flags without `BHS_EVENT_FLAG_REACHABLE`) or regained contact
+// with a quorum of its Raft group; `category` names it.
+#define BHS_EVENT_PARTITION 9
+
+// `BHS_EVENT_FLAG_MERGED`: a conflict was resolved into a new merged version.
 #define BHS_EVENT_FLAG_MERGED 1
 
 // `flags` bit: the sync or the conflict resolution failed (see `message`).
 #define BHS_EVENT_FLAG_FAILED 2
+
+// `flags` bit of `BHS_EVENT_PARTITION`: a quorum is reachable again.
+#define BHS_EVENT_FLAG_REACHABLE 4
 
 // `bhs_node_metrics.io_backend`: not known.
 #define BHS_IO_BACKEND_UNKNOWN 0
@@ -316,6 +327,22 @@ typedef int32_t (*bhs_conflict_resolver)(void *user_data,
 // The category's merge rule does not allow the call (a counter in a last-writer-wins
 // category, for example).
 #define BHS_WRONG_MERGE_RULE 68
+
+// A strong category: this node is not the leader of its Raft group; `bhs_last_error()`
+// names the leader when one is known. Nothing was written.
+#define BHS_NOT_LEADER 69
+
+// A strong category: no quorum is reachable from here (a minority side of a
+// partition, or an election under way). Nothing was written.
+#define BHS_READ_ONLY 70
+
+// A strong category: the write was proposed but its outcome is unknown (the leader
+// was lost or it timed out); it may or may not be committed.
+#define BHS_INDETERMINATE 71
+
+// The call does not apply to the category's mode (a delete or counter in a strong
+// category, for example).
+#define BHS_WRONG_MODE 72
 
 #ifdef __cplusplus
 extern "C" {

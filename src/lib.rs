@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod consensus;
 pub mod crdt;
 pub mod engine;
 pub mod ffi;

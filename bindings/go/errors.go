@@ -21,6 +21,10 @@ const (
 	StatusBusy            Status = C.BHS_BUSY
 	StatusIO              Status = C.BHS_IO
 	StatusWrongMergeRule  Status = C.BHS_WRONG_MERGE_RULE
+	StatusNotLeader       Status = C.BHS_NOT_LEADER
+	StatusReadOnly        Status = C.BHS_READ_ONLY
+	StatusIndeterminate   Status = C.BHS_INDETERMINATE
+	StatusWrongMode       Status = C.BHS_WRONG_MODE
 )
 
 // The errors to compare with errors.Is.
@@ -44,12 +48,22 @@ var (
 	// ErrWrongMergeRule: the category's merge rule does not allow the call (a counter
 	// in a last-writer-wins category, for example).
 	ErrWrongMergeRule error = StatusWrongMergeRule
+	// ErrNotLeader: a strong category and this node is not its leader (the message
+	// names the leader when known); nothing was written.
+	ErrNotLeader error = StatusNotLeader
+	// ErrReadOnly: a strong category and no quorum is reachable from here.
+	ErrReadOnly error = StatusReadOnly
+	// ErrIndeterminate: a strong write whose outcome is unknown (leader lost, timeout).
+	ErrIndeterminate error = StatusIndeterminate
+	// ErrWrongMode: the call does not apply to the category's mode.
+	ErrWrongMode error = StatusWrongMode
 )
 
 // knownStatuses lists every code this package names (compared with the header in tests).
 var knownStatuses = []Status{
 	StatusOK, StatusInvalidArgument, StatusNotFound, StatusProofInvalid, StatusInternal,
 	StatusTimeout, StatusClosed, StatusBusy, StatusIO, StatusWrongMergeRule,
+	StatusNotLeader, StatusReadOnly, StatusIndeterminate, StatusWrongMode,
 }
 
 // String is the library's description of the code (bhs_status_str).

@@ -7,7 +7,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::status::{
     bhs_status, BHS_BUSY, BHS_CLOSED, BHS_INTERNAL, BHS_INVALID_ARGUMENT, BHS_IO, BHS_NOT_FOUND, BHS_OK,
-    BHS_PROOF_INVALID, BHS_TIMEOUT, BHS_WRONG_MERGE_RULE,
+    BHS_PROOF_INVALID, BHS_TIMEOUT, BHS_WRONG_MERGE_RULE, BHS_NOT_LEADER, BHS_READ_ONLY, BHS_INDETERMINATE,
+    BHS_WRONG_MODE,
 };
 use crate::node::NodeError;
 use crate::state::StateError;
@@ -65,6 +66,10 @@ impl From<NodeError> for FfiError {
             NodeError::Closed => BHS_CLOSED,
             NodeError::Timeout => BHS_TIMEOUT,
             NodeError::Internal(_) => BHS_INTERNAL,
+            NodeError::NotLeader { .. } => BHS_NOT_LEADER,
+            NodeError::ReadOnly => BHS_READ_ONLY,
+            NodeError::Indeterminate => BHS_INDETERMINATE,
+            NodeError::WrongMode(_) => BHS_WRONG_MODE,
         };
         FfiError { status, message: error.to_string() }
     }

@@ -36,10 +36,18 @@ pub const BHS_EVENT_FATAL: u32 = 6;
 /// failed and both versions were kept (the last writer reads as the value).
 pub const BHS_EVENT_CONFLICT: u32 = 7;
 
-/// `flags` bit: the conflict produced a merged value.
+/// A strong category's Raft group has a new leader (`peer`, all zero when unknown) in
+/// term `count`; `category` names it.
+pub const BHS_EVENT_LEADER: u32 = 8;
+/// A strong category lost (flags without `BHS_EVENT_FLAG_REACHABLE`) or regained contact
+/// with a quorum of its Raft group; `category` names it.
+pub const BHS_EVENT_PARTITION: u32 = 9;
+/// `BHS_EVENT_FLAG_MERGED`: a conflict was resolved into a new merged version.
 pub const BHS_EVENT_FLAG_MERGED: u32 = 1;
 /// `flags` bit: the sync or the conflict resolution failed (see `message`).
 pub const BHS_EVENT_FLAG_FAILED: u32 = 2;
+/// `flags` bit of `BHS_EVENT_PARTITION`: a quorum is reachable again.
+pub const BHS_EVENT_FLAG_REACHABLE: u32 = 4;
 
 /// One event. Kinds are `BHS_EVENT_*`; hosts must skip kinds they do not know (later
 /// versions add kinds). Fields a kind does not use are zero or empty. The `bhs_buf`
@@ -108,6 +116,17 @@ impl bhs_event {
             NodeEvent::Fatal(message) => {
                 bhs_event { message: bhs_buf::from_vec(message.into_bytes()), ..bhs_event::empty(BHS_EVENT_FATAL) }
             }
+            NodeEvent::Leader { category, leader, term } => bhs_event {
+                category: bhs_buf::from_vec(category.into_bytes()),
+                peer: leader.map(|id| id.0).unwrap_or([0; 32]),
+                count: term,
+                ..bhs_event::empty(BHS_EVENT_LEADER)
+            },
+            NodeEvent::Partition { category, reachable } => bhs_event {
+                category: bhs_buf::from_vec(category.into_bytes()),
+                flags: if reachable { BHS_EVENT_FLAG_REACHABLE } else { 0 },
+                ..bhs_event::empty(BHS_EVENT_PARTITION)
+            },
             NodeEvent::Conflict { category, key, merged, error } => bhs_event {
                 category: bhs_buf::from_vec(category.into_bytes()),
                 key: bhs_buf::from_vec(key),

@@ -37,6 +37,18 @@ pub const BHS_IO: bhs_status = 67;
 /// The category's merge rule does not allow the call (a counter in a last-writer-wins
 /// category, for example).
 pub const BHS_WRONG_MERGE_RULE: bhs_status = 68;
+/// A strong category: this node is not the leader of its Raft group; `bhs_last_error()`
+/// names the leader when one is known. Nothing was written.
+pub const BHS_NOT_LEADER: bhs_status = 69;
+/// A strong category: no quorum is reachable from here (a minority side of a
+/// partition, or an election under way). Nothing was written.
+pub const BHS_READ_ONLY: bhs_status = 70;
+/// A strong category: the write was proposed but its outcome is unknown (the leader
+/// was lost or it timed out); it may or may not be committed.
+pub const BHS_INDETERMINATE: bhs_status = 71;
+/// The call does not apply to the category's mode (a delete or counter in a strong
+/// category, for example).
+pub const BHS_WRONG_MODE: bhs_status = 72;
 
 /// A static, NUL-terminated description of `status` (never NULL, never freed). Unknown
 /// codes give "unknown status". Thread-safe; never fails.
@@ -53,6 +65,10 @@ pub extern "C" fn bhs_status_str(status: bhs_status) -> *const c_char {
         BHS_BUSY => "busy\0",
         BHS_IO => "io error\0",
         BHS_WRONG_MERGE_RULE => "wrong merge rule\0",
+        BHS_NOT_LEADER => "not the leader\0",
+        BHS_READ_ONLY => "read-only: no quorum reachable\0",
+        BHS_INDETERMINATE => "outcome unknown\0",
+        BHS_WRONG_MODE => "wrong category mode\0",
         _ => "unknown status\0",
     };
     text.as_ptr().cast()

@@ -51,6 +51,11 @@ pub struct NodeConfig {
     pub redial_initial: Duration,
     /// The longest delay between two dials of one peer.
     pub redial_max: Duration,
+    /// The voters of every strong category's Raft group; a node holding a strong
+    /// category must be one of them (ADR 070).
+    pub strong_voters: Vec<NodeId>,
+    /// Raft settings of strong categories (`id` and `voters` are set per node).
+    pub strong_group: crate::consensus::GroupConfig,
 }
 
 /// The bounds a node enforces on each peer and on itself, beyond the wire's rate limits.
@@ -101,6 +106,8 @@ impl Default for NodeConfig {
             snapshot_interval: Duration::from_secs(300),
             redial_initial: Duration::from_millis(100),
             redial_max: Duration::from_secs(10),
+            strong_voters: Vec::new(),
+            strong_group: crate::consensus::GroupConfig::default(),
         }
     }
 }

@@ -52,6 +52,8 @@ pub struct NodeCore {
     pub(crate) executor: Arc<dyn Executor>,
     /// Finished syncs not yet taken by the metrics (bounded: the oldest are dropped).
     pub(crate) finished_syncs: VecDeque<super::types::FinishedSync>,
+    /// The Raft groups of strong categories (src/consensus/strong.rs).
+    pub(crate) strong: crate::consensus::strong::StrongGroups,
 }
 
 impl NodeCore {
@@ -66,7 +68,10 @@ impl NodeCore {
             replica.add_category(name, spec.clone())?;
             specs.insert(name.clone(), spec.clone());
         }
-        let mut order: Vec<String> = specs.keys().cloned().collect();
+        let mut rng = rng;
+        let strong = crate::consensus::strong::StrongGroups::new(&config, me, &mut rng, now_ms)?;
+        // Strong categories change only through their Raft log: no gossip, no anti-entropy.
+        let mut order: Vec<String> = specs.keys().filter(|name| !strong.is_strong(name)).cloned().collect();
         order.sort_by_key(|name| (specs[name].priority, name.clone()));
         Ok(NodeCore {
             config,
@@ -90,6 +95,7 @@ impl NodeCore {
             streaming: false,
             executor: Arc::new(Inline),
             finished_syncs: VecDeque::new(),
+            strong,
         })
     }
 
@@ -162,6 +168,7 @@ impl NodeCore {
 
     /// Writes `value` under `key`, stamped with the node's hybrid logical clock.
     pub fn put(&mut self, now_ms: u64, category: &str, key: &[u8], value: &[u8]) -> Result<Version, NodeError> {
+        self.check_not_strong(category)?;
         let spec = self.spec(category).ok_or_else(|| NodeError::UnknownCategory(category.to_owned()))?;
         if spec.merge == MergeRule::Crdt {
             AnyCrdt::decode(value).map_err(|e| NodeError::Crdt(e.to_string()))?;
@@ -171,6 +178,7 @@ impl NodeCore {
 
     /// Deletes `key` (a tombstone, so the deletion propagates); whether a value was live.
     pub fn delete(&mut self, now_ms: u64, category: &str, key: &[u8]) -> Result<bool, NodeError> {
+        self.check_not_strong(category)?;
         self.spec(category).ok_or_else(|| NodeError::UnknownCategory(category.to_owned()))?;
         if self.replica.get(category, key).is_none() {
             return Ok(false);
@@ -183,6 +191,7 @@ impl NodeCore {
 
     /// Adds `delta` to the PN-counter under `key` (a CRDT category); returns the new value.
     pub fn counter_add(&mut self, now_ms: u64, category: &str, key: &[u8], delta: i64) -> Result<i64, NodeError> {
+        self.check_not_strong(category)?;
         self.check_crdt(category)?;
         let mut counter = self.read_counter(category, key)?;
         let result = if delta >= 0 {
@@ -211,6 +220,7 @@ impl NodeCore {
 
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.strong_flush();
         self.flush_pushes();
         self.fill_streams();
         let ids: Vec<NodeId> = self.peers.iter().filter(|(_, p)| !p.queue.is_empty()).map(|(id, _)| *id).collect();
@@ -342,6 +352,16 @@ impl NodeCore {
                 self.stats.compressed_messages += compressed as u64;
             }
         }
+    }
+
+    /// Local writes of strong categories go through their Raft group (`strong_put`).
+    fn check_not_strong(&self, category: &str) -> Result<(), NodeError> {
+        if self.is_strong(category) {
+            return Err(NodeError::WrongMode(format!(
+                "{category:?} is strong: writes go through its Raft group (strong_put, or Node::put)"
+            )));
+        }
+        Ok(())
     }
 
     fn check_crdt(&self, category: &str) -> Result<(), NodeError> {

@@ -33,6 +33,10 @@ pub struct Node {
     /// Released at close, so the directory's lock goes with the node.
     log: Mutex<Option<Arc<Log>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Strong categories (their writes and reads wait for the Raft group).
+    strong: std::collections::HashSet<String>,
+    /// How long a strong request may wait for its group's answer.
+    strong_wait: Duration,
 }
 
 /// A snapshot of a node's figures.
@@ -83,13 +87,15 @@ impl Node {
             }
             None => None,
         };
-        let io = IoConfig {
-            choice: config.io_backend,
-            max_send_queue_bytes: config.limits.max_send_queue,
-            ..IoConfig::default()
-        };
-        let mut backend =
-            open_backend(&io).map_err(|error| NodeError::Io(format!("opening the IO backend: {error}")))?;
+        if let Some(dir) = &config.data_dir {
+            core.attach_strong_journals(now, |category| {
+                crate::consensus::strong::open_log_journal(&crate::consensus::strong::journal_dir(dir, category))
+            })?;
+        }
+        let strong = crate::consensus::strong::strong_categories(&config.categories).into_iter().collect();
+        let strong_wait = Duration::from_millis(config.strong_group.request_timeout_ms + 2_000);
+        let io = IoConfig { choice: config.io_backend, max_send_queue_bytes: config.limits.max_send_queue, ..IoConfig::default() };
+        let mut backend = open_backend(&io).map_err(|error| NodeError::Io(format!("opening the IO backend: {error}")))?;
         let local_addr = backend.listen(config.listen).map_err(|error| {
             NodeError::Io(format!("cannot listen on {}: {error}; choose a free address or port 0", config.listen))
         })?;
@@ -108,7 +114,17 @@ impl Node {
                 driver.run();
             })
             .map_err(|error| NodeError::Io(format!("cannot start the engine thread: {error}")))?;
-        Ok(Node { id, local_addr, commands, events, waker, log: Mutex::new(log), thread: Mutex::new(Some(thread)) })
+        Ok(Node {
+            id,
+            local_addr,
+            commands,
+            events,
+            waker,
+            log: Mutex::new(log),
+            thread: Mutex::new(Some(thread)),
+            strong,
+            strong_wait,
+        })
     }
 
     /// This node's id: its public key.
@@ -128,7 +144,19 @@ impl Node {
 
     /// Writes `value` under `key`; returns the version it was stamped with. With a data
     /// directory, returns once the write is durable.
+    ///
+    /// In a strong category, the write goes through the category's Raft group and
+    /// returns once committed (version: hlc = counter = log index), or at once with
+    /// `NotLeader` (ask the leader) or `ReadOnly` (no quorum in reach); `Indeterminate`
+    /// when the leader was lost after proposing.
     pub fn put(&self, category: &str, key: &[u8], value: &[u8]) -> Result<Version, NodeError> {
+        if self.strong.contains(category) {
+            let (name, key, value) = (category.to_owned(), key.to_vec(), value.to_vec());
+            return match self.strong_request(category, move |core, now| core.strong_put(now, &name, &key, &value))? {
+                crate::consensus::StrongAnswer::Written(version) => Ok(version),
+                other => Err(NodeError::Internal(format!("a strong write answered {other:?}"))),
+            };
+        }
         let (category, key, value) = (category.to_owned(), key.to_vec(), value.to_vec());
         self.write(move |control| {
             let now = control.now_ms();
@@ -138,7 +166,23 @@ impl Node {
     }
 
     /// Reads the live value of `key` (`None` when absent or deleted).
+    ///
+    /// In a strong category the read is linearizable (ReadIndex at the leader) and
+    /// refused like a write away from the leader; [`Node::get_stale`] reads locally.
     pub fn get(&self, category: &str, key: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
+        if self.strong.contains(category) {
+            let (name, key) = (category.to_owned(), key.to_vec());
+            return match self.strong_request(category, move |core, now| core.strong_read(now, &name, &key))? {
+                crate::consensus::StrongAnswer::Read(value) => Ok(value),
+                other => Err(NodeError::Internal(format!("a strong read answered {other:?}"))),
+            };
+        }
+        self.get_stale(category, key)
+    }
+
+    /// Reads this node's copy of `key` without any check: for a strong category, a
+    /// possibly stale read (the explicit stale-read option); otherwise as [`Node::get`].
+    pub fn get_stale(&self, category: &str, key: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
         let (category, key) = (category.to_owned(), key.to_vec());
         self.call(move |driver| driver.core.get(&category, &key).map(|entry| entry.value.to_vec()))
     }
@@ -277,6 +321,43 @@ impl Node {
             log.append(&record).map_err(not_durable)?;
         }
         Ok(result)
+    }
+
+    /// The leader of a strong category's Raft group, as this node knows it.
+    pub fn strong_leader(&self, category: &str) -> Result<Option<NodeId>, NodeError> {
+        let name = category.to_owned();
+        self.call(move |control| control.core.strong_leader(&name))
+    }
+
+    /// Adds (`add`) or removes a voter of a strong category's group, one at a time;
+    /// returns the voters once the change is committed. See ADR 070 for the steps.
+    pub fn change_voter(&self, category: &str, node: NodeId, add: bool) -> Result<Vec<NodeId>, NodeError> {
+        let name = category.to_owned();
+        match self.strong_request(category, move |core, now| core.strong_voter_change(now, &name, node, add))? {
+            crate::consensus::StrongAnswer::Voters(voters) => Ok(voters),
+            other => Err(NodeError::Internal(format!("a voter change answered {other:?}"))),
+        }
+    }
+
+    /// Starts a strong request on the engine and waits for its group's answer.
+    fn strong_request<F>(&self, category: &str, start: F) -> Result<crate::consensus::StrongAnswer, NodeError>
+    where
+        F: FnOnce(&mut NodeCore, u64) -> Result<crate::consensus::Ticket, NodeError> + Send + 'static,
+    {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let name = category.to_owned();
+        self.call(move |control| {
+            let now = control.now_ms();
+            match start(&mut control.core, now) {
+                Ok(ticket) => control.wait_strong(name, ticket, move |result| {
+                    let _ = sender.send(result);
+                }),
+                Err(error) => {
+                    let _ = sender.send(Err(error));
+                }
+            }
+        })?;
+        receiver.recv_timeout(self.strong_wait).map_err(|_| NodeError::Timeout)?
     }
 
     /// Registers the host's resolver for a category whose merge rule is custom.
@@ -460,6 +541,9 @@ fn core_config(config: &NodeConfig) -> CoreConfig {
         categories: config.categories.clone(),
         shard_count: config.shards.clamp(1, 16),
         anti_entropy_interval_ms: config.anti_entropy_interval.as_millis() as u64,
+        strong_voters: config.strong_voters.clone(),
+        // The engine persists a leader's Ready after sending its appends (Control::flush).
+        strong_group: crate::consensus::GroupConfig { stage_persistence: true, ..config.strong_group.clone() },
         ..CoreConfig::default()
     }
 }

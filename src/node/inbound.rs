@@ -45,10 +45,17 @@ impl NodeCore {
             NodeMessage::Reconcile { category, .. }
             | NodeMessage::Push { category, .. }
             | NodeMessage::BulkRequest { category, .. }
-            | NodeMessage::Bulk { category, .. } => *category,
+            | NodeMessage::Bulk { category, .. }
+            | NodeMessage::Raft { category, .. } => *category,
         };
         if self.spec(category).is_none() {
             return Err(PeerFault::UnknownCategory(category.to_owned()));
+        }
+        if let NodeMessage::Raft { category, bytes } = decoded {
+            return self.strong_message(now_ms, from, category, bytes);
+        }
+        if self.is_strong(category) {
+            return Err(PeerFault::Protocol(format!("{category:?} is strong: it changes only through Raft")));
         }
         match decoded {
             NodeMessage::Reconcile { to_initiator, category, frame } => self
@@ -79,6 +86,7 @@ impl NodeCore {
                 }
                 Ok(())
             }
+            NodeMessage::Raft { .. } => Ok(()), // Handled above.
         }
     }
 

@@ -10,6 +10,7 @@
 //! 3 BulkRequest  sync(u32 LE) · category                   ("stream me the whole category")
 //! 4 Bulk         sync(u32 LE) · seq(u32 LE) · flags(1: bit 0 last, bit 1 reply) · category ·
 //!                [root(32), on the last frame] · batch
+//! 5 Raft         category · a raft message of the category's group (src/consensus, ADR 070)
 //! category       len(1, 1..=64) · printable ASCII name
 //! batch          digest(32) · codec(1: 0 raw, 1 zstd + varint raw length) · body
 //! body           varint count · entries in the reconcile `Items` entry format
@@ -33,6 +34,7 @@ mod tag {
     pub const PUSH: u8 = 2;
     pub const BULK_REQUEST: u8 = 3;
     pub const BULK: u8 = 4;
+    pub const RAFT: u8 = 5;
 }
 
 mod codec {
@@ -157,6 +159,13 @@ pub enum NodeMessage<'a> {
         category: &'a str,
         /// The entries.
         batch: Batch<'a>,
+    },
+    /// A raft message of a strong category's group (decoded by src/consensus).
+    Raft {
+        /// The category.
+        category: &'a str,
+        /// The raft message.
+        bytes: &'a [u8],
     },
 }
 
@@ -296,6 +305,15 @@ pub fn encode_bulk(
     (out, compressed)
 }
 
+/// Encodes a `Raft` message.
+pub fn encode_raft(category: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + category.len() + 2);
+    out.push(tag::RAFT);
+    put_category(&mut out, category);
+    out.extend_from_slice(bytes);
+    out
+}
+
 /// Re-encodes a decoded message (raw batches), for round-trip checks.
 pub fn encode(message: &NodeMessage<'_>) -> Vec<u8> {
     let rebatch = |batch: &Batch<'_>| {
@@ -314,6 +332,7 @@ pub fn encode(message: &NodeMessage<'_>) -> Vec<u8> {
     match message {
         NodeMessage::Reconcile { to_initiator, category, frame } => encode_reconcile(*to_initiator, category, frame),
         NodeMessage::BulkRequest { sync, category } => encode_bulk_request(*sync, category),
+        NodeMessage::Raft { category, bytes } => encode_raft(category, bytes),
         NodeMessage::Push { hops, category, batch } => {
             let mut out = vec![tag::PUSH, *hops];
             put_category(&mut out, category);
@@ -373,6 +392,10 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Result<NodeMessage<'_>, DecodeErr
             let category = r.category()?;
             let last = if flags & 1 != 0 { Some(r.digest()?) } else { None };
             NodeMessage::Bulk { sync, seq, last, reply: flags & 2 != 0, category, batch: r.batch(max_len)? }
+        }
+        tag::RAFT => {
+            let category = r.category()?;
+            NodeMessage::Raft { category, bytes: std::mem::take(&mut r.bytes) }
         }
         other => return Err(DecodeError::UnknownChannel(other)),
     };

@@ -100,6 +100,7 @@ impl NodeCore {
     /// Drives retransmissions, deadlines, periodic rounds and retries.
     pub fn handle_timeout(&mut self, now_ms: u64) {
         self.last_now_ms = self.last_now_ms.max(now_ms);
+        self.strong_timeout(now_ms);
         let ids: Vec<NodeId> = self.peers.iter().filter(|(_, p)| p.connected).map(|(id, _)| *id).collect();
         for id in ids {
             self.with_peer(id, |core, peer| core.peer_timeout(now_ms, id, peer));
@@ -114,6 +115,7 @@ impl NodeCore {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
+        consider(self.strong_poll_timeout());
         for peer in self.peers.values().filter(|p| p.connected) {
             match &peer.sync {
                 None => consider(Some(peer.retry_at_ms.unwrap_or(peer.next_round_ms))),

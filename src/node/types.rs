@@ -50,6 +50,11 @@ pub struct CoreConfig {
     /// Try zstd on batches (kept only where it saves an eighth). Off for links faster
     /// than zstd level 1 (about 250–450 MB/s per core, ADR 006), e.g. loopback.
     pub compress: bool,
+    /// The voters of every strong category's Raft group (this node must be one when
+    /// a strong category is configured). ADR 070.
+    pub strong_voters: Vec<NodeId>,
+    /// The Raft settings of strong categories (`id` and `voters` are set per node).
+    pub strong_group: crate::consensus::GroupConfig,
 }
 
 impl Default for CoreConfig {
@@ -74,6 +79,8 @@ impl Default for CoreConfig {
             max_pending_push: 100_000,
             max_events: 100_000,
             compress: true,
+            strong_voters: Vec::new(),
+            strong_group: crate::consensus::GroupConfig::default(),
         }
     }
 }
@@ -193,6 +200,24 @@ pub enum NodeEvent {
         /// Set when the rule failed and the last writer won instead.
         error: Option<ResolveError>,
     },
+    /// A strong category's Raft leader changed, as this node knows it.
+    Leader {
+        /// The category.
+        category: String,
+        /// The leader, if one is known.
+        leader: Option<NodeId>,
+        /// The Raft term.
+        term: u64,
+    },
+    /// This node lost (`reachable: false`) or regained contact with a quorum of a
+    /// strong category's voters: the partition event. While cut off, its writes and
+    /// linearizable reads are answered at once with `NotLeader` or `ReadOnly`.
+    Partition {
+        /// The category.
+        category: String,
+        /// Whether a quorum is reachable.
+        reachable: bool,
+    },
 }
 
 /// Misbehaviour by a peer, for the engine to score (nothing of it was applied).
@@ -257,6 +282,21 @@ pub enum NodeError {
     Timeout,
     /// A bug: please report it with the message.
     Internal(String),
+    /// A strong category: this node does not lead its group; ask the leader (its id
+    /// when known). Nothing was written.
+    NotLeader {
+        /// The leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// A strong category: no quorum is reachable from here (this side of a partition
+    /// is a minority, or an election is under way). Nothing was written; stale reads
+    /// (`get_stale`) still work.
+    ReadOnly,
+    /// A strong category: the write was proposed but its leader was lost or it timed
+    /// out before committing; it may or may not be applied later.
+    Indeterminate,
+    /// The operation is not available in this category's mode (the message says why).
+    WrongMode(String),
 }
 
 impl std::fmt::Display for NodeError {
@@ -273,6 +313,11 @@ impl std::fmt::Display for NodeError {
             NodeError::Closed => write!(f, "the node is closed"),
             NodeError::Timeout => write!(f, "the call did not finish in time"),
             NodeError::Internal(what) => write!(f, "internal error (please report): {what}"),
+            NodeError::NotLeader { leader: Some(id) } => write!(f, "not the leader; the leader is {}", id.short()),
+            NodeError::NotLeader { leader: None } => write!(f, "not the leader; no leader is known"),
+            NodeError::ReadOnly => write!(f, "no quorum reachable: read-only (stale reads only)"),
+            NodeError::Indeterminate => write!(f, "the write lost its leader or timed out: it may or may not apply"),
+            NodeError::WrongMode(what) => write!(f, "wrong category mode: {what}"),
         }
     }
 }

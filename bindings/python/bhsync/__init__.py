@@ -25,6 +25,10 @@ from .errors import (
     ProofInvalidError,
     TimedOutError,
     WrongMergeRuleError,
+    NotLeaderError,
+    ReadOnlyError,
+    IndeterminateError,
+    WrongModeError,
 )
 from ._library import LIBRARY_ENV, LibraryNotFoundError, find_library
 from .node import (
@@ -50,6 +54,10 @@ __all__ = [
     "IoError",
     "TimedOutError",
     "WrongMergeRuleError",
+    "NotLeaderError",
+    "ReadOnlyError",
+    "IndeterminateError",
+    "WrongModeError",
     "Config",
     "Event",
     "EventKind",

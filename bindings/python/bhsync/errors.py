@@ -83,6 +83,31 @@ class WrongMergeRuleError(BhsyncError, ValueError):
     status = 68
 
 
+class NotLeaderError(BhsyncError):
+    """BHS_NOT_LEADER: a strong category and this node is not its leader (the message
+    names the leader when known); nothing was written."""
+
+    status = 69
+
+
+class ReadOnlyError(BhsyncError):
+    """BHS_READ_ONLY: a strong category and no quorum is reachable from here."""
+
+    status = 70
+
+
+class IndeterminateError(BhsyncError):
+    """BHS_INDETERMINATE: a strong write whose outcome is unknown (leader lost, timeout)."""
+
+    status = 71
+
+
+class WrongModeError(BhsyncError, ValueError):
+    """BHS_WRONG_MODE: the call does not apply to the category's mode."""
+
+    status = 72
+
+
 _BY_STATUS: Dict[int, Type[BhsyncError]] = {}
 
 
@@ -101,6 +126,10 @@ _register(
     BusyError,
     IoError,
     WrongMergeRuleError,
+    NotLeaderError,
+    ReadOnlyError,
+    IndeterminateError,
+    WrongModeError,
 )
 
 

@@ -31,6 +31,9 @@ pub type SyncResult = Result<Vec<crate::node::CategoryReport>, SyncError>;
 /// Called once when a sync finishes.
 type SyncWaiter = Box<dyn FnOnce(SyncResult) + Send>;
 
+/// Called once with the answer to a strong category's request.
+type StrongWaiter = Box<dyn FnOnce(Result<crate::consensus::StrongAnswer, crate::node::NodeError>) + Send>;
+
 /// The control role of a node's engine.
 pub struct Control {
     /// The protocol core.
@@ -45,6 +48,7 @@ pub struct Control {
     blocked: HashSet<NodeId>,
     pending_events: Vec<NodeEvent>,
     sync_waiters: HashMap<SyncId, SyncWaiter>,
+    strong_waiters: HashMap<(String, crate::consensus::Ticket), StrongWaiter>,
     to_close: Vec<(ConnId, GoAwayReason)>,
     dirty: Vec<ConnId>,
     throttled: bool,
@@ -85,6 +89,7 @@ impl Control {
             blocked: HashSet::new(),
             pending_events: Vec::new(),
             sync_waiters: HashMap::new(),
+            strong_waiters: HashMap::new(),
             to_close: Vec::new(),
             dirty: Vec::new(),
             throttled: false,
@@ -286,10 +291,20 @@ impl Control {
         if self.throttled {
             deadline = deadline.min(now + 1);
         }
-        if !self.to_close.is_empty() || !self.dirty.is_empty() {
+        if !self.to_close.is_empty() || !self.dirty.is_empty() || self.core.strong_staged() {
             deadline = now;
         }
         std::time::Duration::from_millis(deadline.saturating_sub(now))
+    }
+
+    /// Calls `done` with the answer to `ticket` of a strong category's group.
+    pub fn wait_strong(
+        &mut self,
+        category: String,
+        ticket: crate::consensus::Ticket,
+        done: impl FnOnce(Result<crate::consensus::StrongAnswer, crate::node::NodeError>) + Send + 'static,
+    ) {
+        self.strong_waiters.insert((category, ticket), Box::new(done));
     }
 
     /// Runs the core's timers and collects its events.
@@ -297,6 +312,12 @@ impl Control {
         let now = self.now_ms();
         if self.core.poll_timeout().is_some_and(|at| at <= now) {
             self.core.handle_timeout(now);
+        }
+        self.core.strong_flush();
+        while let Some((category, ticket, result)) = self.core.poll_strong_outcome() {
+            if let Some(waiter) = self.strong_waiters.remove(&(category, ticket)) {
+                waiter(result);
+            }
         }
         while let Some(finished) = self.core.poll_finished_sync() {
             self.telemetry.on_sync(&finished);
@@ -365,6 +386,9 @@ impl Control {
         self.close_queued(backend);
         for (_, waiter) in self.sync_waiters.drain() {
             waiter(Err(SyncError::PeerDown));
+        }
+        for (_, waiter) in self.strong_waiters.drain() {
+            waiter(Err(crate::node::NodeError::Closed));
         }
     }
 }

@@ -42,8 +42,20 @@ impl Control {
     }
 
     /// Moves the core's transmits into sessions and every session's bytes into the
-    /// backend: one batch per turn.
+    /// backend: one batch per turn. Then strong categories' leaders write their staged
+    /// entries to their journals (their appends are on the wire meanwhile) and what
+    /// that releases is sent too.
     pub fn flush(&mut self, backend: &mut dyn Backend) {
+        self.flush_once(backend);
+        for _ in 0..4 {
+            if !self.core.strong_persist() {
+                break;
+            }
+            self.flush_once(backend);
+        }
+    }
+
+    fn flush_once(&mut self, backend: &mut dyn Backend) {
         // Back-pressure: the core's transmits are pulled only while the link they go to
         // has room; the rest stays queued in the core (which generates bulk streams only
         // as its queues drain), and a `Writable` event resumes.
