@@ -88,8 +88,9 @@ fn ffi_ns_per_get(calls: usize) -> f64 {
 }
 
 fn main() {
-    let mut calls = 100_000usize;
     let args: Vec<String> = std::env::args().collect();
+    // `cargo bench` passes --bench; `cargo test` runs this as a quick smoke test.
+    let mut calls = if args.iter().any(|a| a == "--bench") { 100_000usize } else { 2_000 };
     if let Some(i) = args.iter().position(|a| a == "--calls") {
         calls = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(calls);
     }
