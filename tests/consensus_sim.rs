@@ -54,7 +54,7 @@ fn without_faults_every_request_succeeds_at_the_leader() {
 
 /// More seeds: `CONSENSUS_SEEDS=500 cargo test --release --test consensus_sim -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "hundreds of seeds: behind a flag, CONSENSUS_SEEDS=N with --ignored"]
 fn many_seeds() {
     let seeds: u64 = std::env::var("CONSENSUS_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
     for seed in 1..=seeds {
@@ -87,8 +87,9 @@ fn a_seed_replays_exactly() {
     assert_eq!(a.acknowledged, b.acknowledged);
 }
 
+/// Replays one seed: `CONSENSUS_SEED=S cargo test --test consensus_sim -- --ignored one_seed --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "replays the seed a failure printed: CONSENSUS_SEED=S with --ignored"]
 fn one_seed() {
     let seed: u64 = std::env::var("CONSENSUS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let mut config = SimConfig::new(seed);

@@ -412,7 +412,7 @@ fn a_sync_with_an_unresponsive_peer_fails_and_is_retried_with_backoff() {
 /// one BLAKE3 pass over the same bytes. `cargo test --release --test node_core_sim --
 /// --ignored bulk --nocapture` (`NODE_BULK_COMPRESS=0` to send raw).
 #[test]
-#[ignore]
+#[ignore = "a measurement: run in release with --ignored (see above)"]
 fn bulk_sync_of_100k_entries_into_an_empty_node() {
     let compress = std::env::var("NODE_BULK_COMPRESS").map_or(true, |v| v != "0");
     let config = CoreConfig {
