@@ -13,6 +13,7 @@ pub mod network;
 pub mod process;
 pub mod rng;
 pub mod simulator;
+pub mod swarm;
 
 pub use network::{ClockModel, Fate, LinkProfile, Network};
 pub use process::Process;
