@@ -388,6 +388,12 @@ impl RaftGroup {
         self.registers.get(key)
     }
 
+    /// Why the group stopped (its journal failed), if it did: it then refuses every
+    /// request and the host must reopen it from its journal.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
     /// Counters.
     pub fn stats(&self) -> GroupStats {
         self.stats.clone()

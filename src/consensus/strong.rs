@@ -130,7 +130,16 @@ impl Journal for LogJournal {
 
 /// Opens (or creates) a strong category's journal in `dir`.
 pub fn open_log_journal(dir: &Path) -> Result<(Box<dyn Journal>, Recovered), NodeError> {
-    let (log, recovery) = Log::open(dir, LogConfig::default())
+    open_log_journal_on(Box::new(crate::storage::FsDisk), dir)
+}
+
+/// Opens (or creates) a strong category's journal in `dir` on `disk` (the simulator's
+/// disk in the swarm).
+pub fn open_log_journal_on(
+    disk: Box<dyn crate::storage::Disk>,
+    dir: &Path,
+) -> Result<(Box<dyn Journal>, Recovered), NodeError> {
+    let (log, recovery) = Log::open_on(disk, dir, LogConfig::default())
         .map_err(|e| NodeError::Io(format!("cannot open the raft log in {}: {e}", dir.display())))?;
     let recovered = Recovered {
         image: recovery.snapshot.map(|s| s.state),

@@ -154,6 +154,17 @@ impl NodeCore {
         &self.replica
     }
 
+    /// What the core holds now (each quantity has a bound in its configuration).
+    pub fn resource_usage(&self) -> super::types::ResourceUsage {
+        super::types::ResourceUsage {
+            peers: self.peers.len(),
+            largest_queue_bytes: self.peers.values().map(|peer| peer.queue.len_bytes()).max().unwrap_or(0),
+            largest_responders: self.peers.values().map(|peer| peer.responders.len()).max().unwrap_or(0),
+            pending_push: self.pending_push_count,
+            events: self.events.len(),
+        }
+    }
+
     /// Counters for metrics.
     pub fn stats(&self) -> CoreStats {
         self.stats.clone()

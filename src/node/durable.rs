@@ -159,6 +159,34 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Replays what a node's log recovered into `core`: the newest snapshot, then every
+/// record after it, last writer wins (the engine's `Node::open` and the swarm's
+/// simulated nodes both recover this way).
+pub fn replay(
+    recovery: &crate::storage::Recovery,
+    core: &mut super::NodeCore,
+    now: u64,
+) -> Result<(), super::NodeError> {
+    use super::NodeError;
+    let mut restored: std::collections::BTreeMap<String, Vec<Entry>> = Default::default();
+    if let Some(snapshot) = &recovery.snapshot {
+        decode_snapshot(&snapshot.state, |category, entry| restored.entry(category).or_default().push(entry))
+            .map_err(|error| NodeError::Io(format!("snapshot: {error}")))?;
+    }
+    for record in &recovery.records {
+        let (category, entry) = decode_record(&record.payload)
+            .map_err(|error| NodeError::Io(format!("log record {}: {error}", record.seq)))?;
+        restored.entry(category).or_default().push(entry);
+    }
+    for (category, entries) in restored {
+        // A category no longer configured is skipped: its records stay in the log.
+        if core.category_root(&category).is_some() {
+            core.restore(now, &category, &entries)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,7 +82,7 @@ impl Node {
         }
         let log = match opened {
             Some((log, recovery)) => {
-                replay(&recovery, &mut core, now)?;
+                durable::replay(&recovery, &mut core, now)?;
                 Some(Arc::new(log))
             }
             None => None,
@@ -479,28 +479,6 @@ fn open_log(dir: &std::path::Path) -> Result<(Log, Recovery), NodeError> {
         )),
         other => NodeError::Io(format!("cannot open the log in {}: {other}", dir.display())),
     })
-}
-
-/// Replays what the log recovered into `core`: the newest snapshot, then every record
-/// after it.
-fn replay(recovery: &Recovery, core: &mut NodeCore, now: u64) -> Result<(), NodeError> {
-    let mut restored: std::collections::BTreeMap<String, Vec<crate::state::Entry>> = Default::default();
-    if let Some(snapshot) = &recovery.snapshot {
-        durable::decode_snapshot(&snapshot.state, |category, entry| restored.entry(category).or_default().push(entry))
-            .map_err(|error| NodeError::Io(format!("snapshot: {error}")))?;
-    }
-    for record in &recovery.records {
-        let (category, entry) = durable::decode_record(&record.payload)
-            .map_err(|error| NodeError::Io(format!("log record {}: {error}", record.seq)))?;
-        restored.entry(category).or_default().push(entry);
-    }
-    for (category, entries) in restored {
-        // A category no longer configured is skipped: its records stay in the log.
-        if core.category_root(&category).is_some() {
-            core.restore(now, &category, &entries)?;
-        }
-    }
-    Ok(())
 }
 
 fn load_identity(config: &NodeConfig) -> Result<Identity, NodeError> {

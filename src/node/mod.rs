@@ -25,5 +25,5 @@ pub use handle::{Node, NodeMetrics};
 pub use message::{DecodeError as MessageDecodeError, NodeMessage};
 pub use types::{
     CategoryOutcome, CategoryReport, CoreConfig, CoreStats, FinishedSync, NodeError, NodeEvent, PeerFault, SyncError,
-    SyncId, Transmit,
+    ResourceUsage, SyncId, Transmit,
 };

@@ -330,6 +330,21 @@ impl From<StateError> for NodeError {
     }
 }
 
+/// What a core holds at one moment: the quantities its configuration bounds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct ResourceUsage {
+    /// Peers known (connected or not).
+    pub peers: usize,
+    /// Bytes queued for the peer with the longest queue.
+    pub largest_queue_bytes: usize,
+    /// Responder sessions open for the busiest peer.
+    pub largest_responders: usize,
+    /// Local writes waiting for the next push.
+    pub pending_push: usize,
+    /// Events waiting for the host.
+    pub events: usize,
+}
+
 /// Counters for metrics.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct CoreStats {
