@@ -159,6 +159,16 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The whole state of `core` as snapshot bytes (every category, tombstones included).
+pub fn snapshot_of(core: &super::NodeCore) -> Vec<u8> {
+    let replica = core.replica();
+    let mut entries = Vec::new();
+    for category in replica.categories() {
+        category.for_each_entry(&mut |entry| entries.push((category.name(), entry.to_entry())));
+    }
+    encode_snapshot(entries.into_iter())
+}
+
 /// Replays what a node's log recovered into `core`: the newest snapshot, then every
 /// record after it, last writer wins (the engine's `Node::open` and the swarm's
 /// simulated nodes both recover this way).

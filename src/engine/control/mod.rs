@@ -357,12 +357,7 @@ impl Control {
         let Some(log) = self.log.clone() else { return };
         // Records up to the head were applied before it was read: the state includes them.
         let (through, _) = log.head();
-        let replica = self.core.replica();
-        let mut entries = Vec::new();
-        for category in replica.categories() {
-            category.for_each_entry(&mut |entry| entries.push((category.name(), entry.to_entry())));
-        }
-        let bytes = crate::node::durable::encode_snapshot(entries.into_iter());
+        let bytes = crate::node::durable::snapshot_of(&self.core);
         let write = move || {
             if let Err(error) = log.write_snapshot(through, &bytes) {
                 eprintln!("bhsync: snapshot through record {through} failed: {error}");
