@@ -306,8 +306,14 @@ impl Inner {
     fn append(&mut self, path: &Path, offset: usize, bytes: &[u8]) -> io::Result<()> {
         let Some(file_len) = self.files.get(path).map(|f| f.bytes.len()) else { return Err(not_found(path)) };
         let growth = (offset + bytes.len()).saturating_sub(file_len) as u64;
-        // The bytes that fit: those over existing bytes plus the room left.
-        let fit = (bytes.len() as u64).min(file_len.saturating_sub(offset) as u64 + self.room()) as usize;
+        // The bytes that fit: those over existing bytes plus the room left (less a gap).
+        let room = self.room();
+        let fit = match offset.checked_sub(file_len) {
+            None => (file_len - offset) as u64 + room,
+            Some(gap) if gap as u64 <= room => room - gap as u64,
+            Some(_) => 0,
+        };
+        let fit = (bytes.len() as u64).min(fit) as usize;
         if self.write_fault() {
             let landed = self.rng.index(bytes.len() + 1).min(fit);
             self.land(path, offset, &bytes[..landed]);
@@ -334,6 +340,9 @@ impl Inner {
     }
 
     fn land(&mut self, path: &Path, offset: usize, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
         self.stats.bytes_written += bytes.len() as u64;
         self.file(path).write_at(offset, bytes);
     }
@@ -582,6 +591,11 @@ mod tests {
         bytes
     }
 
+    /// The host state a snapshot through `seq` carries.
+    fn state_of(seq: u64) -> Vec<u8> {
+        format!("state through {seq}").into_bytes()
+    }
+
     /// What the test appended: acknowledged records by sequence number, and the payloads
     /// of appends that failed (they may or may not survive).
     #[derive(Default)]
@@ -591,24 +605,38 @@ mod tests {
     }
 
     impl Model {
-        /// Every acknowledged record is recovered in order; nothing recovered was never
-        /// appended; the chain recomputes to the recovered head.
-        fn check(&self, seed: u64, recovery: &Recovery) {
-            let records = &recovery.records;
-            for (index, record) in records.iter().enumerate() {
-                assert_eq!(record.seq, index as u64 + 1, "seed {seed}: records out of order");
+        /// Every acknowledged record is recovered in order (or covered by the snapshot);
+        /// nothing recovered was never appended; the snapshot and the chain recompute to
+        /// the recovered hashes. What recovery handed back is durable from then on, so it
+        /// joins the acknowledged records.
+        fn check(&mut self, seed: u64, recovery: &Recovery) {
+            let base = recovery.snapshot.as_ref().map_or(0, |s| s.through_seq);
+            let mut scratch = Vec::new();
+            let mut hash = GENESIS_HASH;
+            for seq in 1..=base {
+                let payload =
+                    self.acked.get(&seq).unwrap_or_else(|| panic!("seed {seed}: snapshot covers unknown {seq}"));
+                hash = encode_record(&mut scratch, seq, &hash, payload);
+            }
+            if let Some(snapshot) = &recovery.snapshot {
+                assert_eq!(snapshot.head_hash, hash, "seed {seed}: snapshot through {base} is off the chain");
+                assert_eq!(snapshot.state, state_of(base), "seed {seed}: snapshot state");
+            }
+            for (index, record) in recovery.records.iter().enumerate() {
+                assert_eq!(record.seq, base + 1 + index as u64, "seed {seed}: records out of order");
                 let acked = self.acked.get(&record.seq);
                 let known =
                     acked == Some(&record.payload) || (acked.is_none() && self.failed.contains(&record.payload));
                 assert!(known, "seed {seed}: record {} was never appended at that position", record.seq);
+                hash = encode_record(&mut scratch, record.seq, &hash, &record.payload);
             }
-            for seq in self.acked.keys() {
-                assert!(*seq as usize <= records.len(), "seed {seed}: acknowledged record {seq} lost");
+            let head_seq = base + recovery.records.len() as u64;
+            if let Some(seq) = self.acked.keys().find(|&&seq| seq > head_seq) {
+                panic!("seed {seed}: acknowledged record {seq} lost (head {head_seq})");
             }
-            let mut scratch = Vec::new();
-            let head =
-                records.iter().fold(GENESIS_HASH, |prev, r| encode_record(&mut scratch, r.seq, &prev, &r.payload));
-            assert_eq!((recovery.head_seq, recovery.head_hash), (records.len() as u64, head), "seed {seed}: chain");
+            assert_eq!((recovery.head_seq, recovery.head_hash), (head_seq, hash), "seed {seed}: chain");
+            self.acked.retain(|&seq, _| seq <= head_seq);
+            self.acked.extend(recovery.records.iter().map(|r| (r.seq, r.payload.clone())));
         }
 
         /// Appends up to `count` records; stops at the first error.
@@ -631,18 +659,23 @@ mod tests {
     }
 
     /// Rounds of: open (checking recovery), append until done or an error, maybe crash.
-    /// Returns the disk's counters and latency.
-    fn crash_run(seed: u64, faults: DiskFaults) -> (DiskFaultStats, u64) {
+    /// Returns the disk's counters, its latency and how many opens started from a snapshot.
+    fn crash_run(seed: u64, faults: DiskFaults) -> (DiskFaultStats, u64, u64) {
         let mut rng = SimRng::new(seed);
         let disk = SimDisk::new(rng.fork(), faults);
-        let (mut model, mut next_id) = (Model::default(), 0);
+        let (mut model, mut next_id, mut from_snapshot) = (Model::default(), 0, 0);
         for _ in 0..6 {
             let (log, recovery) = open_retrying(&disk, seed).unwrap_or_else(|e| panic!("seed {seed}: open: {e}"));
             model.check(seed, &recovery);
+            from_snapshot += u64::from(recovery.snapshot.is_some());
             let count = 1 + rng.below(25);
             let error = model.append(&log, &mut rng, count, &mut next_id);
             if let Some(error) = &error {
                 assert!(matches!(error, StorageError::Io { .. }), "seed {seed}: unexpected error {error}");
+            } else if rng.chance(0.3) {
+                // May fail (EIO on the write, a read or a removal): the log keeps working.
+                let head = log.head().0;
+                let _ = log.write_snapshot(head, &state_of(head));
             }
             drop(log);
             // The process dies, or (after an error) the node just reopens the directory.
@@ -653,19 +686,21 @@ mod tests {
         disk.set_faults(DiskFaults::default());
         let (_, recovery) = open(&disk).unwrap_or_else(|e| panic!("seed {seed}: final open: {e}"));
         model.check(seed, &recovery);
-        (disk.stats(), disk.take_latency_ms())
+        (disk.stats(), disk.take_latency_ms(), from_snapshot)
     }
 
     #[test]
     fn acknowledged_records_survive_crashes_torn_writes_and_write_errors() {
-        let mut total = DiskFaultStats::default();
+        let (mut total, mut from_snapshot) = (DiskFaultStats::default(), 0);
         for seed in 0..200 {
             // Frequent errors make failed truncations (so unsynced tails) common too.
             let write_error = if seed % 2 == 0 { 0.05 } else { 0.3 };
-            total += crash_run(seed, DiskFaults { write_error, ..DiskFaults::default() }).0;
+            let (stats, _, snapshots) = crash_run(seed, DiskFaults { write_error, ..DiskFaults::default() });
+            total += stats;
+            from_snapshot += snapshots;
         }
-        eprintln!("DEBUG {total:?}");
         assert!(total.write_errors > 0 && total.torn_writes > 0, "faults fired: {total:?}");
+        assert!(from_snapshot > 0, "no recovery started from a snapshot");
     }
 
     /// Appends `count` records with misdirected writes on, then recovers after a crash.
@@ -706,7 +741,6 @@ mod tests {
                 exact += 1;
             }
         }
-        eprintln!("DEBUG fired {fired}, exact {exact}, refused {refused}");
         assert!(fired > 0 && exact > 0 && refused > 0, "fired {fired}, exact {exact}, refused {refused}");
     }
 
