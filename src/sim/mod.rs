@@ -7,6 +7,7 @@
 //! Protocols plug in through [`Process`].
 
 pub mod baseline;
+pub mod disk;
 pub mod gossip_scenarios;
 pub mod membership_scenarios;
 pub mod network;
@@ -15,6 +16,7 @@ pub mod rng;
 pub mod simulator;
 pub mod swarm;
 
+pub use disk::{DiskFaultStats, DiskFaults, SimDisk};
 pub use network::{ClockModel, Fate, LinkProfile, Network};
 pub use process::Process;
 pub use rng::SimRng;

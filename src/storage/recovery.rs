@@ -3,8 +3,9 @@
 //!
 //! Order of work: load the newest snapshot whose own hash holds; verify every segment
 //! in order (names, sequence numbers, checksums, the hash chain, the snapshot's head
-//! hash); only when all of it verifies, truncate a torn tail of the last segment. A
-//! corrupt middle returns [`StorageError::Corrupt`] before anything is written.
+//! hash); only when all of it verifies, truncate a torn tail of the last segment (or, without
+//! one, sync it: what recovery hands back is durable). A corrupt middle returns
+//! [`StorageError::Corrupt`] before anything is written.
 
 use std::path::{Path, PathBuf};
 
@@ -93,8 +94,8 @@ pub(crate) fn list_segments(disk: &dyn Disk, log_dir: &Path) -> Result<Vec<Segme
     Ok(firsts.into_iter().map(|first_seq| SegmentInfo { first_seq, path: segment_path(log_dir, first_seq) }).collect())
 }
 
-/// Verifies the log in `log_dir` against `snapshot`, truncates a torn tail, and returns
-/// the records after the snapshot.
+/// Verifies the log in `log_dir` against `snapshot`, truncates a torn tail (and syncs the
+/// last segment), and returns the records after the snapshot.
 pub(crate) fn recover(
     disk: &dyn Disk,
     log_dir: &Path,
@@ -107,18 +108,28 @@ pub(crate) fn recover(
     let mut walk = Walk::start(&segments, snapshot_seq, snapshot_hash)?;
     let mut records = Vec::new();
     let mut torn_tail = None;
+    let mut last_len = 0;
     for (index, segment) in segments.iter().enumerate() {
         let last = index + 1 == segments.len();
         let bytes = disk.read(&segment.path).map_err(|e| StorageError::io("read", &segment.path, e))?;
         torn_tail = walk.segment(segment, &bytes, last, payload_max, &mut records)?;
+        last_len = bytes.len() as u64;
     }
     if walk.seq < snapshot_seq || (walk.seq == snapshot_seq && walk.hash != snapshot_hash) {
         let path = segments.last().map_or_else(|| log_dir.to_path_buf(), |s| s.path.clone());
         return Err(StorageError::Corrupt { path, offset: 0, reason: CorruptReason::SnapshotMismatch });
     }
     // Everything verified: only now is the torn tail cut (the one write recovery makes).
-    if let Some(tail) = &torn_tail {
-        disk.truncate(&tail.path, tail.valid_len).map_err(|e| StorageError::io("truncate", &tail.path, e))?;
+    // Without a tail the last segment is still synced (cut to its own length): after a
+    // failed write whose truncation failed too, it may hold intact records that reads
+    // see but that were never synced. Handing them back undurable would let the log
+    // build on them (in a new segment, synced alone) and a crash leave a gap.
+    let cut = match (&torn_tail, segments.last()) {
+        (Some(tail), _) => Some((&tail.path, tail.valid_len)),
+        (None, last) => last.map(|segment| (&segment.path, last_len)),
+    };
+    if let Some((path, len)) = cut {
+        disk.truncate(path, len).map_err(|e| StorageError::io("truncate", path, e))?;
     }
     let recovery =
         Recovery { snapshot, records, torn_tail, head_seq: walk.seq, head_hash: walk.hash, bytes_verified: walk.bytes };
