@@ -185,6 +185,11 @@ impl NodeCore {
         self.strong.groups.get(category)
     }
 
+    /// Why a strong category's group stopped (its journal failed), if one did.
+    pub fn strong_failure(&self) -> Option<&str> {
+        self.strong.groups.values().find_map(RaftGroup::failure)
+    }
+
     /// The leader of a strong category's group, as this node knows it.
     pub fn strong_leader(&self, category: &str) -> Option<NodeId> {
         self.strong.groups.get(category)?.leader().and_then(|id| self.strong.node_of(id))

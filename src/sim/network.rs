@@ -23,6 +23,11 @@ pub struct LinkProfile {
     pub loss: f64,
     /// Probability that a frame arrives twice.
     pub duplication: f64,
+    /// Probability that a frame is replayed: a copy arrives again up to
+    /// `replay_delay_ms` later (an old frame resent by a faulty middlebox or an attacker).
+    pub replay: f64,
+    /// The longest extra delay of a replayed copy.
+    pub replay_delay_ms: u64,
 }
 
 impl Default for LinkProfile {
@@ -35,6 +40,8 @@ impl Default for LinkProfile {
             latency_tail_ms: 50,
             loss: 0.0,
             duplication: 0.0,
+            replay: 0.0,
+            replay_delay_ms: 0,
         }
     }
 }
@@ -59,8 +66,14 @@ impl LinkProfile {
 /// What the network does with one frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fate {
-    /// Delivered after each of these latencies (two entries when duplicated).
-    Arrives(Vec<u64>),
+    /// Delivered after each of these latencies (more than one when duplicated or
+    /// replayed); the last `replays` of them are replayed copies.
+    Arrives {
+        /// One latency per copy.
+        latencies_ms: Vec<u64>,
+        /// How many of the copies (at the end) are replays.
+        replays: usize,
+    },
     /// Lost to random loss.
     Lost,
     /// Dropped by a partition.
@@ -90,6 +103,11 @@ impl Network {
     /// Sets the profile of the directed link `from → to`.
     pub fn set_link(&mut self, from: u32, to: u32, profile: LinkProfile) {
         self.overrides.insert((from, to), profile);
+    }
+
+    /// Returns the directed link `from → to` to the default profile.
+    pub fn clear_link(&mut self, from: u32, to: u32) {
+        self.overrides.remove(&(from, to));
     }
 
     /// Splits `node_count` nodes into groups: `group_of(index)` names each node's side.
@@ -139,7 +157,13 @@ impl Network {
         if rng.chance(link.duplication) {
             latencies_ms.push(link.draw_latency_ms(rng));
         }
-        Fate::Arrives(latencies_ms)
+        let mut replays = 0;
+        // Guarded so that runs without replay draw exactly what they drew before.
+        if link.replay > 0.0 && rng.chance(link.replay) {
+            latencies_ms.push(link.draw_latency_ms(rng) + rng.below(link.replay_delay_ms + 1));
+            replays = 1;
+        }
+        Fate::Arrives { latencies_ms, replays }
     }
 }
 

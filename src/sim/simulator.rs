@@ -35,6 +35,10 @@ pub struct NetworkStats {
     pub frames_to_nowhere: u64,
     /// Extra copies made by duplication.
     pub frames_duplicated: u64,
+    /// Extra copies made by replay.
+    pub frames_replayed: u64,
+    /// Frames delivered after a frame sent later on the same link.
+    pub frames_reordered: u64,
 }
 
 /// A run that broke an invariant: what, when, and how to replay it.
@@ -66,7 +70,7 @@ impl std::error::Error for SimFailure {}
 
 #[derive(Debug)]
 enum Action {
-    Deliver { from: u32, to: u32, bytes: Vec<u8> },
+    Deliver { from: u32, to: u32, sent: u64, bytes: Vec<u8> },
     Timer { node: u32, epoch: u32 },
 }
 
@@ -121,6 +125,8 @@ pub struct Simulator<P: Process> {
     trace: Xxh3,
     steps: u64,
     stats: NetworkStats,
+    /// Per link, the send number of the newest frame delivered (to count reordering).
+    newest_delivered: HashMap<(u32, u32), u64>,
 }
 
 impl<P: Process> Simulator<P> {
@@ -139,6 +145,7 @@ impl<P: Process> Simulator<P> {
             trace: Xxh3::new(),
             steps: 0,
             stats: NetworkStats::default(),
+            newest_delivered: HashMap::new(),
         }
     }
 
@@ -219,7 +226,13 @@ impl<P: Process> Simulator<P> {
     /// replayed frame; `from` need not be running). It arrives after `delay_ms`.
     pub fn inject(&mut self, from: u32, to: u32, bytes: Vec<u8>, delay_ms: u64) {
         assert!(from < self.node_count() && to < self.node_count(), "inject between known nodes");
-        self.schedule(self.now_ms + delay_ms, Action::Deliver { from, to, bytes });
+        let sent = self.stats.frames_sent;
+        self.schedule(self.now_ms + delay_ms, Action::Deliver { from, to, sent, bytes });
+    }
+
+    /// Node `index`'s clock model.
+    pub fn clock(&self, index: u32) -> ClockModel {
+        self.slots[index as usize].clock
     }
 
     /// Sets node `index`'s clock offset and drift.
@@ -314,7 +327,12 @@ impl<P: Process> Simulator<P> {
         F: FnMut(u64, u32, P::Event) -> Result<(), String>,
     {
         match action {
-            Action::Deliver { from, to, bytes } => {
+            Action::Deliver { from, to, sent, bytes } => {
+                let newest = self.newest_delivered.entry((from, to)).or_insert(sent);
+                if sent < *newest {
+                    self.stats.frames_reordered += 1;
+                }
+                *newest = (*newest).max(sent);
                 let from_id = self.slots[from as usize].id;
                 let slot = &mut self.slots[to as usize];
                 let local_ms = slot.clock.local_ms(self.now_ms);
@@ -352,14 +370,16 @@ impl<P: Process> Simulator<P> {
         match self.network.route(&mut self.rng, from, to) {
             Fate::Lost => self.stats.frames_lost += 1,
             Fate::Partitioned => self.stats.frames_partitioned += 1,
-            Fate::Arrives(latencies_ms) => {
-                self.stats.frames_duplicated += latencies_ms.len() as u64 - 1;
+            Fate::Arrives { latencies_ms, replays } => {
+                self.stats.frames_duplicated += (latencies_ms.len() - 1 - replays) as u64;
+                self.stats.frames_replayed += replays as u64;
+                let sent = self.stats.frames_sent;
                 let last = latencies_ms.len() - 1;
                 let mut bytes = Some(bytes);
                 for (i, latency_ms) in latencies_ms.into_iter().enumerate() {
                     let copy =
                         if i == last { bytes.take().unwrap_or_default() } else { bytes.clone().unwrap_or_default() };
-                    self.schedule(self.now_ms + latency_ms, Action::Deliver { from, to, bytes: copy });
+                    self.schedule(self.now_ms + latency_ms, Action::Deliver { from, to, sent, bytes: copy });
                 }
             }
         }
