@@ -4,6 +4,9 @@
 //! chain, network time) through a safety phase with faults and a liveness phase
 //! without, and checks the invariants continuously and at the end.
 
+pub mod chain_role;
+pub mod local_clock;
 pub mod role;
+pub mod time_role;
 
 pub use role::{Fault, Role};
