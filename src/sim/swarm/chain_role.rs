@@ -554,6 +554,9 @@ mod tests {
 
     const BASE_MS: u64 = 1_700_000_000_000;
 
+    /// A frame in flight: (delivery time, sequence number, to, from, bytes), earliest first.
+    type Frame = Reverse<(u64, u64, usize, usize, Vec<u8>)>;
+
     fn genesis() -> Block {
         Block::create(None, vec![], 0, &SigningKey::from_bytes(&[0xAA; 32]))
     }
@@ -589,7 +592,7 @@ mod tests {
         roles: Vec<ChainRole>,
         offsets: Vec<i64>,
         acknowledged: Vec<Vec<BlockId>>,
-        queue: BinaryHeap<Reverse<(u64, u64, usize, usize, Vec<u8>)>>,
+        queue: BinaryHeap<Frame>,
         rng: SimRng,
         seq: u64,
         true_ms: u64,
@@ -624,6 +627,7 @@ mod tests {
                     let result = self.roles[to].handle_message(now, id(from), &bytes);
                     assert_eq!(result, Ok(()), "seed {}: node {to} refused an honest message from {from}", self.seed);
                 }
+                #[allow(clippy::needless_range_loop)] // `self` is borrowed again inside
                 for i in 0..n {
                     let now = self.local(i);
                     if self.rng.chance(propose_rate) {
