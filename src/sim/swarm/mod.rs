@@ -10,6 +10,7 @@
 pub mod byzantine;
 pub mod chain_role;
 pub mod envelope;
+pub mod local_clock;
 pub mod model;
 pub mod node;
 pub mod plan;
