@@ -127,6 +127,9 @@ pub struct Simulator<P: Process> {
     stats: NetworkStats,
     /// Per link, the send number of the newest frame delivered (to count reordering).
     newest_delivered: HashMap<(u32, u32), u64>,
+    /// Events raised where no observer was given (`flush`, `set_clock`, `restart`),
+    /// kept when `keep_unobserved` is set, else dropped.
+    unobserved: Option<Vec<(u64, u32, P::Event)>>,
 }
 
 impl<P: Process> Simulator<P> {
@@ -146,7 +149,19 @@ impl<P: Process> Simulator<P> {
             steps: 0,
             stats: NetworkStats::default(),
             newest_delivered: HashMap::new(),
+            unobserved: None,
         }
+    }
+
+    /// Keeps the events raised without an observer (by `flush`, `set_clock` and
+    /// `restart`) for [`Simulator::take_unobserved`] instead of dropping them.
+    pub fn keep_unobserved(&mut self) {
+        self.unobserved.get_or_insert_with(Vec::new);
+    }
+
+    /// The events kept since the last call: (simulated time, node, event).
+    pub fn take_unobserved(&mut self) -> Vec<(u64, u32, P::Event)> {
+        self.unobserved.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     // Getters.
@@ -263,9 +278,17 @@ impl<P: Process> Simulator<P> {
     }
 
     /// Collects node `index`'s pending frames and timer after the host touched it.
-    /// Events it raised are discarded: hosts that want them use [`Simulator::flush_with`].
+    /// Events it raised are discarded (or kept, see [`Simulator::keep_unobserved`]):
+    /// hosts that want them at once use [`Simulator::flush_with`].
     pub fn flush(&mut self, index: u32) {
-        let _ = self.flush_with(index, &mut |_, _, _| Ok(()));
+        let mut kept = self.unobserved.take();
+        let _ = self.flush_with(index, &mut |at, node, event| {
+            if let Some(kept) = kept.as_mut() {
+                kept.push((at, node, event));
+            }
+            Ok(())
+        });
+        self.unobserved = kept;
     }
 
     /// Like [`Simulator::flush`], handing the node's events to `observer`.

@@ -88,6 +88,7 @@ impl World {
             events: Vec::new(),
             liar_stats: LiarStats::default(),
         };
+        world.sim.keep_unobserved();
         for index in 0..world.plan.nodes {
             let clock = world.draw_skew();
             let node = world.open_node(index, clock.local_ms(0)).map_err(|e| format!("node {index} does not start: {e:?}"))?;
@@ -228,7 +229,7 @@ impl World {
         self.count("node.restart");
         self.note(format!("node {index} restarted (boot {})", self.boots[index as usize]));
         self.sim.restart(index, node);
-        Ok(())
+        self.handle_events()
     }
 
     /// Restarts every node whose downtime is over.
@@ -240,11 +241,6 @@ impl World {
             }
         }
         Ok(())
-    }
-
-    /// Nodes down now.
-    pub(super) fn down_count(&self) -> usize {
-        self.down_until.iter().filter(|d| d.is_some()).count()
     }
 
     // Running.
@@ -274,7 +270,10 @@ impl World {
     }
 
     fn handle_events(&mut self) -> Result<(), String> {
-        for (at, index, event) in std::mem::take(&mut self.events) {
+        let mut events = self.sim.take_unobserved();
+        events.append(&mut self.events);
+        events.sort_by_key(|(at, _, _)| *at);
+        for (at, index, event) in events {
             match event {
                 SwarmEvent::Strong { ticket, result } => self.ledger.strong_finished(index, ticket, &result, at)?,
                 SwarmEvent::Stopped(why) => {
