@@ -836,6 +836,76 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    #[test]
+    fn mutated_messages_never_panic_the_role_and_what_a_peer_can_queue_is_bounded() {
+        let seed = 21;
+        let (mut role, dir) = lone_role("mutated", seed);
+        for i in 0..5 {
+            role.propose(BASE_MS + i, vec![vec![i as u8; 10]]).unwrap();
+        }
+        let mut rng = SimRng::new(seed);
+        let block = role.chain.block_by_height(3).unwrap().clone();
+        let (height, head) = role.head();
+        let valid = [
+            ChainMessage::Announce { height: height + 1, id: [7; 32] },
+            ChainMessage::Announce { height, id: head },
+            ChainMessage::Request {
+                session: 1,
+                message: SyncMessage::GetHeaders { locator: vec![head, genesis().id()], headers_max: 100 },
+            },
+            ChainMessage::Request { session: 2, message: SyncMessage::GetBlocks { from: 1, count: 4 } },
+            ChainMessage::Reply {
+                session: 3,
+                message: SyncMessage::Headers {
+                    ancestor_height: 0,
+                    ancestor_id: genesis().id(),
+                    tip_height: 9,
+                    headers: vec![block.header],
+                },
+            },
+            ChainMessage::Reply { session: 4, message: SyncMessage::Blocks { from: 3, blocks: vec![block] } },
+        ];
+        let peers = [id(1), id(2), id(3)];
+        for round in 0..3_000u64 {
+            let mut bytes = valid[rng.index(valid.len())].to_bytes();
+            match rng.below(4) {
+                0 => {}
+                1 => bytes.truncate(rng.index(bytes.len() + 1)),
+                2 => {
+                    for _ in 0..1 + rng.below(4) {
+                        let at = rng.index(bytes.len());
+                        bytes[at] ^= 1 << rng.below(8);
+                    }
+                }
+                _ => bytes.extend((0..rng.below(40)).map(|_| rng.below(256) as u8)),
+            }
+            let peer = peers[rng.index(peers.len())];
+            let now = BASE_MS + round;
+            let _ = role.handle_message(now, peer, &bytes);
+            if round % 7 == 0 {
+                role.handle_timeout(now, &peers);
+            }
+            if round % 500 == 499 {
+                // A slow node: the queue toward each peer stays bounded meanwhile.
+                for peer in peers {
+                    let queued = role.outbox.iter().filter(|(to, _)| *to == peer).count();
+                    assert!(queued <= OUTBOX_PER_PEER_MAX + SESSIONS_MAX * 4, "seed {seed}: {queued} queued");
+                }
+                role.outbox.clear();
+            }
+            assert!(role.sessions.len() <= SESSIONS_MAX);
+        }
+        role.verify_all().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(role.head().0, 5, "seed {seed}: nothing forged was stored");
+        let stats = role.stats();
+        assert!(
+            stats.faults > 500 && stats.requests_served > 300 && stats.sessions_started > 0,
+            "seed {seed}: {stats:?}"
+        );
+        drop(role);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// [`FsDisk`] whose appends fail once `broken` is set (a full disk).
     struct BreakableDisk {
         broken: Arc<AtomicBool>,
