@@ -836,6 +836,76 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    #[test]
+    fn mutated_messages_never_panic_the_role_and_what_a_peer_can_queue_is_bounded() {
+        let seed = 21;
+        let (mut role, dir) = lone_role("mutated", seed);
+        for i in 0..5 {
+            role.propose(BASE_MS + i, vec![vec![i as u8; 10]]).unwrap();
+        }
+        let mut rng = SimRng::new(seed);
+        let block = role.chain.block_by_height(3).unwrap().clone();
+        let (height, head) = role.head();
+        let valid = [
+            ChainMessage::Announce { height: height + 1, id: [7; 32] },
+            ChainMessage::Announce { height, id: head },
+            ChainMessage::Request {
+                session: 1,
+                message: SyncMessage::GetHeaders { locator: vec![head, genesis().id()], headers_max: 100 },
+            },
+            ChainMessage::Request { session: 2, message: SyncMessage::GetBlocks { from: 1, count: 4 } },
+            ChainMessage::Reply {
+                session: 3,
+                message: SyncMessage::Headers {
+                    ancestor_height: 0,
+                    ancestor_id: genesis().id(),
+                    tip_height: 9,
+                    headers: vec![block.header],
+                },
+            },
+            ChainMessage::Reply { session: 4, message: SyncMessage::Blocks { from: 3, blocks: vec![block] } },
+        ];
+        let peers = [id(1), id(2), id(3)];
+        for round in 0..3_000u64 {
+            let mut bytes = valid[rng.index(valid.len())].to_bytes();
+            match rng.below(4) {
+                0 => {}
+                1 => bytes.truncate(rng.index(bytes.len() + 1)),
+                2 => {
+                    for _ in 0..1 + rng.below(4) {
+                        let at = rng.index(bytes.len());
+                        bytes[at] ^= 1 << rng.below(8);
+                    }
+                }
+                _ => bytes.extend((0..rng.below(40)).map(|_| rng.below(256) as u8)),
+            }
+            let peer = peers[rng.index(peers.len())];
+            let now = BASE_MS + round;
+            let _ = role.handle_message(now, peer, &bytes);
+            if round % 7 == 0 {
+                role.handle_timeout(now, &peers);
+            }
+            if round % 500 == 499 {
+                // A slow node: the queue toward each peer stays bounded meanwhile.
+                for peer in peers {
+                    let queued = role.outbox.iter().filter(|(to, _)| *to == peer).count();
+                    assert!(queued <= OUTBOX_PER_PEER_MAX + SESSIONS_MAX * 4, "seed {seed}: {queued} queued");
+                }
+                role.outbox.clear();
+            }
+            assert!(role.sessions.len() <= SESSIONS_MAX);
+        }
+        role.verify_all().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(role.head().0, 5, "seed {seed}: nothing forged was stored");
+        let stats = role.stats();
+        assert!(
+            stats.faults > 500 && stats.requests_served > 300 && stats.sessions_started > 0,
+            "seed {seed}: {stats:?}"
+        );
+        drop(role);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// [`FsDisk`] whose appends fail once `broken` is set (a full disk).
     struct BreakableDisk {
         broken: Arc<AtomicBool>,
@@ -915,6 +985,47 @@ mod tests {
         assert!(reopened.contains(&kept));
         drop(reopened);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Found while writing this role (src/chain, not this file): a [`SyncSession`] with
+    /// several peers fetches bodies by height from all of them, but `GetBlocks` serves
+    /// the responder's *main chain* by height. A peer whose main chain is another branch
+    /// (the normal state of a forked network) answers honestly with its own blocks and
+    /// is scored `WrongBlock` (20 points; banned after five batches). The chain module's
+    /// own test `a_peer_serving_blocks_other_than_the_announced_ones_is_scored_and_bypassed`
+    /// treats exactly that as misbehaviour. This role avoids it by giving each session
+    /// a single peer; a fix in `sync.rs` would ask for bodies by id, or only ask peers
+    /// whose announced chain contains the wanted headers.
+    #[test]
+    #[ignore = "known design bug in chain::sync (honest peers on another branch are scored); \
+                run with `cargo test --lib regression_multi_peer_sync -- --ignored`"]
+    fn regression_multi_peer_sync_scores_an_honest_peer_on_another_branch() {
+        let branch = |seed: usize| {
+            let mut chain = Chain::new(genesis(), ChainRules::default());
+            for _ in 0..40 {
+                let parent = chain.head().header;
+                let block = Block::create(Some(&parent), vec![vec![seed as u8]], parent.timestamp_ms + 1, &key(seed));
+                chain.insert(block, BASE_MS).unwrap();
+            }
+            chain
+        };
+        let (a, b) = (branch(1), branch(2));
+        let (peer_a, peer_b) = (id(1), id(2));
+        let mut local = Chain::new(genesis(), ChainRules::default());
+        let config = SyncConfig { blocks_per_request: 8, ..SyncConfig::default() };
+        let mut session = SyncSession::new(config, vec![peer_a, peer_b]);
+        session.start(&local);
+        let mut rounds = 0;
+        while let Some((to, request)) = session.poll_transmit() {
+            rounds += 1;
+            assert!(rounds < 1_000, "a loop");
+            let store = if to == peer_a { &a } else { &b };
+            if let Ok(Some(reply)) = respond(store, &request) {
+                session.handle_message(&mut local, BASE_MS, to, reply);
+            }
+        }
+        assert_eq!(local.head().id(), a.head().id(), "the sync itself completes from the header peer");
+        assert_eq!(session.scores().score(&peer_b), 0, "peer B only served its own main chain, as asked");
     }
 
     proptest! {

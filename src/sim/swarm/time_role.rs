@@ -539,6 +539,41 @@ mod tests {
         assert_eq!(TimeMessage::decode(&bytes), Ok(TimeMessage::Response { nonce: 42, t2_ms: 77, t3_ms: 77 }));
     }
 
+    /// Found while writing this role (src/time, not this file): after the local clock
+    /// steps back, [`NetworkTime`] keeps preferring the samples taken before the step.
+    /// Their `taken_at` lies in the new clock's future, so they never expire, their age
+    /// (hence dispersion) counts as zero, and on equal delay the clock filter prefers
+    /// the *largest* `taken_at` — the stale sample. With millisecond clocks delays tie
+    /// often. The estimate stays off by the whole step until 8 fresh samples per peer
+    /// have pushed the old ones out of the filter. RFC 5905 clears every association
+    /// when the clock is stepped; `NetworkTime` has no input for a step. This role
+    /// works around it by resetting the filters itself (`forget_samples`).
+    #[test]
+    #[ignore = "known bug in time::network_time (stale samples after a backward clock step); \
+                run with `cargo test --lib regression_network_time -- --ignored`"]
+    fn regression_network_time_prefers_samples_from_before_a_backward_clock_step() {
+        let mut time = NetworkTime::default();
+        let exchange = |local_us: i64, offset_us: i64| Exchange {
+            t1_us: local_us,
+            t2_us: local_us + 1_000 + offset_us,
+            t3_us: local_us + 1_000 + offset_us,
+            t4_us: local_us + 2_000,
+        };
+        let before_us = 1_000_000_000;
+        for peer in 1..=3 {
+            time.handle_exchange(id(peer), exchange(before_us, 0)).unwrap();
+        }
+        // The local clock steps back 10 s: the peers are now 10 s ahead of it.
+        let after_us = before_us - 10_000_000;
+        for round in 0..3 {
+            for peer in 1..=3 {
+                time.handle_exchange(id(peer), exchange(after_us + round * 1_000_000, 10_000_000)).unwrap();
+            }
+        }
+        let estimate = time.estimate(after_us + 3_000_000).unwrap().estimate_us;
+        assert_eq!(estimate, 10_000_000, "three fresh samples per peer say +10 s; the pre-step ones say 0");
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
