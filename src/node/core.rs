@@ -194,7 +194,7 @@ impl NodeCore {
         if self.replica.get(category, key).is_none() {
             return Ok(false);
         }
-        let hlc = self.stamp(now_ms)?;
+        let hlc = self.stamp(now_ms)?.max(self.stored_hlc(category, key).saturating_add(1));
         let live = self.replica.delete(category, key, hlc)?;
         self.queue_push_of(category, key);
         Ok(live)
@@ -299,11 +299,22 @@ impl NodeCore {
         value: &[u8],
         floor_hlc: u64,
     ) -> Result<(Version, Digest), NodeError> {
+        let floor_hlc = floor_hlc.max(self.stored_hlc(category, key));
         let hlc = self.stamp(now_ms)?.max(floor_hlc.saturating_add(1));
         let version = self.replica.put(category, key, value, hlc)?;
         let digest = self.replica.category(category).and_then(|c| c.get(key)).map_or(Digest::EMPTY, |e| *e.digest);
         self.queue_push_of(category, key);
         Ok((version, digest))
+    }
+
+    /// The clock of the version stored under `key` (0 when none). A local write is
+    /// stamped above it: it supersedes what it overwrites even when that version came
+    /// from a peer whose clock runs ahead of the bound the HLC accepts, so recovery's
+    /// last-writer-wins replay and every peer order the two the way the writer saw
+    /// them (found by the swarm, seed 112: a counter increment stamped below the
+    /// merged state it replaced was undone by replay).
+    fn stored_hlc(&self, category: &str, key: &[u8]) -> u64 {
+        self.replica.category(category).and_then(|state| state.get(key)).map_or(0, |entry| entry.version.hlc)
     }
 
     fn stamp(&mut self, now_ms: u64) -> Result<u64, NodeError> {
