@@ -70,6 +70,11 @@ fn concurrent_writers_share_syncs_and_every_ack_survives() {
     assert_eq!(stats.records_durable, 400);
     assert!(stats.syncs <= 400);
     drop(log);
+    // Group commit: each write (one sync) starts with one "BHLR" record, the rest continue it.
+    let segment = segment_files(&dir.0).pop().unwrap();
+    let bytes = std::fs::read(&segment).unwrap();
+    let starts = record_offsets(&segment, 1).iter().filter(|&&at| &bytes[at..at + 4] == b"BHLR").count();
+    assert_eq!((starts as u64, &bytes[..4]), (stats.syncs, &b"BHLR"[..]), "one write start per sync");
     let (_, recovery) = Log::open(&dir.0, LogConfig::default()).unwrap();
     let mut sorted = acked.clone();
     sorted.sort_unstable();
