@@ -9,6 +9,11 @@
 //! exactly the writers of that batch, plus one writer of the next batch to lead it. Records that arrive during that sync form the next batch, so under load
 //! one sync acknowledges many writes. A call returns only once its record is durable.
 //!
+//! The first record of each pending buffer (so of each write) carries the magic "BHLR",
+//! every later one "BHLC" (see `record`): recovery then knows where writes start and can
+//! cut a torn last write whole. A batch never spans two segments (rotation happens
+//! before the write, for the whole batch), so every segment starts with a "BHLR" record.
+//!
 //! A failed write (full disk, EFBIG, EIO) acknowledges nothing in its batch; the log
 //! then refuses every later append with [`StorageError::Failed`], because its in-memory
 //! chain ran ahead of the disk. Reopening recovers exactly what was made durable.
@@ -21,7 +26,7 @@ use std::thread::Thread;
 
 use super::disk::{segment_path, snapshot_path, AppendFile, Disk, FsDisk, IoBackend};
 use super::error::StorageError;
-use super::record::{decode_record, encode_record, RecordHash, GENESIS_HASH};
+use super::record::{decode_record, encode_record_at, RecordHash, WritePosition, GENESIS_HASH};
 use super::recovery::{list_segments, load_snapshot, recover, Recovery, SegmentInfo};
 use super::scan::scan_segment;
 use super::snapshot::{encode_snapshot, Snapshot};
@@ -194,7 +199,10 @@ impl Log {
         let first = state.next_seq;
         for payload in payloads {
             let State { pending, next_seq, last_hash, .. } = &mut *state;
-            *last_hash = encode_record(pending, *next_seq, last_hash, payload);
+            // The pending buffer is written whole by one write: its first record starts
+            // that write, every other one (of this batch or of other writers') continues it.
+            let position = if pending.is_empty() { WritePosition::First } else { WritePosition::Continuation };
+            *last_hash = encode_record_at(pending, position, *next_seq, last_hash, payload);
             *next_seq += 1;
         }
         let last = state.next_seq - 1;

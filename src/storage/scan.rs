@@ -2,15 +2,23 @@
 //!
 //! A scan walks records from the start of a segment, checking each one's checksum,
 //! sequence number and `prev_hash`. It stops at the first record that fails and says
-//! whether that looks like a **torn tail** (a damaged or incomplete record with no
-//! intact record anywhere after it: what a crash in the middle of a write leaves) or
-//! **corruption** (an intact record in the wrong place, or damage followed by intact
-//! records). Recovery truncates the first only in the last segment and refuses the
-//! second. The rule follows the classic write-ahead-log recovery of LevelDB/RocksDB's
-//! "tolerate corrupted tail records" mode, tightened by the hash chain.
+//! whether that looks like a **torn tail** (what a crash in the middle of the last
+//! write leaves) or **corruption** (an intact record in the wrong place, or damage that
+//! acknowledged records may share). Recovery truncates the first only in the last
+//! segment and refuses the second. The rule follows the classic write-ahead-log recovery
+//! of LevelDB/RocksDB's "tolerate corrupted tail records" mode, tightened by the hash
+//! chain and by the write boundaries the record magic marks (docs/adr/042):
+//!
+//! - damage with no intact record after it is a torn tail (the last write was cut short);
+//! - damage followed only by intact *continuation* records ("BHLC", later sequence
+//!   numbers) is a torn tail too: nothing after the damage starts a new write, so the
+//!   damage and all after it lie inside the last write, whose sync never returned
+//!   (a synced write would not be damaged by a crash), so none of it was acknowledged;
+//! - damage followed by an intact record that starts a write ("BHLR") is corruption:
+//!   the damaged bytes belong to an earlier write, which was acknowledged.
 
 use super::error::CorruptReason;
-use super::record::{decode_record, RecordDamage, RecordHash, RECORD_MAGIC};
+use super::record::{decode_record, RecordDamage, RecordHash, WritePosition, RECORD_MAGIC, RECORD_MAGIC_CONTINUATION};
 
 /// Where one verified record sits in a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +38,8 @@ pub struct RecordPosition {
 pub enum ScanEnd {
     /// Every byte belongs to a verified record.
     Clean,
-    /// A damaged or incomplete record at `offset` with nothing intact after it.
+    /// A damaged or incomplete record at `offset` inside the last write: nothing intact
+    /// after it, or only continuation records of the same write.
     Torn {
         /// Where the valid prefix ends.
         offset: u64,
@@ -74,7 +83,7 @@ pub fn scan_segment(bytes: &[u8], first_seq: u64, expected_prev: Option<RecordHa
     while offset < bytes.len() {
         let record = match decode_record(&bytes[offset..], payload_max) {
             Ok(record) => record,
-            Err(damage) => return damaged_end(bytes, offset, damage, records, payload_max),
+            Err(damage) => return damaged_end(bytes, offset, damage, records, seq, payload_max),
         };
         let reason = if record.header.seq != seq {
             Some(CorruptReason::WrongSequence { expected: seq, found: record.header.seq })
@@ -101,30 +110,48 @@ fn damaged_end(
     offset: usize,
     damage: RecordDamage,
     records: Vec<RecordPosition>,
+    due_seq: u64,
     payload_max: u32,
 ) -> SegmentScan {
-    let end = if intact_record_after(bytes, offset + 1, payload_max) {
-        ScanEnd::Corrupt { offset: offset as u64, reason: CorruptReason::DamagedBeforeValidRecords }
-    } else {
+    let end = if inside_last_write(bytes, offset + 1, due_seq, payload_max) {
         ScanEnd::Torn { offset: offset as u64, damage }
+    } else {
+        ScanEnd::Corrupt { offset: offset as u64, reason: CorruptReason::DamagedBeforeValidRecords }
     };
     SegmentScan { records, valid_len: offset as u64, end }
 }
 
-/// Whether an intact record (magic and checksum hold) starts anywhere at or after
-/// `from`. A crash leaves only garbage or zeros after the torn record; an intact one
-/// there means damage in the middle.
-fn intact_record_after(bytes: &[u8], from: usize, payload_max: u32) -> bool {
-    let magic = RECORD_MAGIC.to_le_bytes();
-    (from..bytes.len().saturating_sub(3))
-        .filter(|&at| bytes[at..at + 4] == magic)
-        .any(|at| decode_record(&bytes[at..], payload_max).is_ok())
+/// Whether everything from `from` to the end can belong to the write that holds the
+/// damaged record due as `due_seq`: every intact record (either magic, checksum holding)
+/// starting at or after `from` continues a write ("BHLC") and carries a later sequence
+/// number than the one before it. A crash leaves only garbage, zeros or the rest of the
+/// torn write after the damage; an intact record starting a write means the damage sits
+/// in an earlier, acknowledged write. An intact record is skipped whole, so a payload
+/// that happens to hold a record's bytes is not read as one.
+fn inside_last_write(bytes: &[u8], from: usize, due_seq: u64, payload_max: u32) -> bool {
+    let magics = [RECORD_MAGIC.to_le_bytes(), RECORD_MAGIC_CONTINUATION.to_le_bytes()];
+    let mut last_seq = due_seq;
+    let mut at = from;
+    while at + 4 <= bytes.len() {
+        let magic_here = magics.iter().any(|magic| bytes[at..at + 4] == magic[..]);
+        let record = if magic_here { decode_record(&bytes[at..], payload_max).ok() } else { None };
+        let Some(record) = record else {
+            at += 1;
+            continue;
+        };
+        if record.position() == WritePosition::First || record.header.seq <= last_seq {
+            return false;
+        }
+        last_seq = record.header.seq;
+        at += record.encoded_len();
+    }
+    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::record::{encode_record, GENESIS_HASH, HEADER_LEN};
+    use crate::storage::record::{encode_record, encode_record_at, GENESIS_HASH, HEADER_LEN};
 
     fn log_of(count: u64) -> (Vec<u8>, Vec<usize>) {
         let mut bytes = Vec::new();
@@ -203,5 +230,67 @@ mod tests {
         let scan = scan_segment(&bytes, 1, Some(GENESIS_HASH), 1024);
         assert_eq!(scan.valid_len, valid);
         assert!(matches!(scan.end, ScanEnd::Torn { damage: RecordDamage::BadMagic, .. }));
+    }
+
+    /// Records 1..=`count`, written as writes of the given sizes (in order, cycling).
+    fn log_in_writes(count: u64, sizes: &[u64]) -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = Vec::new();
+        let mut starts = Vec::new();
+        let mut prev = GENESIS_HASH;
+        let mut left_in_write = 0;
+        let mut sizes = sizes.iter().cycle();
+        for seq in 1..=count {
+            let position = if left_in_write == 0 {
+                left_in_write = *sizes.next().expect("sizes");
+                WritePosition::First
+            } else {
+                WritePosition::Continuation
+            };
+            left_in_write -= 1;
+            starts.push(bytes.len());
+            prev = encode_record_at(&mut bytes, position, seq, &prev, format!("record {seq}").as_bytes());
+        }
+        (bytes, starts)
+    }
+
+    #[test]
+    fn a_clean_segment_of_batches_verifies_every_record() {
+        let (bytes, _) = log_in_writes(10, &[1, 3, 2]);
+        let scan = scan_segment(&bytes, 1, Some(GENESIS_HASH), 1024);
+        assert_eq!((scan.records.len(), scan.end), (10, ScanEnd::Clean));
+    }
+
+    #[test]
+    fn damage_in_the_last_write_followed_by_its_own_records_is_a_torn_tail() {
+        // Writes: [1], [2 3 4], [5 6 7 8]; the last write is records 5..=8.
+        let (bytes, starts) = log_in_writes(8, &[1, 3, 4]);
+        for (damaged, kept) in [(4, 4), (5, 5), (6, 6), (7, 7)] {
+            let mut torn = bytes.clone();
+            torn[starts[damaged] + 60] ^= 0x08;
+            let scan = scan_segment(&torn, 1, Some(GENESIS_HASH), 1024);
+            assert!(matches!(scan.end, ScanEnd::Torn { offset, .. } if offset == starts[damaged] as u64), "{damaged}");
+            assert_eq!(scan.records.len(), kept, "damage in record {}", damaged + 1);
+        }
+    }
+
+    #[test]
+    fn damage_followed_by_a_record_starting_a_write_is_corruption() {
+        // Writes: [1 2 3], [4 5]; damage in the first write, the second starts after it.
+        let (mut bytes, starts) = log_in_writes(5, &[3, 2]);
+        bytes[starts[1] + 10] ^= 0x40;
+        let scan = scan_segment(&bytes, 1, Some(GENESIS_HASH), 1024);
+        let reason = CorruptReason::DamagedBeforeValidRecords;
+        assert_eq!(scan.end, ScanEnd::Corrupt { offset: starts[1] as u64, reason });
+    }
+
+    #[test]
+    fn a_continuation_record_that_is_no_later_than_the_damage_is_corruption() {
+        // A stale continuation record (an earlier seq) cannot be the rest of the last write.
+        let (mut bytes, starts) = log_in_writes(4, &[1, 3]);
+        let stale = bytes[starts[2]..starts[3]].to_vec();
+        bytes[starts[3] + 5] ^= 0x01;
+        bytes.extend_from_slice(&stale);
+        let scan = scan_segment(&bytes, 1, Some(GENESIS_HASH), 1024);
+        assert!(matches!(scan.end, ScanEnd::Corrupt { reason: CorruptReason::DamagedBeforeValidRecords, .. }));
     }
 }

@@ -70,6 +70,11 @@ fn concurrent_writers_share_syncs_and_every_ack_survives() {
     assert_eq!(stats.records_durable, 400);
     assert!(stats.syncs <= 400);
     drop(log);
+    // Group commit: each write (one sync) starts with one "BHLR" record, the rest continue it.
+    let segment = segment_files(&dir.0).pop().unwrap();
+    let bytes = std::fs::read(&segment).unwrap();
+    let starts = record_offsets(&segment, 1).iter().filter(|&&at| &bytes[at..at + 4] == b"BHLR").count();
+    assert_eq!((starts as u64, &bytes[..4]), (stats.syncs, &b"BHLR"[..]), "one write start per sync");
     let (_, recovery) = Log::open(&dir.0, LogConfig::default()).unwrap();
     let mut sorted = acked.clone();
     sorted.sort_unstable();
@@ -180,4 +185,100 @@ fn oversized_records_are_refused_before_anything_is_written() {
     let (log, _) = Log::open(&dir.0, config).unwrap();
     assert_eq!(log.append(&[0; 11]), Err(StorageError::RecordTooLarge { len: 11, max: 10 }));
     assert_eq!(log.append(&[0; 10]), Ok(1));
+}
+
+/// Offsets of the records in `segment` (all intact).
+fn record_offsets(segment: &Path, first_seq: u64) -> Vec<usize> {
+    let bytes = std::fs::read(segment).unwrap();
+    let scan = scan::scan_segment(&bytes, first_seq, None, LogConfig::default().record_bytes_max);
+    assert_eq!(scan.end, scan::ScanEnd::Clean, "{}", segment.display());
+    scan.records.iter().map(|r| r.offset as usize).collect()
+}
+
+/// Ten single-record writes, then one write of records 11..=14 (a batch).
+fn fill_then_batch(dir: &Path) -> PathBuf {
+    fill(dir, 10, LogConfig::default());
+    let (log, _) = Log::open(dir, LogConfig::default()).unwrap();
+    let batch: Vec<Vec<u8>> = (11..=14).map(payload).collect();
+    let slices: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+    assert_eq!(log.append_batch(&slices).unwrap(), (11, 14));
+    drop(log);
+    segment_files(dir).pop().unwrap()
+}
+
+#[test]
+fn a_batch_is_one_write_marked_by_its_magics() {
+    let dir = TempDir::new("magics");
+    let segment = fill_then_batch(&dir.0);
+    let bytes = std::fs::read(&segment).unwrap();
+    let magics: Vec<&[u8]> = record_offsets(&segment, 1).iter().map(|&at| &bytes[at..at + 4]).collect();
+    let mut expected = vec![&b"BHLR"[..]; 11];
+    expected.extend([&b"BHLC"[..]; 3]);
+    assert_eq!(magics, expected);
+}
+
+#[test]
+fn a_torn_last_batch_with_a_flipped_byte_recovers_the_records_before_the_damage() {
+    // The flip lands in the batch's first, a middle, and its last record (records 11..=14).
+    for damaged in [11u64, 12, 14] {
+        let dir = TempDir::new("torn-batch");
+        let segment = fill_then_batch(&dir.0);
+        let offsets = record_offsets(&segment, 1);
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let at = offsets[damaged as usize - 1];
+        bytes[at + record::HEADER_LEN + 3] ^= 0x20;
+        std::fs::write(&segment, &bytes).unwrap();
+        let (log, recovery) =
+            Log::open(&dir.0, LogConfig::default()).unwrap_or_else(|e| panic!("flip in record {damaged}: {e}"));
+        let seqs: Vec<u64> = recovery.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..damaged).collect::<Vec<_>>(), "flip in record {damaged}");
+        assert!(recovery.records.iter().all(|r| r.payload == payload(r.seq)));
+        let tail = recovery.torn_tail.unwrap_or_else(|| panic!("flip in record {damaged}: no torn tail"));
+        assert_eq!((tail.valid_len, tail.bytes_dropped), (at as u64, (bytes.len() - at) as u64));
+        assert_eq!(log.append(b"after").unwrap(), damaged, "the log goes on after the cut");
+    }
+}
+
+#[test]
+fn damage_followed_by_a_record_starting_a_new_write_is_refused() {
+    let dir = TempDir::new("batch-then-write");
+    let segment = fill_then_batch(&dir.0);
+    let (log, _) = Log::open(&dir.0, LogConfig::default()).unwrap();
+    assert_eq!(log.append(b"a new write").unwrap(), 15);
+    drop(log);
+    let offsets = record_offsets(&segment, 1);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[offsets[11] + 8] ^= 0x01; // Record 12, in the batch: acknowledged, as 15 came after.
+    std::fs::write(&segment, &bytes).unwrap();
+    let error = Log::open(&dir.0, LogConfig::default()).expect_err("refused");
+    assert!(matches!(error, StorageError::Corrupt { reason: CorruptReason::DamagedBeforeValidRecords, .. }), "{error}");
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "recovery wrote nothing");
+}
+
+#[test]
+fn an_old_format_log_of_first_records_only_still_opens() {
+    let dir = TempDir::new("old-format");
+    let log_dir = dir.0.join("log");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let mut bytes = Vec::new();
+    let mut hash = GENESIS_HASH;
+    let mut offsets = Vec::new();
+    for seq in 1..=20 {
+        offsets.push(bytes.len());
+        hash = record::encode_record(&mut bytes, seq, &hash, &payload(seq));
+    }
+    let segment = disk::segment_path(&log_dir, 1);
+    std::fs::write(&segment, &bytes).unwrap();
+    let (log, recovery) = Log::open(&dir.0, LogConfig::default()).unwrap();
+    assert_eq!((recovery.head_seq, recovery.head_hash, recovery.torn_tail), (20, hash, None));
+    assert!(recovery.records.iter().all(|r| r.payload == payload(r.seq)));
+    assert_eq!(log.append_batch(&[&b"x"[..], &b"y"[..]]).unwrap(), (21, 22));
+    drop(log);
+    let (_, recovery) = Log::open(&dir.0, LogConfig::default()).unwrap();
+    assert_eq!(recovery.head_seq, 22);
+    // Damage before intact old records is still refused: each of them started a write.
+    bytes[offsets[18] + 70] ^= 0x02;
+    std::fs::write(&segment, &bytes).unwrap();
+    let error = Log::open(&dir.0, LogConfig::default()).expect_err("refused");
+    assert!(matches!(error, StorageError::Corrupt { reason: CorruptReason::DamagedBeforeValidRecords, .. }), "{error}");
 }
