@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use super::byzantine::Liar;
 use super::chain_role::ChainRole;
-use super::envelope::{self, Channel};
+use super::envelope::{self, Boots, Channel};
 use super::role::Role;
 use super::time_role::{TimeConfig, TimeRole};
 use crate::consensus::{StrongAnswer, Ticket};
@@ -224,6 +224,10 @@ impl SwarmNode {
     /// Why the node stopped, if it did.
     pub fn stopped(&self) -> Option<&str> {
         self.stopped.as_deref()
+    }
+    /// Peers the core holds a session with.
+    pub fn sessions(&self) -> &BTreeSet<NodeId> {
+        &self.sessions
     }
     /// Peers this node disconnected for misbehaviour.
     pub fn banned(&self) -> &BTreeSet<NodeId> {
@@ -458,7 +462,12 @@ impl SwarmNode {
             },
             None => payload,
         };
-        self.outbox.push_back((to, envelope::seal(channel, self.boot, &payload)));
+        let boots = self.boots_to(to);
+        self.outbox.push_back((to, envelope::seal(channel, boots, &payload)));
+    }
+
+    fn boots_to(&self, to: NodeId) -> Boots {
+        Boots { from: self.boot, to: self.peer_boots.get(&to).copied().unwrap_or(envelope::ANY_BOOT) }
     }
 
     fn snapshot_if_due(&mut self, now_ms: u64) {
@@ -485,11 +494,18 @@ impl Process for SwarmNode {
         if self.stopped.is_some() || self.banned.contains(&from) {
             return;
         }
-        let Some((channel, boot, payload)) = envelope::open(bytes) else {
+        let Some((channel, boots, payload)) = envelope::open(bytes) else {
             return self.ban(now_ms, from, "a frame without an envelope".into());
         };
-        if !self.admit_boot(now_ms, from, boot) {
+        if !self.admit_boot(now_ms, from, boots.from) {
             return;
+        }
+        if boots.to != self.boot && boots.to != envelope::ANY_BOOT {
+            // Addressed to an earlier incarnation of this node: its connection is gone. (The
+            // sender's boot is learnt first, or two nodes that each hold a stale boot of
+            // the other would drop each other's frames for ever: found by seed 362.)
+            self.counters.stale_boot_frames += 1;
+            return self.pump(now_ms);
         }
         if let Err(reason) = self.dispatch(now_ms, from, channel, payload) {
             self.ban(now_ms, from, reason);
@@ -517,8 +533,10 @@ impl Process for SwarmNode {
             self.time.handle_timeout(now_ms, &peers);
         }
         if let Some(liar) = &mut self.liar {
-            for (channel, to, payload) in liar.lies(now_ms, &peers) {
-                self.outbox.push_back((to, envelope::seal(channel, self.boot, &payload)));
+            let lies = liar.lies(now_ms, &peers);
+            for (channel, to, payload) in lies {
+                let boots = self.boots_to(to);
+                self.outbox.push_back((to, envelope::seal(channel, boots, &payload)));
             }
         }
         self.snapshot_if_due(now_ms);

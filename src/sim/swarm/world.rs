@@ -546,7 +546,10 @@ impl World {
         let (first_index, first) = nodes[0];
         for &(index, node) in &nodes[1..] {
             if node.core().state_hash() != first.core().state_hash() {
-                return Some(format!("state hashes of nodes {first_index} and {index} differ"));
+                return Some(format!(
+                    "state hashes of nodes {first_index} and {index} differ: {}",
+                    describe_difference(first, node)
+                ));
             }
             if let (Some(a), Some(b)) = (first.chain(), node.chain()) {
                 if a.head() != b.head() {
@@ -609,4 +612,28 @@ fn add_liar_stats(a: LiarStats, b: LiarStats) -> LiarStats {
         forged_membership: a.forged_membership + b.forged_membership,
         flood_frames: a.flood_frames + b.flood_frames,
     }
+}
+
+/// Which categories two nodes disagree on, and what each sees of the other.
+fn describe_difference(a: &SwarmNode, b: &SwarmNode) -> String {
+    let mut out = Vec::new();
+    for category in a.core().replica().categories() {
+        let name = category.name();
+        if a.core().category_root(name) != b.core().category_root(name) {
+            let count = |node: &SwarmNode| node.core().replica().category(name).map_or(0, |c| c.len());
+            out.push(format!("{name} ({} vs {} entries)", count(a), count(b)));
+        }
+    }
+    let view = |node: &SwarmNode, other: &SwarmNode| {
+        format!(
+            "sessions {:?}, live members {}, banned {}, sees the other as {:?}, {:?}, {:?}",
+            node.sessions().len(),
+            node.swim().live_members().count(),
+            node.banned().len(),
+            node.swim().member(&other.id()),
+            node.counters(),
+            node.swim().stats()
+        )
+    };
+    format!("categories {}; first: {}; second: {}", out.join(", "), view(a, b), view(b, a))
 }
