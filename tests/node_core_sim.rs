@@ -349,6 +349,39 @@ fn a_custom_resolver_decides_conflicts() {
     }
 }
 
+/// Found by the swarm (seed 112, ADR 080): a peer whose clock runs far ahead writes a
+/// version the HLC refuses to follow; a later local write of that key must still be
+/// newer, or recovery's last-writer-wins replay (and every peer) undoes it.
+#[test]
+fn a_local_write_supersedes_a_version_from_a_clock_far_ahead() {
+    let mut rng = SimRng::new(5);
+    let mut core = NodeCore::new(config(), node_id(0), rng.fork(), 0).unwrap();
+    let mut ahead = NodeCore::new(config(), node_id(1), rng.fork(), 0).unwrap();
+    core.handle_peer_up(0, node_id(1));
+    ahead.handle_peer_up(0, node_id(0));
+    while core.poll_transmit().is_some() {}
+    while ahead.poll_transmit().is_some() {}
+    // The peer's clock reads an hour ahead.
+    let far = 3_600_000;
+    ahead.put(far, "users", b"key", b"from the future").unwrap();
+    ahead.counter_add(far, "counters", b"hits", 2).unwrap();
+    ahead.delete(far, "users", b"gone").unwrap();
+    for transmit in std::iter::from_fn(|| ahead.poll_transmit()).filter(|t| t.to == node_id(0)) {
+        core.handle_message(10, node_id(1), &transmit.bytes).unwrap();
+    }
+    let remote = core.stored("users", b"key").expect("the push arrived").version;
+    let local = core.put(20, "users", b"key", b"mine").unwrap();
+    assert!(local.lww_cmp(&remote).is_gt(), "a local write {local:?} older than what it overwrote {remote:?}");
+    let counter_before = core.stored("counters", b"hits").unwrap().version;
+    core.counter_add(30, "counters", b"hits", 1).unwrap();
+    assert!(core.stored("counters", b"hits").unwrap().version.lww_cmp(&counter_before).is_gt());
+    assert_eq!(core.counter_get("counters", b"hits").unwrap(), 3);
+    core.put(40, "users", b"gone", b"back").unwrap();
+    let before_delete = core.stored("users", b"gone").unwrap().version;
+    core.delete(50, "users", b"gone").unwrap();
+    assert!(core.stored("users", b"gone").unwrap().version.lww_cmp(&before_delete).is_gt());
+}
+
 #[test]
 fn garbage_and_mismatched_digests_are_faults_and_change_nothing() {
     let mut rng = SimRng::new(9);

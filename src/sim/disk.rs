@@ -86,6 +86,8 @@ pub struct DiskFaultStats {
     pub torn_writes: u64,
     /// Calls of [`SimDisk::crash`].
     pub crashes: u64,
+    /// Appends the process died in the middle of (a prefix landed, unsynced).
+    pub crashes_mid_write: u64,
     /// Operations that drew a latency.
     pub latency_draws: u64,
     /// Bytes that reached the medium (including partial and misdirected writes).
@@ -101,6 +103,7 @@ impl AddAssign for DiskFaultStats {
         self.misdirected_writes += other.misdirected_writes;
         self.full_disk_refusals += other.full_disk_refusals;
         self.torn_writes += other.torn_writes;
+        self.crashes_mid_write += other.crashes_mid_write;
         self.crashes += other.crashes;
         self.latency_draws += other.latency_draws;
         self.bytes_written += other.bytes_written;
@@ -126,6 +129,8 @@ struct Inner {
     /// Bumped by every crash: handles of an earlier epoch belong to a dead process.
     epoch: u64,
     latency_ms: u64,
+    /// The process dies during its next append (see [`SimDisk::crash_during_next_append`]).
+    crash_armed: bool,
     stats: DiskFaultStats,
 }
 
@@ -160,6 +165,7 @@ impl SimDisk {
             next_lock_id: 0,
             epoch: 0,
             latency_ms: 0,
+            crash_armed: false,
             stats: DiskFaultStats::default(),
         };
         Self { inner: Arc::new(Mutex::new(inner)) }
@@ -182,6 +188,19 @@ impl SimDisk {
     /// Counters since the disk was made.
     pub fn stats(&self) -> DiskFaultStats {
         self.state().stats
+    }
+
+    /// Arms a crash in the middle of the next append: a random prefix of its bytes
+    /// lands unsynced and the call fails (the process is dying); the harness then
+    /// crashes the node, and [`SimDisk::crash`] may tear what landed. This is how a
+    /// crash catches a write in flight, which a synchronous API cannot otherwise show.
+    pub fn crash_during_next_append(&self) {
+        self.state().crash_armed = true;
+    }
+
+    /// Cancels an armed crash (the faults stopped before the next append).
+    pub fn disarm_crash(&self) {
+        self.state().crash_armed = false;
     }
 
     /// Latency accumulated since the last call (the harness delays acknowledgements by it).
@@ -314,6 +333,15 @@ impl Inner {
             Some(_) => 0,
         };
         let fit = (bytes.len() as u64).min(fit) as usize;
+        if std::mem::take(&mut self.crash_armed) {
+            let landed = self.rng.index(bytes.len() + 1).min(fit);
+            self.land(path, offset, &bytes[..landed]);
+            self.stats.crashes_mid_write += 1;
+            // The process is dead: its open files accept nothing more (no clean-up
+            // truncate), so the prefix stays for the crash to tear.
+            self.epoch += 1;
+            return Err(io::Error::other("the process died during this write"));
+        }
         if self.write_fault() {
             let landed = self.rng.index(bytes.len() + 1).min(fit);
             self.land(path, offset, &bytes[..landed]);

@@ -154,7 +154,7 @@ fn draw_faults(rng: &mut SimRng, nodes: u32) -> FaultMix {
         disk_write_error: maybe(rng, 0.4, 0.02),
         disk_read_error: maybe(rng, 0.4, 0.05),
         misdirected_write: maybe(rng, 0.3, 0.01),
-        disk_capacity: if rng.chance(0.2) { Some(64 * 1024 + rng.below(512 * 1024)) } else { None },
+        disk_capacity: if rng.chance(0.2) { Some(16 * 1024 + rng.below(128 * 1024)) } else { None },
         disk_latency_ms: if rng.chance(0.5) { rng.below(20) } else { 0 },
     }
 }

@@ -401,6 +401,7 @@ impl World {
         }
         for disk in self.disks.iter().chain(&self.raft_disks) {
             disk.set_faults(DiskFaults::default());
+            disk.disarm_crash();
         }
         self.note("faults stopped".into());
     }
@@ -427,10 +428,14 @@ impl World {
         }
         if self.rng.chance(per_step(f.crash_rate)) {
             let index = self.rng.below(n as u64) as u32;
-            if self.sim.is_running(index) {
+            if self.sim.is_running(index) && self.rng.chance(0.5) {
                 self.count("node.crash");
                 let down = 100 + self.rng.below(4_000);
                 self.crash(index, down, "crash");
+            } else if self.sim.is_running(index) {
+                // The process dies in the middle of its next log write.
+                self.disks[index as usize].crash_during_next_append();
+                self.note(format!("node {index} will crash during its next write"));
             }
         }
         if self.rng.chance(per_step(f.clock_jump_rate)) {
@@ -588,6 +593,7 @@ impl World {
                 ("disk.misdirected_write", stats.misdirected_writes),
                 ("disk.full", stats.full_disk_refusals),
                 ("disk.latency", stats.latency_draws),
+                ("node.crash_mid_write", stats.crashes_mid_write),
             ] {
                 *counts.entry(kind).or_default() += value;
             }
