@@ -42,3 +42,17 @@ fn sim_runs_a_named_scenario_and_rejects_an_unknown_one() {
     let unknown = bhsync(&["sim", "--scenario", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+#[test]
+fn sim_swarm_replays_a_seed_and_runs_a_range() {
+    let one = bhsync(&["sim", "swarm", "--seed", "7"]);
+    let stdout = String::from_utf8_lossy(&one.stdout);
+    assert!(one.status.success(), "{stdout}{}", String::from_utf8_lossy(&one.stderr));
+    assert!(stdout.contains("swarm seed 7: ok") && stdout.contains("plan: seed 7 nodes"), "{stdout}");
+    let range = bhsync(&["sim", "swarm", "--seeds", "2", "--first", "20"]);
+    let stdout = String::from_utf8_lossy(&range.stdout);
+    assert!(range.status.success(), "{stdout}{}", String::from_utf8_lossy(&range.stderr));
+    assert!(stdout.contains("2 seeds (20..21), 0 violations") && stdout.contains("| fault kind |"), "{stdout}");
+    let neither = bhsync(&["sim"]);
+    assert_eq!(neither.status.code(), Some(2), "{}", String::from_utf8_lossy(&neither.stderr));
+}
