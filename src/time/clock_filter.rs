@@ -59,9 +59,16 @@ impl ClockFilter {
         Self::default()
     }
 
-    /// Adds a sample, replacing the oldest once the ring is full.
+    /// Adds a sample, replacing the oldest once the ring is full. A sample taken
+    /// before one already held means the local clock stepped back: the held samples
+    /// were measured against a clock that no longer exists and are cleared (RFC 5905
+    /// §10 clears the filter on a step), or they would look younger than the new one.
     pub fn push(&mut self, sample: Sample) {
         assert!(sample.delay_us >= 0, "samples are validated before they reach the filter");
+        if self.samples.iter().flatten().any(|held| held.taken_at_us > sample.taken_at_us) {
+            self.samples = [None; FILTER_SAMPLES];
+            self.next_slot = 0;
+        }
         self.samples[self.next_slot] = Some(sample);
         self.next_slot = (self.next_slot + 1) % FILTER_SAMPLES;
     }
@@ -166,6 +173,17 @@ mod tests {
         assert_eq!(old.dispersion_us, 5 + 100 * PHI_PPM);
         filter.expire(1);
         assert!(filter.is_empty());
+    }
+
+    #[test]
+    fn a_backward_clock_step_clears_the_samples_of_the_old_clock() {
+        let mut filter = ClockFilter::new();
+        filter.push(sample(0, 10, 5_000));
+        filter.push(sample(0, 10, 6_000));
+        assert_eq!(filter.len(), 2);
+        filter.push(sample(9, 30, 1_000));
+        assert_eq!(filter.len(), 1, "a sample older than those held clears them");
+        assert_eq!(filter.best(1_000, 0).unwrap().offset_us, 9);
     }
 
     #[test]

@@ -546,11 +546,9 @@ mod tests {
     /// the *largest* `taken_at` — the stale sample. With millisecond clocks delays tie
     /// often. The estimate stays off by the whole step until 8 fresh samples per peer
     /// have pushed the old ones out of the filter. RFC 5905 clears every association
-    /// when the clock is stepped; `NetworkTime` has no input for a step. This role
-    /// works around it by resetting the filters itself (`forget_samples`).
+    /// when the clock is stepped; fixed in `ClockFilter` (a sample older than those
+    /// held means the clock stepped back: the held ones are cleared).
     #[test]
-    #[ignore = "known bug in time::network_time (stale samples after a backward clock step); \
-                run with `cargo test --lib regression_network_time -- --ignored`"]
     fn regression_network_time_prefers_samples_from_before_a_backward_clock_step() {
         let mut time = NetworkTime::default();
         let exchange = |local_us: i64, offset_us: i64| Exchange {
