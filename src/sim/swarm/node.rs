@@ -420,8 +420,7 @@ impl SwarmNode {
                 _ => {}
             }
         }
-        while let Some((ticket_category, ticket, result)) = self.core.poll_strong_outcome() {
-            let _ = ticket_category;
+        while let Some((_category, ticket, result)) = self.core.poll_strong_outcome() {
             self.events.push_back(SwarmEvent::Strong { ticket, result });
         }
         while self.core.poll_event().is_some() {}

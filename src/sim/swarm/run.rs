@@ -126,6 +126,7 @@ fn safety(world: &mut World) -> Result<(), String> {
     while world.sim.now_ms() < world.plan.safety_ms {
         let next = world.sim.now_ms() + STEP_MS;
         world.run_to(next)?;
+        world.acknowledge_due()?;
         world.restart_due()?;
         world.inject_faults(STEP_MS);
         let mut ops = ops_per_step.floor() as u64;
@@ -151,6 +152,7 @@ fn liveness(world: &mut World) -> Result<u64, String> {
     loop {
         let next = world.sim.now_ms() + CONVERGE_CHECK_MS;
         world.run_to(next)?;
+        world.acknowledge_due()?;
         world.restart_due()?;
         check_running(world)?;
         match world.divergence() {

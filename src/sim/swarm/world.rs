@@ -12,7 +12,7 @@ use crate::consensus::GroupConfig;
 use crate::node::CoreConfig;
 use crate::sim::disk::{DiskFaults, SimDisk};
 use crate::sim::{sim_node_id, ClockModel, LinkProfile, Network, SimRng, Simulator};
-use crate::state::{CategorySpec, MergeRule, Mode, NodeId, Priority};
+use crate::state::{CategorySpec, MergeRule, Mode, NodeId, Priority, Version};
 
 /// The eventual last-writer-wins category.
 pub const KV: &str = "kv";
@@ -27,6 +27,24 @@ const TRACE_LINES: usize = 40;
 
 /// How often each kind of fault fired.
 pub type FaultCounts = BTreeMap<&'static str, u64>;
+
+/// A durable write waiting for its acknowledgement.
+#[derive(Clone, Debug)]
+enum Ack {
+    /// A put, delete or counter add (`kind` as in the workload's weights).
+    Write { kind: usize, category: &'static str, key: Vec<u8>, version: Version, delta: i64 },
+    /// A chain block.
+    Block(crate::chain::BlockId),
+}
+
+/// An acknowledgement due at `at_ms`, if node `node` is still in boot `boot` then.
+#[derive(Clone, Debug)]
+struct PendingAck {
+    at_ms: u64,
+    node: u32,
+    boot: u32,
+    ack: Ack,
+}
 
 /// A fault with an end.
 #[derive(Clone, Copy, Debug)]
@@ -57,6 +75,10 @@ pub struct World {
     events: Vec<(u64, u32, SwarmEvent)>,
     /// Lies told by incarnations of liars that have since crashed.
     liar_stats: LiarStats,
+    /// Durable writes whose acknowledgement the disk's latency delays.
+    pending_acks: Vec<PendingAck>,
+    /// Per node, when its newest acknowledgement is due (acknowledgements keep order).
+    last_ack_ms: Vec<u64>,
 }
 
 impl World {
@@ -87,7 +109,10 @@ impl World {
             trace: VecDeque::new(),
             events: Vec::new(),
             liar_stats: LiarStats::default(),
+            pending_acks: Vec::new(),
+            last_ack_ms: Vec::new(),
         };
+        world.last_ack_ms = vec![0; world.plan.nodes as usize];
         world.sim.keep_unobserved();
         for index in 0..world.plan.nodes {
             let clock = world.draw_skew();
@@ -318,14 +343,9 @@ impl World {
                     1 => (KV, node.delete(now, KV, &key)),
                     _ => (COUNTERS, node.counter_add(now, COUNTERS, &key, delta).map(Some)),
                 };
+                let delta = if kind == 2 { delta } else { 0 };
                 match result {
-                    Ok(Some(version)) => {
-                        self.ledger.acked_ops[kind] += 1;
-                        self.ledger.write_acked(index, category, &key, version)?;
-                        if kind == 2 {
-                            self.ledger.counter_added(index, &key, delta, true);
-                        }
-                    }
+                    Ok(Some(version)) => self.acknowledge_later(index, Ack::Write { kind, category, key, version, delta }),
                     Ok(None) => {}
                     Err(HostError::NotDurable(_)) if kind == 2 => self.ledger.counter_added(index, &key, delta, false),
                     Err(_) => {}
@@ -344,7 +364,7 @@ impl World {
             5 => {
                 let transactions = vec![format!("tx {global} at node {index}").into_bytes()];
                 if let Ok(id) = node.propose_block(now, transactions) {
-                    self.ledger.block_acked(index, id);
+                    self.acknowledge_later(index, Ack::Block(id));
                 }
             }
             _ => {
@@ -353,7 +373,45 @@ impl World {
                 self.ledger.check_read(index, KV, &key, held.map(|entry| entry.version))?;
             }
         }
+        self.acknowledge_due()?;
         self.flush(index)
+    }
+
+    /// Hands a durable write's acknowledgement to its client once the disk's latency
+    /// has passed, in the node's order (its log is sequential). A node that crashes
+    /// first never acknowledges it: the write is durable but the client was not told.
+    fn acknowledge_later(&mut self, index: u32, ack: Ack) {
+        let latency = self.disks[index as usize].take_latency_ms();
+        let at_ms = (self.sim.now_ms() + latency).max(self.last_ack_ms[index as usize]);
+        self.last_ack_ms[index as usize] = at_ms;
+        self.pending_acks.push(PendingAck { at_ms, node: index, boot: self.boots[index as usize], ack });
+    }
+
+    /// Delivers every acknowledgement that is due.
+    pub(super) fn acknowledge_due(&mut self) -> Result<(), String> {
+        let now = self.sim.now_ms();
+        if !self.pending_acks.iter().any(|pending| pending.at_ms <= now) {
+            return Ok(());
+        }
+        let (mut due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_acks).into_iter().partition(|p| p.at_ms <= now);
+        self.pending_acks = later;
+        due.sort_by_key(|pending| pending.at_ms);
+        for pending in due {
+            let alive = self.up(pending.node) && self.boots[pending.node as usize] == pending.boot;
+            match pending.ack {
+                Ack::Write { kind, category, key, version, delta } if alive => {
+                    self.ledger.acked_ops[kind] += 1;
+                    self.ledger.write_acked(pending.node, category, &key, version)?;
+                    if kind == 2 {
+                        self.ledger.counter_added(pending.node, &key, delta, true);
+                    }
+                }
+                Ack::Write { kind: 2, key, delta, .. } => self.ledger.counter_added(pending.node, &key, delta, false),
+                Ack::Block(id) if alive => self.ledger.block_acked(pending.node, id),
+                _ => self.count("node.crash_before_ack"),
+            }
+        }
+        Ok(())
     }
 
     // Faults.
@@ -379,13 +437,14 @@ impl World {
             latency_ms_max: f.disk_latency_ms,
             ..DiskFaults::default()
         };
-        // Raft journals get every fault but misdirection (ADR 080).
-        let raft_faults = DiskFaults { misdirected_write: 0.0, ..disk_faults.clone() };
+        // Raft journals get every fault but misdirection (ADR 080); their latency is
+        // not modelled (nothing waits on it outside the group).
+        let raft_faults = DiskFaults { misdirected_write: 0.0, latency_ms_max: 0, ..disk_faults };
         for disk in &self.disks {
-            disk.set_faults(disk_faults.clone());
+            disk.set_faults(disk_faults);
         }
         for disk in &self.raft_disks {
-            disk.set_faults(raft_faults.clone());
+            disk.set_faults(raft_faults);
         }
     }
 
@@ -543,6 +602,9 @@ impl World {
         let honest = self.honest_nodes();
         if let Some(&down) = honest.iter().find(|&&i| !self.up(i)) {
             return Some(format!("node {down} is down"));
+        }
+        if !self.pending_acks.is_empty() {
+            return Some(format!("{} acknowledgements pending", self.pending_acks.len()));
         }
         if self.ledger.strong_outstanding() > 0 {
             return Some(format!("{} strong requests unanswered", self.ledger.strong_outstanding()));
