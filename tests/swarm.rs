@@ -40,6 +40,7 @@ fn fixed_seeds_hold_every_invariant() {
     let summary = run_seeds(&seeds, threads, &|_| {});
     eprintln!("{}", summary.table());
     assert!(summary.failures.is_empty(), "{}", report(&summary));
+    assert_eq!(summary.linearizability_unknown, 0, "the checker ran out of budget, proving nothing:\n{}", summary.table());
     if seeds.len() as u64 >= FIXED_SEEDS {
         // The fixed set must keep exercising every kind of fault.
         for kind in [

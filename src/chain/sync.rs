@@ -243,7 +243,18 @@ impl SyncSession {
             if self.wanted.get(&at) != Some(&block.id()) {
                 self.unrequested.push_back((at, count - accepted));
                 self.apply(chain, now_ms);
-                return self.misbehaved(from, Misbehaviour::WrongBlock, chain);
+                // Blocks are asked for by height, and a peer serves its own main chain:
+                // one on another branch answers honestly with other blocks. Only the
+                // peer that announced these headers, or one whose block is not even
+                // signed, misbehaves; any other is asked no more this round (found
+                // while building the swarm's chain role, ADR 080).
+                if Some(from) == self.header_peer || !block.header.signature_valid() {
+                    return self.misbehaved(from, Misbehaviour::WrongBlock, chain);
+                }
+                if self.peers.len() > 1 {
+                    self.peers.retain(|p| *p != from);
+                }
+                return self.schedule();
             }
             self.arrived.insert(at, (from, block));
             accepted += 1;

@@ -2,7 +2,7 @@
 //! with the peer (one at a time), the responders serving the peer's syncs, and the
 //! whole-category streams going to it. Everything here is bounded by configuration.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::reconcile::{Initiator, Responder};
 use crate::state::{Priority, TreePath};
@@ -23,10 +23,10 @@ pub(crate) struct Peer {
     pub(crate) sync: Option<PeerSync>,
     /// A sync the host asked for while one was running: started when that one ends.
     pub(crate) queued_explicit: Option<SyncId>,
-    pub(crate) responders: HashMap<u32, ResponderSlot>,
+    pub(crate) responders: BTreeMap<u32, ResponderSlot>,
     pub(crate) streams: VecDeque<Stream>,
     /// When a stream of each category to this peer was last fully queued.
-    pub(crate) streamed_ms: HashMap<String, u64>,
+    pub(crate) streamed_ms: BTreeMap<String, u64>,
 }
 
 /// A responder serving one of the peer's sessions.
@@ -43,7 +43,9 @@ pub(crate) struct PeerSync {
     pub(crate) deadline_ms: u64,
     pub(crate) categories: Vec<CategorySync>,
     /// Running sessions by reconciliation session id: category index, scope, session.
-    pub(crate) sessions: HashMap<u32, (usize, TreePath, Initiator)>,
+    // A BTreeMap, not a HashMap: its order decides the order frames are queued, which
+    // must be the same in every run of a seed (the swarm replays runs exactly).
+    pub(crate) sessions: BTreeMap<u32, (usize, TreePath, Initiator)>,
 }
 
 /// One category's part of a sync.
@@ -118,9 +120,9 @@ impl Peer {
             retry_at_ms: None,
             sync: None,
             queued_explicit: None,
-            responders: HashMap::new(),
+            responders: BTreeMap::new(),
             streams: VecDeque::new(),
-            streamed_ms: HashMap::new(),
+            streamed_ms: BTreeMap::new(),
         }
     }
 }

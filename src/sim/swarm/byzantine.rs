@@ -32,6 +32,9 @@ pub struct Liar {
     /// Probability that an outgoing message is corrupted.
     corrupt_chance: f64,
     next_lie_ms: u64,
+    /// Garbage floods start only after this, so that until then the honest nodes must
+    /// catch the liar by its corrupted messages alone.
+    floods_from_ms: u64,
     stats: LiarStats,
 }
 
@@ -41,8 +44,17 @@ const FLOOD_FRAMES_MAX: u64 = 16;
 impl Liar {
     /// A liar among `members`, corrupting each message with probability `corrupt_chance`.
     pub fn new(me: NodeId, members: Vec<NodeId>, corrupt_chance: f64, rng: SimRng, now_ms: u64) -> Liar {
-        let mut liar = Liar { rng, me, members, corrupt_chance, next_lie_ms: now_ms, stats: LiarStats::default() };
+        let mut liar = Liar {
+            rng,
+            me,
+            members,
+            corrupt_chance,
+            next_lie_ms: now_ms,
+            floods_from_ms: now_ms,
+            stats: LiarStats::default(),
+        };
         liar.next_lie_ms = now_ms + 200 + liar.rng.below(800);
+        liar.floods_from_ms = now_ms + 2_000 + liar.rng.below(6_000);
         liar
     }
 
@@ -81,7 +93,7 @@ impl Liar {
                 out.push((Channel::Membership, to, self.forged_death(victim)));
                 self.stats.forged_membership += 1;
             }
-            if self.rng.chance(0.3) {
+            if now_ms >= self.floods_from_ms && self.rng.chance(0.3) {
                 for _ in 0..1 + self.rng.below(FLOOD_FRAMES_MAX) {
                     out.push((self.random_channel(), to, self.garbage()));
                     self.stats.flood_frames += 1;

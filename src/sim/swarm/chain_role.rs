@@ -987,18 +987,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// Found while writing this role (src/chain, not this file): a [`SyncSession`] with
-    /// several peers fetches bodies by height from all of them, but `GetBlocks` serves
-    /// the responder's *main chain* by height. A peer whose main chain is another branch
-    /// (the normal state of a forked network) answers honestly with its own blocks and
-    /// is scored `WrongBlock` (20 points; banned after five batches). The chain module's
-    /// own test `a_peer_serving_blocks_other_than_the_announced_ones_is_scored_and_bypassed`
-    /// treats exactly that as misbehaviour. This role avoids it by giving each session
-    /// a single peer; a fix in `sync.rs` would ask for bodies by id, or only ask peers
-    /// whose announced chain contains the wanted headers.
+    /// Found while writing this role (fixed in src/chain/sync.rs): a [`SyncSession`]
+    /// with several peers fetches bodies by height from all of them, but `GetBlocks`
+    /// serves the responder's *main chain* by height. A peer whose main chain is another
+    /// branch answered honestly with its own blocks and was scored `WrongBlock` (banned
+    /// after five batches). Now only the header peer, or an unsigned block, is scored.
     #[test]
-    #[ignore = "known design bug in chain::sync (honest peers on another branch are scored); \
-                run with `cargo test --lib regression_multi_peer_sync -- --ignored`"]
     fn regression_multi_peer_sync_scores_an_honest_peer_on_another_branch() {
         let branch = |seed: usize| {
             let mut chain = Chain::new(genesis(), ChainRules::default());

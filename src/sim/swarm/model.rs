@@ -12,15 +12,44 @@ use crate::consensus::{StrongAnswer, Ticket};
 use crate::node::NodeError;
 use crate::state::{Entry, Version};
 
+/// What a client was told was written: the version, and a hash of the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The version.
+    pub version: Version,
+    /// xxh3 of the value (empty for a tombstone).
+    pub value_hash: u64,
+}
+
+impl Written {
+    /// What `entry` holds.
+    pub fn of(entry: &Entry) -> Written {
+        Written { version: entry.version, value_hash: xxhash_rust::xxh3::xxh3_64(&entry.value) }
+    }
+
+    /// Whether `held` keeps this write: a newer version, or this version with this value.
+    /// An error when it holds this version with another value (corruption that kept
+    /// the version).
+    pub fn kept_by(&self, held: Option<&Entry>) -> Result<bool, String> {
+        let Some(entry) = held else { return Ok(false) };
+        match entry.version.lww_cmp(&self.version) {
+            std::cmp::Ordering::Greater => Ok(true),
+            std::cmp::Ordering::Less => Ok(false),
+            std::cmp::Ordering::Equal if Written::of(entry) == *self => Ok(true),
+            std::cmp::Ordering::Equal => Err(format!("a different value under the acknowledged version {:?}", self.version)),
+        }
+    }
+}
+
 /// A client write the cluster acknowledged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Acked {
     /// The node that acknowledged it.
     pub node: u32,
-    /// Its version.
-    pub version: Version,
+    /// What was written.
+    pub written: Written,
     /// Set when the acknowledging node's storage was later found corrupt and wiped
-    /// before the write was known to have spread: it may be lost (detected, not silent).
+    /// while no other running node held the write: it may be lost (detected, not silent).
     pub at_risk: bool,
 }
 
@@ -38,7 +67,7 @@ struct PendingStrong {
 pub struct Ledger {
     /// Newest acknowledged version per (node, category, key): it must survive the
     /// node's recovery.
-    by_node: BTreeMap<(u32, String, Vec<u8>), Version>,
+    by_node: BTreeMap<(u32, String, Vec<u8>), Written>,
     /// Newest acknowledged version per (category, key): every honest node must hold it
     /// (or a newer one) at the end.
     by_key: BTreeMap<(String, Vec<u8>), Acked>,
@@ -47,6 +76,8 @@ pub struct Ledger {
     counters: BTreeMap<Vec<u8>, (i64, i64)>,
     /// Per node, counter increments acknowledged (moved to unsure if its storage is wiped).
     counter_acks_by_node: BTreeMap<(u32, Vec<u8>), i64>,
+    /// Nodes whose storage was wiped: their counter slots are unreliable.
+    unreliable_slots: BTreeSet<u32>,
     strong_pending: BTreeMap<(u32, Ticket), PendingStrong>,
     /// The strong categories' history.
     pub history: Vec<Op>,
@@ -57,7 +88,7 @@ pub struct Ledger {
     newest_own: BTreeMap<u32, Version>,
     /// Acknowledged writes and blocks that a wipe (detected corruption) put at risk.
     pub at_risk_writes: u64,
-    /// Of those, the ones that turned out lost at the end.
+    /// Of those, the ones lost: writes missing at the end, blocks no other node held.
     pub lost_to_corruption: u64,
     /// Client operations acknowledged, by kind (put, delete, counter, strong write,
     /// strong read, block, read).
@@ -67,7 +98,8 @@ pub struct Ledger {
 impl Ledger {
     /// Records an acknowledged write (put, delete or counter) at `node`; checks that
     /// the node's clock moved forwards since its last one.
-    pub fn write_acked(&mut self, node: u32, category: &str, key: &[u8], version: Version) -> Result<(), String> {
+    pub fn write_acked(&mut self, node: u32, category: &str, key: &[u8], written: Written) -> Result<(), String> {
+        let version = written.version;
         if let Some(previous) = self.newest_own.get(&node) {
             if version.lww_cmp(previous) != std::cmp::Ordering::Greater {
                 return Err(format!(
@@ -77,18 +109,18 @@ impl Ledger {
             }
         }
         self.newest_own.insert(node, version);
-        let node_key = (node, category.to_owned(), key.to_vec());
-        self.by_node.insert(node_key, version);
+        self.by_node.insert((node, category.to_owned(), key.to_vec()), written);
         let cluster_key = (category.to_owned(), key.to_vec());
-        let newer = self.by_key.get(&cluster_key).is_none_or(|a| version.lww_cmp(&a.version).is_gt());
+        let newer = self.by_key.get(&cluster_key).is_none_or(|a| version.lww_cmp(&a.written.version).is_gt());
         if newer {
-            self.by_key.insert(cluster_key, Acked { node, version, at_risk: false });
+            self.by_key.insert(cluster_key, Acked { node, written, at_risk: false });
         }
         Ok(())
     }
 
     /// Records a counter increment: acknowledged, or applied but not acknowledged.
     pub fn counter_added(&mut self, node: u32, key: &[u8], delta: i64, acked: bool) {
+        let acked = acked && !self.unreliable_slots.contains(&node);
         let slot = self.counters.entry(key.to_vec()).or_default();
         if acked {
             slot.0 += delta;
@@ -100,15 +132,17 @@ impl Ledger {
 
     /// Checks that `stored` (what node `node` recovered) holds every write it acknowledged.
     pub fn check_recovered(&self, node: u32, stored: impl Fn(&str, &[u8]) -> Option<Entry>) -> Result<(), String> {
-        for ((n, category, key), version) in self.by_node.range((node, String::new(), Vec::new())..) {
+        for ((n, category, key), written) in self.by_node.range((node, String::new(), Vec::new())..) {
             if *n != node {
                 break;
             }
             let held = stored(category, key);
-            if held.as_ref().is_none_or(|entry| entry.version.lww_cmp(version).is_lt()) {
+            let context = || format!("node {node} recovering {category}/{}", hex(key));
+            if !written.kept_by(held.as_ref()).map_err(|why| format!("{}: {why}", context()))? {
                 return Err(format!(
-                    "acknowledged write lost in recovery: node {node} acknowledged {category}/{} at {version:?}, recovered {:?}",
-                    hex(key),
+                    "acknowledged write lost in recovery: {} acknowledged at {:?}, recovered {:?}",
+                    context(),
+                    written.version,
                     held.map(|entry| entry.version)
                 ));
             }
@@ -118,27 +152,42 @@ impl Ledger {
 
     /// Checks a read at node `node`: it sees its own acknowledged write of `key`, or a
     /// newer version (read your writes, across crashes).
-    pub fn check_read(&self, node: u32, category: &str, key: &[u8], held: Option<Version>) -> Result<(), String> {
-        let Some(acked) = self.by_node.get(&(node, category.to_owned(), key.to_vec())) else { return Ok(()) };
-        if held.is_none_or(|version| version.lww_cmp(acked).is_lt()) {
+    pub fn check_read(&self, node: u32, category: &str, key: &[u8], held: Option<&Entry>) -> Result<(), String> {
+        let Some(written) = self.by_node.get(&(node, category.to_owned(), key.to_vec())) else { return Ok(()) };
+        let context = || format!("read at node {node} of {category}/{}", hex(key));
+        if !written.kept_by(held).map_err(|why| format!("{}: {why}", context()))? {
             return Err(format!(
-                "read at node {node} of {category}/{} returned {held:?}, older than its acknowledged {acked:?}",
-                hex(key)
+                "{} returned {:?}, older than its acknowledged {:?}",
+                context(),
+                held.map(|entry| entry.version),
+                written.version
             ));
         }
         Ok(())
     }
 
-    /// Node `node`'s storage was wiped (detected corruption): what it alone
-    /// acknowledged may be lost, and its clock starts over.
-    pub fn node_wiped(&mut self, node: u32) {
+    /// Node `node`'s storage was wiped (detected corruption) and its clock starts
+    /// over. Every acknowledged write still owed stays owed while a copy survives
+    /// (`held_elsewhere(category, key, written, acknowledging node)`); the rest are at
+    /// risk: counted, and reported lost if missing at the end. Blocks only it held are
+    /// lost at once. Its counter slot is unreliable from now on: it rejoins under the
+    /// same id, so its new increments may be absorbed by its old slot (see ADR 080);
+    /// all its increments, before and after, count as unsure.
+    pub fn node_wiped(
+        &mut self,
+        node: u32,
+        held_elsewhere: impl Fn(&str, &[u8], &Written, u32) -> bool,
+        block_elsewhere: impl Fn(&BlockId) -> bool,
+    ) {
         let mine: Vec<(u32, String, Vec<u8>)> = self.by_node.keys().filter(|(n, _, _)| *n == node).cloned().collect();
         for key in mine {
             self.by_node.remove(&key);
         }
-        for acked in self.by_key.values_mut().filter(|a| a.node == node && !a.at_risk) {
-            acked.at_risk = true;
-            self.at_risk_writes += 1;
+        for ((category, key), acked) in self.by_key.iter_mut().filter(|(_, a)| !a.at_risk) {
+            if !held_elsewhere(category, key, &acked.written, acked.node) {
+                acked.at_risk = true;
+                self.at_risk_writes += 1;
+            }
         }
         let counters: Vec<(u32, Vec<u8>)> = self.counter_acks_by_node.keys().filter(|(n, _)| *n == node).cloned().collect();
         for slot in counters {
@@ -147,8 +196,12 @@ impl Ledger {
             totals.0 -= delta;
             totals.1 += delta;
         }
-        if let Some(blocks) = self.blocks.remove(&node) {
-            self.at_risk_writes += blocks.len() as u64;
+        self.unreliable_slots.insert(node);
+        for id in self.blocks.remove(&node).unwrap_or_default() {
+            if !block_elsewhere(&id) {
+                self.at_risk_writes += 1;
+                self.lost_to_corruption += 1;
+            }
         }
         self.newest_own.remove(&node);
     }
@@ -159,19 +212,21 @@ impl Ledger {
         let mut lost = 0;
         for ((category, key), acked) in &self.by_key {
             let held = stored(category, key);
-            if held.as_ref().is_none_or(|entry| entry.version.lww_cmp(&acked.version).is_lt()) {
-                if acked.at_risk {
-                    lost += 1;
-                    continue;
-                }
-                return Err(format!(
-                    "acknowledged write missing at the end: {category}/{} acknowledged by node {} at {:?}; node {node} holds {:?}",
-                    hex(key),
-                    acked.node,
-                    acked.version,
-                    held.map(|entry| entry.version)
-                ));
+            let context = || format!("node {node} holding {category}/{}", hex(key));
+            if acked.written.kept_by(held.as_ref()).map_err(|why| format!("{}: {why}", context()))? {
+                continue;
             }
+            if acked.at_risk {
+                lost += 1;
+                continue;
+            }
+            return Err(format!(
+                "acknowledged write missing at the end: {} acknowledged by node {} at {:?}, holds {:?}",
+                context(),
+                acked.node,
+                acked.written.version,
+                held.map(|entry| entry.version)
+            ));
         }
         Ok(lost)
     }
@@ -212,7 +267,9 @@ impl Ledger {
         result: &Result<StrongAnswer, NodeError>,
         now_ms: u64,
     ) -> Result<(), String> {
-        let Some(pending) = self.strong_pending.remove(&(node, ticket)) else { return Ok(()) };
+        let Some(pending) = self.strong_pending.remove(&(node, ticket)) else {
+            return Err(format!("node {node} answered strong request {ticket}, which is not pending: {result:?}"));
+        };
         let complete = match result {
             Ok(_) => Some(now_ms),
             Err(NodeError::Indeterminate) => None,
@@ -220,6 +277,9 @@ impl Ledger {
             Err(_) => return Ok(()),
         };
         let kind = match (pending.write, result) {
+            (Some(_), Ok(answer)) if !matches!(answer, StrongAnswer::Written(_)) => {
+                return Err(format!("a strong write answered {answer:?}"));
+            }
             (Some(value), _) => {
                 if complete.is_some() {
                     self.acked_ops[3] += 1;
@@ -303,10 +363,14 @@ mod tests {
         Entry { key: b"k".to_vec(), value: b"v".to_vec(), version: version(hlc, node) }
     }
 
+    fn written(hlc: u64, node: u8) -> Written {
+        Written::of(&entry(hlc, node))
+    }
+
     #[test]
     fn a_lost_or_older_acknowledged_write_is_a_violation() {
         let mut ledger = Ledger::default();
-        ledger.write_acked(0, "kv", b"k", version(10, 1)).unwrap();
+        ledger.write_acked(0, "kv", b"k", written(10, 1)).unwrap();
         assert!(ledger.check_recovered(0, |_, _| Some(entry(10, 1))).is_ok());
         assert!(ledger.check_recovered(0, |_, _| Some(entry(12, 2))).is_ok(), "a newer version supersedes it");
         assert!(ledger.check_recovered(0, |_, _| Some(entry(9, 1))).is_err());
@@ -316,19 +380,35 @@ mod tests {
     }
 
     #[test]
-    fn a_clock_going_back_is_a_violation() {
+    fn another_value_under_the_acknowledged_version_is_a_violation() {
         let mut ledger = Ledger::default();
-        ledger.write_acked(0, "kv", b"a", version(10, 1)).unwrap();
-        assert!(ledger.write_acked(0, "kv", b"b", version(9, 1)).is_err());
+        ledger.write_acked(0, "kv", b"k", written(10, 1)).unwrap();
+        let forged = Entry { value: b"w".to_vec(), ..entry(10, 1) };
+        let error = ledger.check_final(2, |_, _| Some(forged.clone())).unwrap_err();
+        assert!(error.contains("different value"), "{error}");
+        assert!(ledger.check_read(0, "kv", b"k", Some(&forged)).is_err());
     }
 
     #[test]
-    fn a_wipe_puts_what_the_node_alone_acknowledged_at_risk() {
+    fn a_clock_going_back_is_a_violation() {
         let mut ledger = Ledger::default();
-        ledger.write_acked(0, "kv", b"k", version(10, 1)).unwrap();
+        ledger.write_acked(0, "kv", b"a", written(10, 1)).unwrap();
+        assert!(ledger.write_acked(0, "kv", b"b", written(9, 1)).is_err());
+    }
+
+    #[test]
+    fn a_wipe_puts_at_risk_only_what_no_other_node_holds() {
+        let mut ledger = Ledger::default();
+        ledger.write_acked(0, "kv", b"k", written(10, 1)).unwrap();
+        ledger.write_acked(0, "kv", b"spread", written(11, 1)).unwrap();
+        ledger.write_acked(0, "counters", b"c", written(12, 1)).unwrap();
         ledger.counter_added(0, b"c", 5, true);
-        ledger.node_wiped(0);
-        assert_eq!(ledger.check_final(1, |_, _| None), Ok(1), "lost, but counted, not silent");
+        ledger.block_acked(0, [7; 32]);
+        ledger.node_wiped(0, |_, key, _, _| key == b"spread", |_| false);
+        assert_eq!(ledger.lost_to_corruption, 1, "the block nobody else held");
+        let stored = |_: &str, key: &[u8]| (key == b"spread").then(|| entry(11, 1));
+        assert_eq!(ledger.check_final(1, stored), Ok(2), "k and c lost, counted, not silent");
+        assert!(ledger.check_final(1, |_, _| None).is_err(), "the spread write is still owed");
         assert!(ledger.check_counters(1, |_| 0).is_ok(), "the wiped node's increments became unsure");
         assert!(ledger.check_counters(1, |_| 6).is_err());
     }
@@ -356,5 +436,6 @@ mod tests {
         assert_eq!(ledger.history.len(), 3);
         assert_eq!(ledger.history[2].complete, None, "a crashed node's write may or may not have happened");
         assert_eq!(ledger.strong_outstanding(), 0);
+        assert!(ledger.strong_finished(0, 9, &Ok(StrongAnswer::Read(None)), 30).is_err(), "an answer never asked for");
     }
 }

@@ -217,6 +217,10 @@ impl SwarmNode {
     pub fn time(&mut self) -> &mut TimeRole {
         &mut self.time
     }
+    /// Network time at local clock reading `local_ms` (without the monotonic clamp).
+    pub fn network_ms(&self, local_ms: u64) -> u64 {
+        self.time.network_ms(local_ms)
+    }
     /// Membership.
     pub fn swim(&self) -> &Swim {
         &self.swim

@@ -201,12 +201,16 @@ fn final_checks(world: &mut World) -> Result<(), String> {
         if world.plan.counters {
             world.ledger.check_counters(index, |key| node.core().counter_get(COUNTERS, key).unwrap_or(0))?;
         }
+        let unresolved = node.core().stats().conflicts_unresolved;
+        if unresolved > 0 {
+            return Err(format!("node {index} fell back to last-writer-wins on {unresolved} conflicts its CRDT rule failed"));
+        }
         if let Some(chain) = node.chain() {
             chain.verify_all().map_err(|why| format!("node {index} holds an invalid chain: {why}"))?;
             world.ledger.check_blocks(index, |id| chain.contains(id))?;
         }
     }
-    world.ledger.lost_to_corruption = lost;
+    world.ledger.lost_to_corruption += lost;
     Ok(())
 }
 

@@ -87,6 +87,24 @@ impl SwarmSummary {
     }
 }
 
+/// Runs one seed; a panic inside it becomes a failure naming the seed.
+fn run_guarded(seed: u64) -> Result<SeedReport, SwarmFailure> {
+    std::panic::catch_unwind(|| run_seed(seed)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "a panic".into());
+        Err(SwarmFailure {
+            seed,
+            summary: super::Plan::draw(seed).summary(),
+            at_ms: 0,
+            message: format!("panicked: {message}"),
+            trace: Vec::new(),
+        })
+    })
+}
+
 /// Runs `seeds` on `threads` threads; `progress` sees each finished seed.
 pub fn run_seeds(
     seeds: &[u64],
@@ -100,7 +118,7 @@ pub fn run_seeds(
             scope.spawn(|| loop {
                 let slot = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some(&seed) = seeds.get(slot) else { break };
-                let result = run_seed(seed);
+                let result = run_guarded(seed);
                 progress(&result);
                 let mut summary = summary.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 match result {

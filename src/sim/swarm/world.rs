@@ -5,14 +5,14 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::byzantine::{Liar, LiarStats};
-use super::model::{strong_value, Ledger};
+use super::model::{strong_value, Ledger, Written};
 use super::node::{node_dir, HostError, NodeSetup, OpenError, SwarmEvent, SwarmNode};
 use super::plan::Plan;
 use crate::consensus::GroupConfig;
 use crate::node::CoreConfig;
 use crate::sim::disk::{DiskFaults, SimDisk};
 use crate::sim::{sim_node_id, ClockModel, LinkProfile, Network, SimRng, Simulator};
-use crate::state::{CategorySpec, MergeRule, Mode, NodeId, Priority, Version};
+use crate::state::{CategorySpec, MergeRule, Mode, NodeId, Priority};
 
 /// The eventual last-writer-wins category.
 pub const KV: &str = "kv";
@@ -22,6 +22,9 @@ pub const COUNTERS: &str = "counters";
 pub const STRONG: &str = "ledger";
 /// Every clock starts this far from zero, so skew never clamps a clock at zero.
 const CLOCK_BASE_MS: i64 = 10_000;
+/// Converged honest nodes' network times agree within this (the skew drawn is up to
+/// 5 s, the time role's samples are whole milliseconds over 1–10 ms links).
+const TIME_AGREEMENT_MS: u64 = 250;
 /// Trace lines kept for a failure report.
 const TRACE_LINES: usize = 40;
 
@@ -32,7 +35,7 @@ pub type FaultCounts = BTreeMap<&'static str, u64>;
 #[derive(Clone, Debug)]
 enum Ack {
     /// A put, delete or counter add (`kind` as in the workload's weights).
-    Write { kind: usize, category: &'static str, key: Vec<u8>, version: Version, delta: i64 },
+    Write { kind: usize, category: &'static str, key: Vec<u8>, written: Written, delta: i64 },
     /// A chain block.
     Block(crate::chain::BlockId),
 }
@@ -79,6 +82,8 @@ pub struct World {
     pending_acks: Vec<PendingAck>,
     /// Per node, when its newest acknowledgement is due (acknowledgements keep order).
     last_ack_ms: Vec<u64>,
+    /// Per node, its data disk's misdirected writes when it last opened cleanly.
+    misdirected_at_open: Vec<u64>,
 }
 
 impl World {
@@ -111,8 +116,10 @@ impl World {
             liar_stats: LiarStats::default(),
             pending_acks: Vec::new(),
             last_ack_ms: Vec::new(),
+            misdirected_at_open: Vec::new(),
         };
         world.last_ack_ms = vec![0; world.plan.nodes as usize];
+        world.misdirected_at_open = vec![0; world.plan.nodes as usize];
         world.sim.keep_unobserved();
         for index in 0..world.plan.nodes {
             let clock = world.draw_skew();
@@ -236,14 +243,21 @@ impl World {
                 return Ok(());
             }
             Err(OpenError::Corrupt(why)) => {
+                // Only a misdirected write may corrupt a log: anything else refused as
+                // corrupt is a recovery bug, not a fault the swarm injected.
+                let misdirected = self.disks[index as usize].stats().misdirected_writes;
+                if misdirected == self.misdirected_at_open[index as usize] {
+                    return Err(format!("node {index}'s storage was refused as corrupt, yet no write was misdirected: {why}"));
+                }
                 self.count("storage.corruption_detected");
                 self.note(format!("node {index} storage corrupt, wiped: {why}"));
                 self.disks[index as usize].wipe(&node_dir(index));
-                self.ledger.node_wiped(index);
+                self.wipe_ledger(index);
                 self.down_until[index as usize] = Some(self.sim.now_ms());
                 return Ok(());
             }
         };
+        self.misdirected_at_open[index as usize] = self.disks[index as usize].stats().misdirected_writes;
         self.ledger
             .check_recovered(index, |category, key| node.stored(category, key))
             .and_then(|()| match node.chain() {
@@ -255,6 +269,23 @@ impl World {
         self.note(format!("node {index} restarted (boot {})", self.boots[index as usize]));
         self.sim.restart(index, node);
         self.handle_events()
+    }
+
+    /// Tells the ledger that node `index` lost its storage: its writes that another
+    /// running honest node holds stay owed, the rest are at risk.
+    fn wipe_ledger(&mut self, index: u32) {
+        let sim = &self.sim;
+        let plan = &self.plan;
+        let others: Vec<&SwarmNode> =
+            (0..plan.nodes).filter(|&i| i != index && plan.honest(i)).filter_map(|i| sim.process(i)).collect();
+        // A copy survives on a running honest node, or in the log of the (honest)
+        // node that acknowledged it while that node is down.
+        let held = |category: &str, key: &[u8], written: &Written, acked_by: u32| {
+            (acked_by != index && plan.honest(acked_by) && !sim.is_running(acked_by))
+                || others.iter().any(|node| written.kept_by(node.stored(category, key).as_ref()).unwrap_or(false))
+        };
+        let block_held = |id: &crate::chain::BlockId| others.iter().any(|node| node.chain().is_some_and(|c| c.contains(id)));
+        self.ledger.node_wiped(index, held, block_held);
     }
 
     /// Restarts every node whose downtime is over.
@@ -298,16 +329,16 @@ impl World {
         let mut events = self.sim.take_unobserved();
         events.append(&mut self.events);
         events.sort_by_key(|(at, _, _)| *at);
+        let mut stopped = Vec::new();
         for (at, index, event) in events {
             match event {
                 SwarmEvent::Strong { ticket, result } => self.ledger.strong_finished(index, ticket, &result, at)?,
-                SwarmEvent::Stopped(why) => {
-                    self.count("node.fail_stop");
-                    let down = 50 + self.rng.below(500);
-                    self.crash(index, down, &format!("fail-stop: {why}"));
-                }
+                // The node stops after this batch: answers it gave before stopping count.
+                SwarmEvent::Stopped(why) => stopped.push((index, why)),
                 SwarmEvent::Banned { peer, reason } => {
-                    let peer_index = self.sim.index(&peer).unwrap_or(u32::MAX);
+                    let Some(peer_index) = self.sim.index(&peer) else {
+                        return Err(format!("node {index} disconnected a peer outside the cluster: {reason}"));
+                    };
                     if self.plan.honest(index) && self.plan.honest(peer_index) {
                         return Err(format!("honest node {index} disconnected honest node {peer_index}: {reason}"));
                     }
@@ -315,6 +346,11 @@ impl World {
                     self.count("byzantine.disconnected");
                 }
             }
+        }
+        for (index, why) in stopped {
+            self.count("node.fail_stop");
+            let down = 50 + self.rng.below(500);
+            self.crash(index, down, &format!("fail-stop: {why}"));
         }
         Ok(())
     }
@@ -345,7 +381,14 @@ impl World {
                 };
                 let delta = if kind == 2 { delta } else { 0 };
                 match result {
-                    Ok(Some(version)) => self.acknowledge_later(index, Ack::Write { kind, category, key, version, delta }),
+                    Ok(Some(version)) => {
+                        let stored = node.stored(category, &key).ok_or("an acknowledged write is not stored")?;
+                        if stored.version != version {
+                            return Err(format!("node {index} acknowledged {version:?} but stores {:?}", stored.version));
+                        }
+                        let written = Written::of(&stored);
+                        self.acknowledge_later(index, Ack::Write { kind, category, key, written, delta });
+                    }
                     Ok(None) => {}
                     Err(HostError::NotDurable(_)) if kind == 2 => self.ledger.counter_added(index, &key, delta, false),
                     Err(_) => {}
@@ -370,7 +413,7 @@ impl World {
             _ => {
                 let held = node.stored(KV, &key);
                 self.ledger.acked_ops[6] += 1;
-                self.ledger.check_read(index, KV, &key, held.map(|entry| entry.version))?;
+                self.ledger.check_read(index, KV, &key, held.as_ref())?;
             }
         }
         self.acknowledge_due()?;
@@ -399,9 +442,9 @@ impl World {
         for pending in due {
             let alive = self.up(pending.node) && self.boots[pending.node as usize] == pending.boot;
             match pending.ack {
-                Ack::Write { kind, category, key, version, delta } if alive => {
+                Ack::Write { kind, category, key, written, delta } if alive => {
                     self.ledger.acked_ops[kind] += 1;
-                    self.ledger.write_acked(pending.node, category, &key, version)?;
+                    self.ledger.write_acked(pending.node, category, &key, written)?;
                     if kind == 2 {
                         self.ledger.counter_added(pending.node, &key, delta, true);
                     }
@@ -622,6 +665,14 @@ impl World {
                 if a.head() != b.head() {
                     return Some(format!("chain heads of nodes {first_index} and {index} differ"));
                 }
+            }
+        }
+        if nodes.len() >= 3 {
+            // Network time needs two peers besides the node itself to move.
+            let times: Vec<u64> = nodes.iter().map(|&(i, node)| node.network_ms(self.sim.local_now_ms(i))).collect();
+            let spread = times.iter().max().unwrap_or(&0) - times.iter().min().unwrap_or(&0);
+            if spread > TIME_AGREEMENT_MS {
+                return Some(format!("network times of the honest nodes are {spread} ms apart"));
             }
         }
         for &liar in &self.plan.byzantine {
