@@ -45,10 +45,17 @@ fn sim_runs_a_named_scenario_and_rejects_an_unknown_one() {
 
 #[test]
 fn sim_swarm_replays_a_seed_and_runs_a_range() {
-    let one = bhsync(&["sim", "swarm", "--seed", "7"]);
-    let stdout = String::from_utf8_lossy(&one.stdout);
-    assert!(one.status.success(), "{stdout}{}", String::from_utf8_lossy(&one.stderr));
-    assert!(stdout.contains("swarm seed 7: ok") && stdout.contains("plan: seed 7 nodes"), "{stdout}");
+    // Two processes (each with its own hash-map seeds) replay seed 7 identically.
+    let trace_of = || {
+        let one = bhsync(&["sim", "swarm", "--seed", "7"]);
+        let stdout = String::from_utf8_lossy(&one.stdout).into_owned();
+        assert!(one.status.success(), "{stdout}{}", String::from_utf8_lossy(&one.stderr));
+        assert!(stdout.contains("swarm seed 7: ok") && stdout.contains("plan: seed 7 nodes"), "{stdout}");
+        stdout.lines().next().and_then(|line| line.split("trace hash ").nth(1)).map(str::to_owned)
+    };
+    let first = trace_of();
+    assert!(first.is_some());
+    assert_eq!(first, trace_of(), "seed 7 ran differently in two processes");
     let range = bhsync(&["sim", "swarm", "--seeds", "2", "--first", "20"]);
     let stdout = String::from_utf8_lossy(&range.stdout);
     assert!(range.status.success(), "{stdout}{}", String::from_utf8_lossy(&range.stderr));

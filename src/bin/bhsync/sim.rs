@@ -68,7 +68,10 @@ fn run_swarm(args: &SwarmArgs) -> ExitCode {
     if let Some(seed) = args.seed {
         return match run_seed(seed) {
             Ok(report) => {
-                println!("swarm seed {seed}: ok, converged {} ms after the faults\nplan: {}", report.converged_after_ms, report.summary);
+                println!(
+                    "swarm seed {seed}: ok, converged {} ms after the faults, trace hash {:016x}\nplan: {}",
+                    report.converged_after_ms, report.trace_hash, report.summary
+                );
                 for (kind, count) in &report.counts {
                     println!("  {kind}: {count}");
                 }

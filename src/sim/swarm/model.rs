@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::plan::ClientOp;
 use crate::chain::BlockId;
 use crate::consensus::checker::{Op, OpKind};
 use crate::consensus::{StrongAnswer, Ticket};
@@ -90,8 +91,7 @@ pub struct Ledger {
     pub at_risk_writes: u64,
     /// Of those, the ones lost: writes missing at the end, blocks no other node held.
     pub lost_to_corruption: u64,
-    /// Client operations acknowledged, by kind (put, delete, counter, strong write,
-    /// strong read, block, read).
+    /// Client operations acknowledged, in the order of [`ClientOp::ALL`].
     pub acked_ops: [u64; 7],
 }
 
@@ -282,12 +282,12 @@ impl Ledger {
             }
             (Some(value), _) => {
                 if complete.is_some() {
-                    self.acked_ops[3] += 1;
+                    self.acked_ops[ClientOp::StrongWrite as usize] += 1;
                 }
                 OpKind::Write(value)
             }
             (None, Ok(StrongAnswer::Read(value))) => {
-                self.acked_ops[4] += 1;
+                self.acked_ops[ClientOp::StrongRead as usize] += 1;
                 OpKind::Read(match value {
                     None => None,
                     Some(bytes) => Some(decode_strong_value(bytes)?),
@@ -320,7 +320,7 @@ impl Ledger {
 
     /// Node `node` acknowledged block `id`.
     pub fn block_acked(&mut self, node: u32, id: BlockId) {
-        self.acked_ops[5] += 1;
+        self.acked_ops[ClientOp::ChainBlock as usize] += 1;
         self.blocks.entry(node).or_default().insert(id);
     }
 

@@ -44,6 +44,44 @@ pub struct FaultMix {
     pub disk_latency_ms: u64,
 }
 
+/// A client operation. Its position in [`ClientOp::ALL`] indexes the workload's
+/// weights and the counts of acknowledged operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientOp {
+    /// A put in the eventual `kv` category.
+    Put,
+    /// A delete in `kv`.
+    Delete,
+    /// A counter increment in the CRDT category.
+    CounterAdd,
+    /// A write to the strong category.
+    StrongWrite,
+    /// A linearizable read of the strong category.
+    StrongRead,
+    /// A chain block.
+    ChainBlock,
+    /// A local read of `kv` (read your writes).
+    Read,
+}
+
+impl ClientOp {
+    /// Every operation, in weight order.
+    pub const ALL: [ClientOp; 7] = [
+        ClientOp::Put,
+        ClientOp::Delete,
+        ClientOp::CounterAdd,
+        ClientOp::StrongWrite,
+        ClientOp::StrongRead,
+        ClientOp::ChainBlock,
+        ClientOp::Read,
+    ];
+
+    /// Its name in tables.
+    pub fn name(self) -> &'static str {
+        ["put", "delete", "counter add", "strong write", "strong read", "chain block", "read"][self as usize]
+    }
+}
+
 /// Relative weights of the client operations.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Workload {
@@ -51,7 +89,7 @@ pub struct Workload {
     pub ops_per_sec: u64,
     /// Keys per category (small: conflicts are the point).
     pub keys: u64,
-    /// Weights: put, delete, counter add, strong write, strong read, chain block, read.
+    /// Weights, in the order of [`ClientOp::ALL`].
     pub weights: [u32; 7],
 }
 

@@ -36,8 +36,7 @@ pub struct SeedReport {
     pub converged_after_ms: u64,
     /// How often each fault kind fired.
     pub counts: FaultCounts,
-    /// Client operations acknowledged, by kind (put, delete, counter, strong write,
-    /// strong read, block, read).
+    /// Client operations acknowledged, in the order of [`super::plan::ClientOp::ALL`].
     pub acked_ops: [u64; 7],
     /// Strong operations checked for linearizability.
     pub strong_ops: usize,
@@ -120,8 +119,6 @@ fn drive(world: &mut World) -> Result<SeedReport, String> {
 /// Faults on, clients busy, invariants checked as the run goes.
 fn safety(world: &mut World) -> Result<(), String> {
     world.faults_start();
-    let weights = world.plan.workload.weights;
-    let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
     let ops_per_step = world.plan.workload.ops_per_sec as f64 * STEP_MS as f64 / 1_000.0;
     while world.sim.now_ms() < world.plan.safety_ms {
         let next = world.sim.now_ms() + STEP_MS;
@@ -134,8 +131,8 @@ fn safety(world: &mut World) -> Result<(), String> {
             ops += 1;
         }
         for _ in 0..ops {
-            let kind = world.pick_weighted(&weights, total);
-            world.client_op(kind)?;
+            let op = world.pick_op();
+            world.client_op(op)?;
         }
         if next % CHECK_EVERY_MS == 0 {
             check_running(world)?;

@@ -9,9 +9,6 @@ use std::sync::Mutex;
 
 use super::run::{run_seed, SeedReport, SwarmFailure};
 
-/// Client operation kinds, in the order of [`SeedReport::acked_ops`].
-pub const OP_KINDS: [&str; 7] = ["put", "delete", "counter add", "strong write", "strong read", "chain block", "read"];
-
 /// What a range of seeds did.
 #[derive(Clone, Debug, Default)]
 pub struct SwarmSummary {
@@ -70,8 +67,8 @@ impl SwarmSummary {
             let _ = writeln!(out, "| {kind} | {count} | {seeds} |");
         }
         let _ = writeln!(out, "\n| client operation | acknowledged |\n|---|---|");
-        for (kind, count) in OP_KINDS.iter().zip(self.acked_ops) {
-            let _ = writeln!(out, "| {kind} | {count} |");
+        for (op, count) in super::plan::ClientOp::ALL.iter().zip(self.acked_ops) {
+            let _ = writeln!(out, "| {} | {count} |", op.name());
         }
         let _ = writeln!(
             out,
