@@ -111,7 +111,7 @@ impl Ledger {
         self.newest_own.insert(node, version);
         self.by_node.insert((node, category.to_owned(), key.to_vec()), written);
         let cluster_key = (category.to_owned(), key.to_vec());
-        let newer = self.by_key.get(&cluster_key).is_none_or(|a| version.lww_cmp(&a.written.version).is_gt());
+        let newer = self.by_key.get(&cluster_key).map_or(true, |a| version.lww_cmp(&a.written.version).is_gt());
         if newer {
             self.by_key.insert(cluster_key, Acked { node, written, at_risk: false });
         }

@@ -122,7 +122,7 @@ pub struct Plan {
 impl Plan {
     /// Draws the plan of `seed`.
     pub fn draw(seed: u64) -> Plan {
-        let mut rng = SimRng::new(seed ^ 0x5_1A4D_0F_5EED);
+        let mut rng = SimRng::new(seed ^ 0x051A_4D0F_5EED);
         let nodes = 1 + rng.below(9) as u32;
         let counters = rng.chance(0.5);
         let strong = rng.chance(0.5);
