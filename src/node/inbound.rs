@@ -16,6 +16,7 @@ use super::types::PeerFault;
 const KIND_OFFSET: usize = 1;
 const HELLO: u8 = 1;
 const ESTIMATE: u8 = 3;
+const DECODED: u8 = 6;
 const ITEMS: u8 = 8;
 /// Relay batches held between two polls.
 const MAX_PENDING_RELAYS: usize = 1_024;
@@ -133,7 +134,13 @@ impl NodeCore {
     ) -> Result<(), PeerFault> {
         let kind = frame[KIND_OFFSET];
         let session = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        let items = if kind == ITEMS { self.items_of(frame) } else { Vec::new() };
+        let mut items = if kind == ITEMS { self.items_of(frame) } else { Vec::new() };
+        if to_initiator && kind == DECODED {
+            // Items that overtook `Decoded` were buffered by the session and are applied
+            // now: the merge rule must see them too (found by the swarm, seed 5650: a
+            // counter increment replaced, not merged, after reordering).
+            items.extend(Self::buffered_items(peer, session));
+        }
         let before = self.before_apply(category, &items);
         let result = if to_initiator {
             self.frame_for_initiator(now_ms, from, peer, session, kind, category, frame)
@@ -217,6 +224,12 @@ impl NodeCore {
             let _ = peer.queue.push(priority, message::encode_reconcile(true, category, &out));
         }
         result.map_err(fault_of).or_else(|fault| fault.map_or(Ok(()), Err))
+    }
+
+    /// The entries an initiator session buffered before its `Decoded` arrived.
+    fn buffered_items(peer: &Peer, session: u32) -> Vec<Entry> {
+        let sessions = peer.sync.as_ref().map(|sync| &sync.sessions);
+        sessions.and_then(|s| s.get(&session)).map(|(_, _, initiator)| initiator.buffered_items()).unwrap_or_default()
     }
 
     /// The entries of an `Items` frame, read ahead of the session (which validates them).

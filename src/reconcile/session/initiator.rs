@@ -266,6 +266,19 @@ impl Initiator {
         Ok(())
     }
 
+    /// The entries of `Items` frames that arrived before `Decoded` and wait for it: they
+    /// are applied (last writer wins) when it comes, so a host that merges must see them.
+    pub fn buffered_items(&self) -> Vec<Entry> {
+        let decode = |frame: &Vec<u8>| match message::decode(frame, self.config.max_frame_len) {
+            Ok(decoded) => match decoded.message {
+                Message::Items { entries, .. } => entries,
+                _ => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        };
+        self.early_items.iter().flat_map(decode).collect()
+    }
+
     fn buffer_early(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
         if self.early_items.len() >= self.config.max_buffered_frames {
             return Err(SessionError::TooManyBufferedFrames);

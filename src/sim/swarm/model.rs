@@ -167,27 +167,22 @@ impl Ledger {
     }
 
     /// Node `node`'s storage was wiped (detected corruption) and its clock starts
-    /// over. Every acknowledged write still owed stays owed while a copy survives
-    /// (`held_elsewhere(category, key, written, acknowledging node)`); the rest are at
-    /// risk: counted, and reported lost if missing at the end. Blocks only it held are
-    /// lost at once. Its counter slot is unreliable from now on: it rejoins under the
-    /// same id, so its new increments may be absorbed by its old slot (see ADR 080);
-    /// all its increments, before and after, count as unsure.
-    pub fn node_wiped(
-        &mut self,
-        node: u32,
-        held_elsewhere: impl Fn(&str, &[u8], &Written, u32) -> bool,
-        block_elsewhere: impl Fn(&BlockId) -> bool,
-    ) {
+    /// over. The writes it acknowledged are at risk: a copy may live on in another
+    /// node's memory, but none is durable but its own (writes learnt from peers become
+    /// durable only with a snapshot), so they are counted, and reported lost if missing
+    /// at the end. Writes other nodes acknowledged stay owed: their own logs hold them.
+    /// Blocks only it held are lost at once (a chain persists what it syncs). Its
+    /// counter slot is unreliable from now on: it rejoins under the same id, so its new
+    /// increments may be absorbed by its old slot (see ADR 080); all its increments,
+    /// before and after, count as unsure.
+    pub fn node_wiped(&mut self, node: u32, block_elsewhere: impl Fn(&BlockId) -> bool) {
         let mine: Vec<(u32, String, Vec<u8>)> = self.by_node.keys().filter(|(n, _, _)| *n == node).cloned().collect();
         for key in mine {
             self.by_node.remove(&key);
         }
-        for ((category, key), acked) in self.by_key.iter_mut().filter(|(_, a)| !a.at_risk) {
-            if !held_elsewhere(category, key, &acked.written, acked.node) {
-                acked.at_risk = true;
-                self.at_risk_writes += 1;
-            }
+        for acked in self.by_key.values_mut().filter(|a| a.node == node && !a.at_risk) {
+            acked.at_risk = true;
+            self.at_risk_writes += 1;
         }
         let counters: Vec<(u32, Vec<u8>)> = self.counter_acks_by_node.keys().filter(|(n, _)| *n == node).cloned().collect();
         for slot in counters {
@@ -397,18 +392,19 @@ mod tests {
     }
 
     #[test]
-    fn a_wipe_puts_at_risk_only_what_no_other_node_holds() {
+    fn a_wipe_puts_at_risk_what_the_node_acknowledged() {
         let mut ledger = Ledger::default();
         ledger.write_acked(0, "kv", b"k", written(10, 1)).unwrap();
         ledger.write_acked(0, "kv", b"spread", written(11, 1)).unwrap();
         ledger.write_acked(0, "counters", b"c", written(12, 1)).unwrap();
         ledger.counter_added(0, b"c", 5, true);
         ledger.block_acked(0, [7; 32]);
-        ledger.node_wiped(0, |_, key, _, _| key == b"spread", |_| false);
+        ledger.write_acked(1, "kv", b"other", written(13, 2)).unwrap();
+        ledger.node_wiped(0, |_| false);
         assert_eq!(ledger.lost_to_corruption, 1, "the block nobody else held");
-        let stored = |_: &str, key: &[u8]| (key == b"spread").then(|| entry(11, 1));
-        assert_eq!(ledger.check_final(1, stored), Ok(2), "k and c lost, counted, not silent");
-        assert!(ledger.check_final(1, |_, _| None).is_err(), "the spread write is still owed");
+        let stored = |_: &str, key: &[u8]| (key == b"other").then(|| entry(13, 2));
+        assert_eq!(ledger.check_final(1, stored), Ok(3), "k, spread and c lost, counted, not silent");
+        assert!(ledger.check_final(1, |_, _| None).is_err(), "node 1's write is still owed");
         assert!(ledger.check_counters(1, |_| 0).is_ok(), "the wiped node's increments became unsure");
         assert!(ledger.check_counters(1, |_| 6).is_err());
     }

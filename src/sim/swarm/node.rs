@@ -538,7 +538,8 @@ impl Process for SwarmNode {
         if let Some(liar) = &mut self.liar {
             let lies = liar.lies(now_ms, &peers);
             for (channel, to, payload) in lies {
-                let boots = self.boots_to(to);
+                // A liar dials afresh when it must: its lies reach any incarnation.
+                let boots = Boots { from: self.boot, to: envelope::ANY_BOOT };
                 self.outbox.push_back((to, envelope::seal(channel, boots, &payload)));
             }
         }

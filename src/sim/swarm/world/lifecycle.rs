@@ -62,21 +62,14 @@ impl World {
         self.handle_events()
     }
 
-    /// Tells the ledger that node `index` lost its storage: its writes that another
-    /// running honest node holds stay owed, the rest are at risk.
+    /// Tells the ledger that node `index` lost its storage.
     fn wipe_ledger(&mut self, index: u32) {
         let sim = &self.sim;
         let plan = &self.plan;
         let others: Vec<&SwarmNode> =
             (0..plan.nodes).filter(|&i| i != index && plan.honest(i)).filter_map(|i| sim.process(i)).collect();
-        // A copy survives on a running honest node, or in the log of the (honest)
-        // node that acknowledged it while that node is down.
-        let held = |category: &str, key: &[u8], written: &Written, acked_by: u32| {
-            (acked_by != index && plan.honest(acked_by) && !sim.is_running(acked_by))
-                || others.iter().any(|node| written.kept_by(node.stored(category, key).as_ref()).unwrap_or(false))
-        };
         let block_held = |id: &crate::chain::BlockId| others.iter().any(|node| node.chain().is_some_and(|c| c.contains(id)));
-        self.ledger.node_wiped(index, held, block_held);
+        self.ledger.node_wiped(index, block_held);
     }
 
     /// Restarts every node whose downtime is over.
