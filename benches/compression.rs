@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use bhsync::reconcile::message;
-use bhsync::sim::rng::SimRng as Rng;
+use bhsync::sansio::SeededRng as Rng;
 use bhsync::state::{Entry, NodeId, Version};
 
 fn entry(rng: &mut Rng, key: String, value: Vec<u8>) -> Entry {

@@ -66,8 +66,25 @@
 #define BHS_EVENT_LEADER 8
 
 // A strong category lost (flags without `BHS_EVENT_FLAG_REACHABLE`) or regained contact
-// with a quorum of its Raft group; `category` names it.
+// with a quorum of its Raft group; `category` names it. With an empty `category`: the
+// node's membership saw it on a minority side (or, with the flag, a majority reachable
+// again); `count` is the members reachable, `message` says how many are known.
 #define BHS_EVENT_PARTITION 9
+
+// Membership (SWIM) counts `peer` as a live member: it joined or came back.
+#define BHS_EVENT_MEMBER_UP 10
+
+// Membership suspects `peer` (it may still refute).
+#define BHS_EVENT_MEMBER_SUSPECT 11
+
+// Membership declared `peer` dead.
+#define BHS_EVENT_MEMBER_DEAD 12
+
+// `peer` left the membership on purpose.
+#define BHS_EVENT_MEMBER_LEFT 13
+
+// This node refuted a suspicion about itself; `count` is its new incarnation.
+#define BHS_EVENT_MEMBER_REFUTED 14
 
 // `BHS_EVENT_FLAG_MERGED`: a conflict was resolved into a new merged version.
 #define BHS_EVENT_FLAG_MERGED 1

@@ -12,6 +12,7 @@
 //! - [`reconcile`]: set reconciliation sessions (rateless IBLT, difference estimation);
 //! - [`membership`]: SWIM failure detection with Lifeguard, and partition detection;
 //! - [`gossip`]: HyParView partial views and Plumtree broadcast trees;
+//! - [`sansio`]: the seeded generator and the process trait every protocol shares;
 //! - [`sim`]: the deterministic simulator that drives them with seeded faults;
 //! - [`wire`]: frames, identities and Noise-authenticated sessions, sans-IO;
 //! - [`node`]: the node core (sans-IO composition of the protocols) and the public
@@ -39,6 +40,7 @@ pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod reconcile;
+pub mod sansio;
 pub mod sim;
 pub mod state;
 pub mod storage;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use bhsync::consensus::sim::SharedJournal;
 use bhsync::consensus::{GroupConfig, GroupEvent, MessageFault, Outcome, RaftGroup, Recovered, Refusal};
-use bhsync::sim::SimRng;
+use bhsync::sansio::SeededRng;
 
 struct Net {
     groups: BTreeMap<u64, RaftGroup>,
@@ -50,7 +50,7 @@ impl Net {
         let id = config.id;
         let journal = self.journals.entry(id).or_default().clone();
         let recovered: Recovered = journal.0.lock().unwrap().durable.clone();
-        let group = RaftGroup::open(config, Box::new(journal), &recovered, SimRng::new(id), self.now).unwrap();
+        let group = RaftGroup::open(config, Box::new(journal), &recovered, SeededRng::new(id), self.now).unwrap();
         self.groups.insert(id, group);
     }
 
@@ -212,12 +212,12 @@ fn voters_are_removed_and_added_one_at_a_time() {
 
 #[test]
 fn a_group_recovers_from_the_storage_log_after_compactions() {
-    use bhsync::consensus::strong::open_log_journal;
+    use bhsync::node::strong::open_log_journal;
     let dir = std::env::temp_dir().join(format!("bhsync-consensus-journal-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let open = |now: u64| {
         let (journal, recovered) = open_log_journal(&dir).expect("log opens");
-        RaftGroup::open(config(1, &[1]), journal, &recovered, SimRng::new(now), now).expect("group opens")
+        RaftGroup::open(config(1, &[1]), journal, &recovered, SeededRng::new(now), now).expect("group opens")
     };
     let mut group = open(0);
     let mut now = 0;

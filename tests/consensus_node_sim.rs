@@ -5,10 +5,11 @@
 //! id; a partitioned leader answers at once and reports it; messages from non-voters
 //! and eventual traffic naming the strong category are faults.
 
-use bhsync::consensus::{GroupConfig, StrongAnswer};
+use bhsync::consensus::GroupConfig;
+use bhsync::node::StrongAnswer;
 use bhsync::node::message::{encode_push, encode_raft, BatchWriter};
 use bhsync::node::{CoreConfig, NodeCore, NodeError, NodeEvent, PeerFault};
-use bhsync::sim::SimRng;
+use bhsync::sansio::SeededRng;
 use bhsync::state::{CategorySpec, Digest, Mode, NodeId, Version};
 
 const STRONG: &str = "ledger";
@@ -44,7 +45,7 @@ struct Net {
 
 impl Net {
     fn new(seed: u64) -> Net {
-        let mut rng = SimRng::new(seed);
+        let mut rng = SeededRng::new(seed);
         let cores: Vec<NodeCore> =
             (0..3).map(|i| NodeCore::new(config(), node_id(i), rng.fork(), 0).expect("core")).collect();
         let mut net = Net { cores, now: 0, cut: Vec::new(), events: Vec::new() };

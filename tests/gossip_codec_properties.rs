@@ -4,7 +4,7 @@
 
 use bhsync::gossip::{Gossip, GossipConfig, GossipMessage, MessageId};
 use bhsync::membership::{MemberState, Message, Swim, SwimConfig, Update};
-use bhsync::sim::SimRng;
+use bhsync::sansio::SeededRng;
 use bhsync::state::NodeId;
 use proptest::prelude::*;
 
@@ -84,8 +84,8 @@ proptest! {
     fn state_machines_take_arbitrary_frames(frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..120), 0..20)) {
         let me = NodeId([1; 32]);
         let peer = NodeId([2; 32]);
-        let mut swim = Swim::new(SwimConfig::default(), me, 0, SimRng::new(1), &[peer], 0);
-        let mut gossip = Gossip::new(GossipConfig::for_size(100), me, SimRng::new(2), 0);
+        let mut swim = Swim::new(SwimConfig::default(), me, 0, SeededRng::new(1), &[peer], 0);
+        let mut gossip = Gossip::new(GossipConfig::for_size(100), me, SeededRng::new(2), 0);
         for (i, frame) in frames.iter().enumerate() {
             let mut tagged = frame.clone();
             if let Some(first) = tagged.first_mut() { *first = 1; } // Mostly the right version, to reach the bodies.

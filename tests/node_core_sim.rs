@@ -5,7 +5,7 @@
 
 use bhsync::crdt::{Resolution, Side};
 use bhsync::node::{CoreConfig, NodeCore, NodeEvent, PeerFault};
-use bhsync::sim::SimRng;
+use bhsync::sansio::SeededRng;
 use bhsync::state::{CategorySpec, MergeRule, NodeId, Priority};
 
 const STEP_MS: u64 = 10;
@@ -43,7 +43,7 @@ fn node_id(index: usize) -> NodeId {
 struct Net {
     cores: Vec<NodeCore>,
     now_ms: u64,
-    rng: SimRng,
+    rng: SeededRng,
     in_flight: Vec<(u64, usize, usize, Vec<u8>)>,
     loss: f64,
     duplication: f64,
@@ -67,7 +67,7 @@ impl Net {
     }
 
     fn unconnected(seed: u64, count: usize, config: CoreConfig) -> Net {
-        let mut rng = SimRng::new(seed);
+        let mut rng = SeededRng::new(seed);
         let cores = (0..count).map(|i| NodeCore::new(config.clone(), node_id(i), rng.fork(), 0).unwrap()).collect();
         Net {
             cores,
@@ -211,7 +211,7 @@ fn five_nodes_converge_through_loss_partitions_and_a_restart() {
         for b in 0..4 {
             net.cores[b].handle_peer_down(net.now_ms, node_id(4));
         }
-        net.cores[4] = NodeCore::new(config(), node_id(4), SimRng::new(rng_seed), net.now_ms).unwrap();
+        net.cores[4] = NodeCore::new(config(), node_id(4), SeededRng::new(rng_seed), net.now_ms).unwrap();
         for b in 0..4 {
             let now = net.now_ms;
             net.cores[b].handle_peer_up(now, node_id(4));
@@ -232,7 +232,7 @@ fn under_a_byte_budget_critical_converges_first_and_low_still_converges() {
     for seed in seeds() {
         // Small stream frames, so that the queue has many to order.
         let mut net = Net::unconnected(seed, 2, CoreConfig { bulk_batch_entries: 64, ..config() });
-        let mut values = SimRng::new(seed);
+        let mut values = SeededRng::new(seed);
         for i in 0..2_000u32 {
             let value: Vec<u8> = (0..25).flat_map(|_| values.next_u64().to_le_bytes()).collect();
             net.cores[0].put(0, "alerts", &i.to_le_bytes(), &value).unwrap();
@@ -354,7 +354,7 @@ fn a_custom_resolver_decides_conflicts() {
 /// newer, or recovery's last-writer-wins replay (and every peer) undoes it.
 #[test]
 fn a_local_write_supersedes_a_version_from_a_clock_far_ahead() {
-    let mut rng = SimRng::new(5);
+    let mut rng = SeededRng::new(5);
     let mut core = NodeCore::new(config(), node_id(0), rng.fork(), 0).unwrap();
     let mut ahead = NodeCore::new(config(), node_id(1), rng.fork(), 0).unwrap();
     core.handle_peer_up(0, node_id(1));
@@ -384,7 +384,7 @@ fn a_local_write_supersedes_a_version_from_a_clock_far_ahead() {
 
 #[test]
 fn garbage_and_mismatched_digests_are_faults_and_change_nothing() {
-    let mut rng = SimRng::new(9);
+    let mut rng = SeededRng::new(9);
     let mut core = NodeCore::new(config(), node_id(0), rng.fork(), 0).unwrap();
     let mut peer = NodeCore::new(config(), node_id(1), rng.fork(), 0).unwrap();
     core.handle_peer_up(0, node_id(1));
@@ -401,7 +401,7 @@ fn garbage_and_mismatched_digests_are_faults_and_change_nothing() {
     forged[at] ^= 1;
     assert_eq!(core.handle_message(6, node_id(1), &forged), Err(PeerFault::DigestMismatch));
     assert_eq!(core.state_hash(), before, "nothing of a forged batch may be applied");
-    let mut rng = SimRng::new(3);
+    let mut rng = SeededRng::new(3);
     for _ in 0..500 {
         let mut bytes = push.clone();
         let at = rng.index(bytes.len());
@@ -421,7 +421,7 @@ fn garbage_and_mismatched_digests_are_faults_and_change_nothing() {
 
 #[test]
 fn a_sync_with_an_unresponsive_peer_fails_and_is_retried_with_backoff() {
-    let mut core = NodeCore::new(config(), node_id(0), SimRng::new(4), 0).unwrap();
+    let mut core = NodeCore::new(config(), node_id(0), SeededRng::new(4), 0).unwrap();
     core.handle_peer_up(0, node_id(1));
     let id = core.sync_with(0, node_id(1));
     let mut now = 0;
@@ -453,8 +453,8 @@ fn bulk_sync_of_100k_entries_into_an_empty_node() {
         compress,
         ..CoreConfig::default()
     };
-    let mut source = NodeCore::new(config.clone(), node_id(0), SimRng::new(1), 0).unwrap();
-    let mut rng = SimRng::new(2);
+    let mut source = NodeCore::new(config.clone(), node_id(0), SeededRng::new(1), 0).unwrap();
+    let mut rng = SeededRng::new(2);
     let mut raw = Vec::new();
     for _ in 0..100_000 {
         let key: Vec<u8> = (0..4).flat_map(|_| rng.next_u64().to_le_bytes()).collect();
@@ -464,7 +464,7 @@ fn bulk_sync_of_100k_entries_into_an_empty_node() {
         source.put(1, "bulk", &key, &value).unwrap();
     }
     while source.poll_transmit().is_some() {}
-    let mut sink = NodeCore::new(config, node_id(1), SimRng::new(3), 0).unwrap();
+    let mut sink = NodeCore::new(config, node_id(1), SeededRng::new(3), 0).unwrap();
     let start = std::time::Instant::now();
     sink.handle_peer_up(10, node_id(0));
     source.handle_peer_up(10, node_id(1));

@@ -5,7 +5,7 @@
 use bhsync::reconcile::message::{self, Message};
 use bhsync::reconcile::session::Outcome;
 use bhsync::reconcile::{Initiator, Responder, SessionConfig, SessionError, ShortId};
-use bhsync::sim::rng::SimRng as Rng;
+use bhsync::sansio::SeededRng as Rng;
 use bhsync::state::{CategorySpec, CategoryState, Digest, Entry, NodeId, Version};
 
 /// One direction of a link: frames arrive after 1–20 ms, may be lost or duplicated.

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bhsync::sim::SimRng;
+use bhsync::sansio::SeededRng;
 use bhsync::storage::{IoBackend, Log, LogConfig, Recovery, StorageError};
 
 const WRITER_ENV: &str = "BHSYNC_CRASH_WRITER";
@@ -151,7 +151,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
     let replay =
         format!("replay: BHSYNC_CRASH_SEED={seed} BHSYNC_CRASH_ROUNDS={rounds} cargo test --test storage_crash");
     let dir = temp_dir("crash");
-    let mut rng = SimRng::new(seed);
+    let mut rng = SeededRng::new(seed);
     let mut acked: HashMap<u64, u64> = HashMap::new();
     let mut torn_tails = 0;
     for round in 0..rounds {

@@ -6,7 +6,7 @@
 //! Every random choice comes from a seed printed on failure; proptest prints its own
 //! minimal failing case.
 
-use bhsync::sim::SimRng;
+use bhsync::sansio::SeededRng;
 use bhsync::state::NodeId;
 use bhsync::wire::{
     Features, FrameError, FrameHeader, FrameKind, GoAwayReason, Identity, Session, SessionEvent, WireConfig, WireError,
@@ -93,7 +93,7 @@ fn established_pair(a_cfg: &WireConfig, b_cfg: &WireConfig) -> (Session, Session
 
 /// Delivers `bytes` to `to` in chunks drawn from `rng` (never more than the session
 /// accepts), draining frames after each chunk as the engine does.
-fn deliver_chunked(bytes: &[u8], to: &mut Session, rng: &mut SimRng, max_chunk: usize) -> Vec<(FrameKind, Vec<u8>)> {
+fn deliver_chunked(bytes: &[u8], to: &mut Session, rng: &mut SeededRng, max_chunk: usize) -> Vec<(FrameKind, Vec<u8>)> {
     let mut frames = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
@@ -111,7 +111,7 @@ fn deliver_chunked(bytes: &[u8], to: &mut Session, rng: &mut SimRng, max_chunk: 
 }
 
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = SimRng::new(seed);
+    let mut rng = SeededRng::new(seed);
     let mut bytes: Vec<u8> = (0..len.div_ceil(8)).flat_map(|_| rng.next_u64().to_le_bytes()).collect();
     bytes.truncate(len);
     bytes
@@ -259,7 +259,7 @@ const LARGEST: [usize; 1] = [DEFAULT_MAX_FRAME_LEN as usize];
 
 fn round_trip_sizes(cfg: &WireConfig, sizes: &[usize], seed: u64) {
     let (mut a, mut b) = established_pair(cfg, cfg);
-    let mut rng = SimRng::new(seed);
+    let mut rng = SeededRng::new(seed);
     for (i, &size) in sizes.iter().enumerate() {
         let payload = pattern(size, seed + i as u64);
         a.send_frame(FrameKind::Data, &payload).unwrap();
@@ -422,7 +422,7 @@ proptest! {
         }
         let mut wire = Vec::new();
         a.poll_transmit(&mut wire);
-        let frames = deliver_chunked(&wire, &mut b, &mut SimRng::new(seed), chunk);
+        let frames = deliver_chunked(&wire, &mut b, &mut SeededRng::new(seed), chunk);
         let got: Vec<Vec<u8>> = frames.into_iter().map(|(_, p)| p).collect();
         prop_assert_eq!(got, payloads, "seed {}", seed);
     }

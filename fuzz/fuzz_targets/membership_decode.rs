@@ -3,7 +3,7 @@
 #![no_main]
 
 use bhsync::membership::{Message, Swim, SwimConfig};
-use bhsync::sim::SimRng;
+use bhsync::sansio::SeededRng;
 use bhsync::state::NodeId;
 use libfuzzer_sys::fuzz_target;
 
@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(message.to_bytes(), data);
     }
     let peer = NodeId([2; 32]);
-    let mut swim = Swim::new(SwimConfig::default(), NodeId([1; 32]), 0, SimRng::new(1), &[peer], 0);
+    let mut swim = Swim::new(SwimConfig::default(), NodeId([1; 32]), 0, SeededRng::new(1), &[peer], 0);
     swim.handle_message(1, peer, data);
     swim.handle_timeout(1_000);
 });

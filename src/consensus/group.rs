@@ -21,7 +21,7 @@
 //! commit within `request_timeout_ms`) is answered too: a write as *maybe applied*.
 //!
 //! raft-rs draws election timeouts from `rand::thread_rng`; the group overrides each
-//! one it drew with one from its seeded [`SimRng`], so a simulated run is reproducible.
+//! one it drew with one from its seeded [`SeededRng`], so a simulated run is reproducible.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -35,7 +35,7 @@ use super::storage::{
     conf_state_record, entries_record, hard_state_record, make_snapshot, snapshot_record, GroupStorage, Journal,
     Recovered,
 };
-use crate::sim::SimRng;
+use crate::sansio::SeededRng;
 
 /// Names one request to a group; its answer comes from `poll_outcome`.
 pub type Ticket = u64;
@@ -238,7 +238,7 @@ pub struct RaftGroup {
     registers: Registers,
     applied: u64,
     snapshot_index: u64,
-    rng: SimRng,
+    rng: SeededRng,
     next_ticket: Ticket,
     next_tick_ms: u64,
     pending_writes: BTreeMap<Ticket, u64>,
@@ -270,7 +270,7 @@ impl RaftGroup {
         config: GroupConfig,
         mut journal: Box<dyn Journal>,
         recovered: &Recovered,
-        mut rng: SimRng,
+        mut rng: SeededRng,
         now_ms: u64,
     ) -> Result<Self, GroupError> {
         check_config(&config)?;

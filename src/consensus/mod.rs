@@ -5,7 +5,9 @@
 //! - [`storage`]: the Raft log in memory and its journal (durable records, images);
 //! - [`command`]: the entries' commands and the state they build ([`Registers`]);
 //! - [`codec`]: raft messages on the wire, bounded and guarded;
-//! - [`strong`]: the groups inside the node core (`Raft` channel, replica mirror);
+//! The groups inside the node (the `Raft` channel, the replica mirror) are the node's
+//! strong role, `crate::node::strong`: consensus knows nothing of the node.
+//!
 //! - [`checker`]: a linearizability checker for register histories (Wing & Gong, Lowe);
 //! - [`sim`]: a deterministic cluster of groups with virtual time, loss, partitions,
 //!   crashes and restarts, recording client histories for the checker.
@@ -16,11 +18,9 @@ pub mod command;
 pub mod group;
 pub mod sim;
 pub mod storage;
-pub mod strong;
 
 pub use checker::{check_registers, CheckResult, Op, OpKind};
 pub use codec::MessageFault;
 pub use command::{Command, Registers};
 pub use group::{GroupConfig, GroupError, GroupEvent, GroupStats, Outcome, RaftGroup, Refusal, Ticket};
 pub use storage::{GroupStorage, Journal, MemJournal, Recovered};
-pub use strong::{raft_id, StrongAnswer};

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use super::checker::{Op, OpKind};
 use super::group::{GroupConfig, GroupEvent, Outcome, RaftGroup, Refusal, Ticket};
 use super::storage::{Journal, MemJournal, Recovered};
-use crate::sim::SimRng;
+use crate::sansio::SeededRng;
 
 /// A journal the simulator keeps across a member's crash.
 #[derive(Clone, Default)]
@@ -147,7 +147,7 @@ pub struct Cluster {
     config: SimConfig,
     now: u64,
     clock: u64,
-    rng: SimRng,
+    rng: SeededRng,
     members: Vec<Member>,
     network: BinaryHeap<InFlight>,
     sent: u64,
@@ -164,7 +164,7 @@ pub struct Cluster {
 impl Cluster {
     /// Starts every member.
     pub fn new(config: SimConfig) -> Self {
-        let mut rng = SimRng::new(config.seed);
+        let mut rng = SeededRng::new(config.seed);
         let n = config.voters;
         let mut cluster = Cluster {
             now: 0,
@@ -194,7 +194,7 @@ impl Cluster {
         config.voters = (1..=self.config.voters as u64).collect();
         let seed = self.config.seed ^ ((i as u64 + 1) << 40) ^ (member.restarts << 20);
         let recovered = member.journal.recovered();
-        let group = RaftGroup::open(config, Box::new(member.journal.clone()), &recovered, SimRng::new(seed), self.now);
+        let group = RaftGroup::open(config, Box::new(member.journal.clone()), &recovered, SeededRng::new(seed), self.now);
         match group {
             Ok(group) => member.group = Some(group),
             Err(error) => self.report.violations.push(format!("member {} did not reopen: {error}", i + 1)),

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use super::io::ConnId;
 use crate::node::{Backoff, BackoffConfig, NodeConfig};
-use crate::sim::SimRng;
+use crate::sansio::SeededRng;
 
 struct Slot {
     addr: SocketAddr,
@@ -20,12 +20,12 @@ struct Slot {
 pub struct Dialer {
     slots: Vec<Slot>,
     backoff: BackoffConfig,
-    rng: SimRng,
+    rng: SeededRng,
 }
 
 impl Dialer {
     /// An empty dial list with the node's re-dial settings.
-    pub fn new(config: &NodeConfig, rng: SimRng) -> Dialer {
+    pub fn new(config: &NodeConfig, rng: SeededRng) -> Dialer {
         let backoff = BackoffConfig {
             initial_ms: config.redial_initial.as_millis() as u64,
             max_ms: config.redial_max.as_millis() as u64,

@@ -18,7 +18,7 @@ use super::status::bhs_status;
 use crate::engine::io::BackendChoice;
 use crate::node::NodeConfig;
 use crate::state::category::validate_name as validate_category_name;
-use crate::state::{CategorySpec, MergeRule, Mode, NodeId, Priority};
+use crate::state::{CategorySpec, MergeRule, Mode, NodeId, PartitionPolicy, Priority};
 
 /// A node configuration (opaque): made by `bhs_config_new`, released by
 /// `bhs_config_free`.
@@ -36,7 +36,7 @@ const MAX_LIST_ENTRIES: usize = 4096;
 pub const CONFIG_KEYS: &str = "listen (host:port), data_dir (path), identity_file (path), identity_secret (64 hex \
      digits), shards (1-16), cores (comma-separated core numbers), io_backend (auto|io_uring|mio), encryption \
      (on|off), peers (comma-separated host:port), allowlist (comma-separated 64-hex-digit node ids, empty: anyone), \
-     max_peers, max_frame_len, max_send_queue (bytes), bytes_per_s, requests_per_s, handshake_timeout_ms, \
+     max_peers, target_peers (links sought beyond the configured peers), max_frame_len, max_send_queue (bytes), bytes_per_s, requests_per_s, handshake_timeout_ms, \
      anti_entropy_ms, redial_initial_ms, redial_max_ms";
 
 impl bhs_config {
@@ -123,8 +123,11 @@ pub unsafe extern "C" fn bhs_config_set(
 /// Adds the category `name` (1 to `BHS_MAX_CATEGORY_NAME_LEN` printable ASCII bytes) or
 /// replaces its spec. `spec` is comma-separated `field=value` pairs, each optional:
 /// "mode=eventual|strong|chain", "merge=lww|crdt|custom", "priority=critical|high|medium|
-/// low"; "" or NULL takes the defaults (eventual, lww, medium). A bad name or spec:
-/// `BHS_INVALID_ARGUMENT`, nothing changed. Counters need merge=crdt; a resolver
+/// low", "partition=accept|read_only_in_minority"; "" or NULL takes the defaults
+/// (eventual, lww, medium, accept). With read_only_in_minority, writes to the category
+/// fail with `BHS_READ_ONLY` while membership sees this node on a minority side. A bad
+/// name or spec: `BHS_INVALID_ARGUMENT`, nothing changed; mode=chain is refused by
+/// `bhs_node_open` (the node does not run chain categories yet). Counters need merge=crdt; a resolver
 /// registered with `bhs_set_conflict_resolver` needs merge=custom. Copies both strings;
 /// thread-safe.
 ///
@@ -157,15 +160,16 @@ pub fn parse_category_spec(text: &str) -> Result<CategorySpec, FfiError> {
     let mut spec = CategorySpec::default();
     for field in text.split(',').map(str::trim).filter(|field| !field.is_empty()) {
         let (name, value) = field.split_once('=').ok_or_else(|| {
-            FfiError::invalid(format!("category spec field {field:?} is not name=value (mode, merge or priority)"))
+            FfiError::invalid(format!("category spec field {field:?} is not name=value (mode, merge, priority or partition)"))
         })?;
         match name.trim() {
             "mode" => spec.mode = parse_mode(value.trim())?,
             "merge" => spec.merge = parse_merge(value.trim())?,
             "priority" => spec.priority = parse_priority(value.trim())?,
+            "partition" => spec.partition_policy = parse_partition(value.trim())?,
             other => {
                 return Err(FfiError::invalid(format!(
-                    "unknown category spec field {other:?}: accepted fields are mode, merge, priority"
+                    "unknown category spec field {other:?}: accepted fields are mode, merge, priority, partition"
                 )))
             }
         }
@@ -179,6 +183,14 @@ fn parse_mode(value: &str) -> Result<Mode, FfiError> {
         "strong" => Ok(Mode::Strong),
         "chain" => Ok(Mode::Chain),
         _ => Err(FfiError::invalid(format!("mode {value:?}: accepted values are eventual, strong, chain"))),
+    }
+}
+
+fn parse_partition(value: &str) -> Result<PartitionPolicy, FfiError> {
+    match value {
+        "accept" => Ok(PartitionPolicy::KeepWriting),
+        "read_only_in_minority" => Ok(PartitionPolicy::ReadOnly),
+        _ => Err(FfiError::invalid(format!("partition {value:?}: accepted values are accept, read_only_in_minority"))),
     }
 }
 
@@ -246,6 +258,7 @@ fn apply_limit(config: &mut NodeConfig, key: &str, value: &str) -> Result<(), Ff
     let limits = &mut config.limits;
     match key {
         "max_peers" => limits.wire.max_peers = number(1, 65_536)? as usize,
+        "target_peers" => config.target_peers = number(0, 65_536)? as usize,
         "max_frame_len" => limits.max_frame_len = number(4_096, 1 << 30)? as u32,
         "max_send_queue" => limits.max_send_queue = number(1 << 16, 1 << 40)? as usize,
         "bytes_per_s" => limits.wire.bytes_per_s = number(1, u64::MAX >> 1)?,

@@ -13,6 +13,7 @@ use super::buf::{bhs_buf, bhs_buf_free};
 use super::error::{guard, FfiError};
 use super::node::{bhs_node, handle_ref, write_out};
 use super::status::{bhs_status, BHS_TIMEOUT};
+use crate::membership::MembershipEvent;
 use crate::node::{NodeEvent, SyncError};
 
 /// A peer connection came up (`peer`).
@@ -40,8 +41,20 @@ pub const BHS_EVENT_CONFLICT: u32 = 7;
 /// term `count`; `category` names it.
 pub const BHS_EVENT_LEADER: u32 = 8;
 /// A strong category lost (flags without `BHS_EVENT_FLAG_REACHABLE`) or regained contact
-/// with a quorum of its Raft group; `category` names it.
+/// with a quorum of its Raft group; `category` names it. With an empty `category`: the
+/// node's membership saw it on a minority side (or, with the flag, a majority reachable
+/// again); `count` is the members reachable, `message` says how many are known.
 pub const BHS_EVENT_PARTITION: u32 = 9;
+/// Membership (SWIM) counts `peer` as a live member: it joined or came back.
+pub const BHS_EVENT_MEMBER_UP: u32 = 10;
+/// Membership suspects `peer` (it may still refute).
+pub const BHS_EVENT_MEMBER_SUSPECT: u32 = 11;
+/// Membership declared `peer` dead.
+pub const BHS_EVENT_MEMBER_DEAD: u32 = 12;
+/// `peer` left the membership on purpose.
+pub const BHS_EVENT_MEMBER_LEFT: u32 = 13;
+/// This node refuted a suspicion about itself; `count` is its new incarnation.
+pub const BHS_EVENT_MEMBER_REFUTED: u32 = 14;
 /// `BHS_EVENT_FLAG_MERGED`: a conflict was resolved into a new merged version.
 pub const BHS_EVENT_FLAG_MERGED: u32 = 1;
 /// `flags` bit: the sync or the conflict resolution failed (see `message`).
@@ -127,6 +140,7 @@ impl bhs_event {
                 flags: if reachable { BHS_EVENT_FLAG_REACHABLE } else { 0 },
                 ..bhs_event::empty(BHS_EVENT_PARTITION)
             },
+            NodeEvent::Membership(event) => membership_event(event),
             NodeEvent::Conflict { category, key, merged, error } => bhs_event {
                 category: bhs_buf::from_vec(category.into_bytes()),
                 key: bhs_buf::from_vec(key),
@@ -136,6 +150,30 @@ impl bhs_event {
                 ..bhs_event::empty(BHS_EVENT_CONFLICT)
             },
         }
+    }
+}
+
+/// The C form of a membership event.
+fn membership_event(event: MembershipEvent) -> bhs_event {
+    let with_peer = |kind: u32, peer: crate::state::NodeId| bhs_event { peer: peer.0, ..bhs_event::empty(kind) };
+    match event {
+        MembershipEvent::MemberUp(peer) => with_peer(BHS_EVENT_MEMBER_UP, peer),
+        MembershipEvent::MemberSuspected(peer) => with_peer(BHS_EVENT_MEMBER_SUSPECT, peer),
+        MembershipEvent::MemberDead(peer) => with_peer(BHS_EVENT_MEMBER_DEAD, peer),
+        MembershipEvent::MemberLeft(peer) => with_peer(BHS_EVENT_MEMBER_LEFT, peer),
+        MembershipEvent::Refuted { incarnation } => bhs_event { count: incarnation, ..bhs_event::empty(BHS_EVENT_MEMBER_REFUTED) },
+        MembershipEvent::PartitionDetected { reachable, known } => partition(reachable, known, 0),
+        MembershipEvent::PartitionHealed { reachable, known } => partition(reachable, known, BHS_EVENT_FLAG_REACHABLE),
+    }
+}
+
+fn partition(reachable: usize, known: usize, flags: u32) -> bhs_event {
+    let message = format!("{reachable} of {known} known members reachable");
+    bhs_event {
+        count: reachable as u64,
+        flags,
+        message: bhs_buf::from_vec(message.into_bytes()),
+        ..bhs_event::empty(BHS_EVENT_PARTITION)
     }
 }
 

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 
 use super::config::GossipConfig;
 use super::message::{GossipMessage, MAX_SHUFFLE_NODES};
-use crate::sim::SimRng;
+use crate::sansio::SeededRng;
 use crate::state::NodeId;
 
 /// A change of the active view, for the broadcast layer above.
@@ -62,7 +62,7 @@ pub struct ViewOutput {
 pub struct HyParView {
     config: GossipConfig,
     me: NodeId,
-    rng: SimRng,
+    rng: SeededRng,
     active: Vec<Peer>,
     passive: Vec<Peer>,
     pending_neighbor: Option<(NodeId, u64)>,
@@ -81,7 +81,7 @@ pub struct HyParView {
 
 impl HyParView {
     /// A node with empty views.
-    pub fn new(config: GossipConfig, me: NodeId, mut rng: SimRng, now_ms: u64) -> Self {
+    pub fn new(config: GossipConfig, me: NodeId, mut rng: SeededRng, now_ms: u64) -> Self {
         assert!(config.active_view_capacity >= 2 && config.passive_view_capacity >= 1);
         let jitter_ms = rng.below(config.keepalive_interval_ms.max(1));
         HyParView {

@@ -8,7 +8,7 @@ use super::config::GossipConfig;
 use super::hyparview::{HyParView, ViewChange, ViewOutput, ViewStats};
 use super::message::{GossipError, GossipMessage, MessageId};
 use super::plumtree::{Plumtree, TreeStats};
-use crate::sim::{Process, SimRng};
+use crate::sansio::{Process, SeededRng};
 use crate::state::NodeId;
 
 /// Frames waiting for the host at most; beyond, frames are dropped and counted, and
@@ -79,7 +79,7 @@ pub struct Gossip {
 
 impl Gossip {
     /// A node `me` with its own seeded generator.
-    pub fn new(config: GossipConfig, me: NodeId, rng: SimRng, now_ms: u64) -> Self {
+    pub fn new(config: GossipConfig, me: NodeId, rng: SeededRng, now_ms: u64) -> Self {
         Gossip {
             view: HyParView::new(config.clone(), me, rng, now_ms),
             tree: Plumtree::new(config.clone(), me),

@@ -19,7 +19,7 @@ use super::config::SwimConfig;
 use super::message::{MemberState, Message, Update, MAX_UPDATES_PER_FRAME};
 use super::partition::{PartitionChange, PartitionDetector};
 use super::piggyback::PiggybackQueue;
-use crate::sim::{Process, SimRng};
+use crate::sansio::{Process, SeededRng};
 use crate::state::{NodeId, PartitionPolicy};
 
 /// Members tracked at most; updates about more are ignored and counted.
@@ -141,7 +141,7 @@ pub struct Swim {
     me: NodeId,
     incarnation: u64,
     left: bool,
-    rng: SimRng,
+    rng: SeededRng,
     // A BTreeMap, not a HashMap: iteration order feeds protocol choices and must be
     // the same in every run of a seed.
     members: BTreeMap<NodeId, Member>,
@@ -176,7 +176,7 @@ impl Swim {
         config: SwimConfig,
         me: NodeId,
         incarnation: u64,
-        rng: SimRng,
+        rng: SeededRng,
         initial_members: &[NodeId],
         now_ms: u64,
     ) -> Self {
@@ -261,6 +261,20 @@ impl Swim {
     /// Members tracked (any state).
     pub fn member_count(&self) -> usize {
         self.members.len()
+    }
+    /// Members tracked, by state: alive, suspect, dead, left (this member excluded).
+    pub fn count_by_state(&self) -> [usize; 4] {
+        let mut counts = [0; 4];
+        for member in self.members.values() {
+            let slot = match member.state {
+                MemberState::Alive => 0,
+                MemberState::Suspect => 1,
+                MemberState::Dead => 2,
+                MemberState::Left => 3,
+            };
+            counts[slot] += 1;
+        }
+        counts
     }
     /// Whether this member is on a minority side.
     pub fn is_partitioned(&self) -> bool {

@@ -310,7 +310,29 @@ impl HealthReport {
                 p.downs
             );
         }
-        out.push_str("],\"categories\":[");
+        let r = &m.roles;
+        let _ = write!(
+            out,
+            "],\"membership\":{{\"alive\":{},\"suspect\":{},\"dead\":{},\"left\":{},\"local_health\":{},\
+             \"minority_side\":{},\"incarnation\":{},\"sessions\":{}}},\"network_time\":{{\"offset_ms\":{},\
+             \"exchanges_accepted\":{},\"adjustments\":{},\"refusals_too_few_agreeing\":{},\"responses_ignored\":{},\
+             \"backward_jumps\":{}}}",
+            r.members_alive,
+            r.members_suspect,
+            r.members_dead,
+            r.members_left,
+            r.local_health,
+            r.partitioned,
+            r.incarnation,
+            r.sessions,
+            r.time_correction_ms,
+            r.time.exchanges_accepted,
+            r.time.adjustments,
+            r.time.refusals,
+            r.time.responses_ignored,
+            r.time.backward_jumps,
+        );
+        out.push_str(",\"categories\":[");
         for (index, c) in t.categories.iter().enumerate() {
             let comma = if index > 0 { "," } else { "" };
             let _ = write!(
@@ -432,6 +454,7 @@ mod tests {
             engine: EngineMetrics::default(),
             io: IoStats::default(),
             core: CoreStats::default(),
+            roles: crate::node::MachineFigures::default(),
             telemetry: telemetry.snapshot(now, &connected),
             configured_peers: 1,
             node: NodeId([9; 32]),

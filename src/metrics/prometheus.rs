@@ -75,6 +75,7 @@ pub fn render(m: &NodeMetrics) -> String {
         family(&mut out, name, "gauge", help);
         let _ = writeln!(out, "{name} {}", number(value));
     }
+    roles(&mut out, &m.roles);
     family(&mut out, "bhsync_sync_latency_seconds", "histogram", "Duration of syncs with peers.");
     histogram(&mut out, "bhsync_sync_latency_seconds", "", &t.sync_histogram);
     per_peer(&mut out, m);
@@ -183,3 +184,24 @@ mod tests {
         assert!(out.contains("x_count{peer=\"ab\"} 5\n"), "{out}");
     }
 }
+
+/// Membership and network time.
+fn roles(out: &mut String, r: &crate::node::MachineFigures) {
+    family(out, "bhsync_members", "gauge", "Members as membership (SWIM) sees them, by state; this node excluded.");
+    let states = [("alive", r.members_alive), ("suspect", r.members_suspect), ("dead", r.members_dead), ("left", r.members_left)];
+    for (state, count) in states {
+        let _ = writeln!(out, "bhsync_members{{state=\"{state}\"}} {count}");
+    }
+    let gauges: [(&str, &str, f64); 3] = [
+        ("bhsync_membership_minority_side", "1 while membership sees this node on a minority side.", f64::from(u8::from(r.partitioned))),
+        ("bhsync_membership_local_health", "Lifeguard's local health multiplier (0 = healthy).", f64::from(r.local_health)),
+        ("bhsync_network_time_offset_seconds", "Network time minus the local clock.", r.time_correction_ms as f64 / 1e3),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {}", number(value));
+    }
+    family(out, "bhsync_network_time_refusals_total", "counter", "Network time updates refused: too few agreeing peers.");
+    let _ = writeln!(out, "bhsync_network_time_refusals_total {}", r.time.refusals);
+}
+

@@ -89,7 +89,7 @@ impl NodeCore {
         if let Some(hlc) = newest {
             // A refused far-future time still stores the version (it won on its merits)
             // but does not drag this node's clock along.
-            let _ = self.hlc.observe(HlcTimestamp(hlc), now_ms);
+            let _ = self.hlc.observe(HlcTimestamp(hlc), self.physical_ms(now_ms));
         }
         self.stats.items_in += count;
         Applied { relay: relay_batch }
@@ -110,7 +110,7 @@ impl NodeCore {
             let key = leaf.key().to_vec();
             let digest = *leaf.digest();
             // Observed first, so that a version stamped while resolving is newer than both.
-            let _ = self.hlc.observe(HlcTimestamp(remote.version.hlc), now_ms);
+            let _ = self.hlc.observe(HlcTimestamp(remote.version.hlc), self.physical_ms(now_ms));
             let Some(state) = self.state_mut(category) else { break };
             let local = state.get(&key).map(|e| VersionedValue { value: e.value.to_vec(), version: e.version });
             match local {

@@ -5,9 +5,9 @@
 //! `[d/2, d]` with `d = min(max, initial × factor^(n-1))` ("equal jitter" in AWS's
 //! "Exponential Backoff And Jitter", 2015): never zero, so a flapping peer cannot make
 //! us spin, and spread, so nodes that failed together do not retry together. The
-//! randomness comes from a seeded [`SimRng`], so a simulation replays exactly.
+//! randomness comes from a seeded [`SeededRng`], so a simulation replays exactly.
 
-use crate::sim::SimRng;
+use crate::sansio::SeededRng;
 
 /// Backoff parameters.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -47,7 +47,7 @@ impl Backoff {
     }
 
     /// Records a failure and returns how long to wait before the next try.
-    pub fn next_delay_ms(&mut self, rng: &mut SimRng) -> u64 {
+    pub fn next_delay_ms(&mut self, rng: &mut SeededRng) -> u64 {
         self.failures = self.failures.saturating_add(1);
         let exponent = (self.failures - 1).min(64) as i32;
         let ceiling = (self.config.initial_ms as f64 * self.config.factor.max(1.0).powi(exponent))
@@ -71,7 +71,7 @@ mod tests {
     fn delays_grow_to_the_cap_stay_in_their_jitter_band_and_reset() {
         let config = BackoffConfig { initial_ms: 100, max_ms: 1_000, factor: 2.0 };
         let mut backoff = Backoff::new(config);
-        let mut rng = SimRng::new(7);
+        let mut rng = SeededRng::new(7);
         let ceilings = [100, 200, 400, 800, 1_000, 1_000];
         for ceiling in ceilings {
             let delay = backoff.next_delay_ms(&mut rng);
@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn jitter_spreads_peers_that_failed_together() {
-        let mut rng = SimRng::new(1);
+        let mut rng = SeededRng::new(1);
         let delays: std::collections::BTreeSet<u64> =
             (0..20).map(|_| Backoff::new(BackoffConfig::default()).next_delay_ms(&mut rng)).collect();
         assert!(delays.len() > 10, "delays not spread: {delays:?}");

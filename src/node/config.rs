@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::engine::io::BackendChoice;
-use crate::state::{CategorySpec, NodeId};
+use crate::state::{CategorySpec, Mode, NodeId};
 use crate::wire::{LimitsConfig, DEFAULT_MAX_FRAME_LEN};
 
 /// How a node is configured. Build one with [`NodeConfig::default`] and set fields.
@@ -24,8 +24,12 @@ pub struct NodeConfig {
     pub identity_file: Option<PathBuf>,
     /// A fixed identity secret (tests and simulations); overrides `identity_file`.
     pub identity_secret: Option<[u8; 32]>,
-    /// Peers dialled at start and re-dialled with backoff whenever their link drops.
+    /// Peers dialled at start and re-dialled with backoff whenever their link drops
+    /// (seeds: one is enough; the node learns the others' addresses through them).
     pub peers: Vec<SocketAddr>,
+    /// Links the node seeks beyond its configured peers: while it has fewer, it dials
+    /// members whose address it learnt from peers (0: only the configured peers).
+    pub target_peers: usize,
     /// When set, only these node ids may connect (both directions).
     pub allowlist: Option<Vec<NodeId>>,
     /// Shards: one pinned thread each. Shard 0 also runs the control role (network,
@@ -87,6 +91,23 @@ impl Default for Limits {
     }
 }
 
+impl NodeConfig {
+    /// Refuses what the running node cannot honour, rather than running something else
+    /// in its place (a silent downgrade): `Mode::Chain` categories. The chain runs as a
+    /// role of the sans-IO node (`node::roles::ChainRole`, proved by the swarm) but the
+    /// engine does not drive it as a category yet, so a chain category would run as an
+    /// eventual one.
+    pub fn check_supported(&self) -> Result<(), super::NodeError> {
+        if self.categories.iter().any(|(_, spec)| spec.mode == Mode::Chain) {
+            return Err(super::NodeError::InvalidConfig(
+                "mode=chain is not run by the node yet (it would silently run as an eventual category); \
+                 use mode=eventual or mode=strong",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
@@ -95,6 +116,7 @@ impl Default for NodeConfig {
             identity_file: None,
             identity_secret: None,
             peers: Vec::new(),
+            target_peers: 8,
             allowlist: None,
             shards: 1,
             cores: None,

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::crdt::{AnyCrdt, Crdt, CustomResolver, PnCounter, Resolver};
-use crate::sim::SimRng;
+use crate::sansio::SeededRng;
 use crate::state::parallel::{Executor, Inline};
 use crate::state::{CategorySpec, CategoryState, Digest, Entry, EntryRef, MergeRule, NodeId, Replica, Version};
 use crate::time::{Hlc, HlcTimestamp};
@@ -27,7 +27,7 @@ const PUSH_BATCH_BYTES: usize = 64 * 1024;
 pub struct NodeCore {
     pub(crate) config: CoreConfig,
     pub(crate) me: NodeId,
-    pub(crate) rng: SimRng,
+    pub(crate) rng: SeededRng,
     pub(crate) hlc: Hlc,
     pub(crate) replica: Replica,
     pub(crate) specs: BTreeMap<String, CategorySpec>,
@@ -52,13 +52,16 @@ pub struct NodeCore {
     pub(crate) executor: Arc<dyn Executor>,
     /// Finished syncs not yet taken by the metrics (bounded: the oldest are dropped).
     pub(crate) finished_syncs: VecDeque<super::types::FinishedSync>,
-    /// The Raft groups of strong categories (src/consensus/strong.rs).
-    pub(crate) strong: crate::consensus::strong::StrongGroups,
+    /// The Raft groups of strong categories (src/node/strong.rs).
+    pub(crate) strong: crate::node::strong::StrongGroups,
+    /// Network time minus the local clock: the hybrid clock's physical time is the
+    /// driver's `now_ms` corrected by it (the node's network-time role sets it).
+    clock_correction_ms: i64,
 }
 
 impl NodeCore {
     /// A core holding the configured categories, empty, writing as `me`.
-    pub fn new(config: CoreConfig, me: NodeId, rng: SimRng, now_ms: u64) -> Result<Self, NodeError> {
+    pub fn new(config: CoreConfig, me: NodeId, rng: SeededRng, now_ms: u64) -> Result<Self, NodeError> {
         if config.max_message_len < config.session.max_frame_len + 128 || config.bulk_batch_entries == 0 {
             return Err(NodeError::InvalidConfig("max_message_len must hold a session frame; bulk_batch_entries > 0"));
         }
@@ -69,7 +72,7 @@ impl NodeCore {
             specs.insert(name.clone(), spec.clone());
         }
         let mut rng = rng;
-        let strong = crate::consensus::strong::StrongGroups::new(&config, me, &mut rng, now_ms)?;
+        let strong = crate::node::strong::StrongGroups::new(&config, me, &mut rng, now_ms)?;
         // Strong categories change only through their Raft log: no gossip, no anti-entropy.
         let mut order: Vec<String> = specs.keys().filter(|name| !strong.is_strong(name)).cloned().collect();
         order.sort_by_key(|name| (specs[name].priority, name.clone()));
@@ -96,7 +99,21 @@ impl NodeCore {
             executor: Arc::new(Inline),
             finished_syncs: VecDeque::new(),
             strong,
+            clock_correction_ms: 0,
         })
+    }
+
+    /// Stamps writes from network time: the hybrid clock's physical part becomes the
+    /// driver's `now_ms` plus `correction_ms` (network time minus the local clock). The
+    /// clock never goes back whatever the correction does: a hybrid clock keeps the
+    /// largest time it issued or saw.
+    pub fn set_clock_correction(&mut self, correction_ms: i64) {
+        self.clock_correction_ms = correction_ms;
+    }
+
+    /// The hybrid clock's physical time at the driver's `now_ms`.
+    pub(crate) fn physical_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_add_signed(self.clock_correction_ms)
     }
 
     /// Runs the hashing and insertion of received batches on `executor` (the engine's
@@ -129,7 +146,7 @@ impl NodeCore {
     pub fn restore(&mut self, now_ms: u64, category: &str, entries: &[Entry]) -> Result<(), NodeError> {
         self.replica.restore(category, entries)?;
         if let Some(newest) = entries.iter().map(|entry| entry.version.hlc).max() {
-            let _ = self.hlc.observe(HlcTimestamp(newest), now_ms);
+            let _ = self.hlc.observe(HlcTimestamp(newest), self.physical_ms(now_ms));
         }
         Ok(())
     }
@@ -318,7 +335,7 @@ impl NodeCore {
     }
 
     fn stamp(&mut self, now_ms: u64) -> Result<u64, NodeError> {
-        self.hlc.now(now_ms).map(|t| t.0).map_err(|_| NodeError::InvalidConfig("clock out of range"))
+        self.hlc.now(self.physical_ms(now_ms)).map(|t| t.0).map_err(|_| NodeError::InvalidConfig("clock out of range"))
     }
 
     fn queue_push_of(&mut self, category: &str, key: &[u8]) {

@@ -13,7 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::config::NodeConfig;
 use super::durable;
+use super::machine::{Durable, Machine, MachineSetup};
+use super::roles::TimeConfig;
 use super::{CoreConfig, NodeCore, NodeError, NodeEvent, SyncResult};
+use crate::membership::SwimConfig;
 use crate::engine::commands::{CommandQueue, EventQueue};
 use crate::engine::control::Control;
 use crate::engine::driver::Driver;
@@ -44,6 +47,8 @@ pub struct Node {
 pub struct NodeMetrics {
     /// The network layer's counters, including bad input by kind.
     pub engine: EngineMetrics,
+    /// Membership (alive / suspect / dead) and network time.
+    pub roles: super::MachineFigures,
     /// The IO backend in use and its figures.
     pub io: IoStats,
     /// The protocol core's counters.
@@ -63,6 +68,7 @@ impl Node {
     /// Opens a node: loads or creates its identity, binds its listening socket, starts
     /// its engine and dials its configured peers.
     pub fn open(config: NodeConfig) -> Result<Node, NodeError> {
+        config.check_supported()?;
         // The data directory's lock first: a refused node writes nothing there.
         let opened = match &config.data_dir {
             Some(dir) => Some(open_log(dir)?),
@@ -72,7 +78,8 @@ impl Node {
         let id = identity.node_id();
         let now = wall_clock_ms();
         let seed = seed_from(&id, now);
-        let mut core = NodeCore::new(core_config(&config), id, crate::sim::SimRng::new(seed), now)?;
+        let mut rng = crate::sansio::SeededRng::new(seed);
+        let mut core = NodeCore::new(core_config(&config), id, rng.fork(), now)?;
         if config.shards > 1 {
             // Shard 0 is the control thread; shards 1.. are pinned workers.
             let cores: Vec<usize> = config.cores.clone().unwrap_or_else(|| (0..config.shards).collect());
@@ -89,10 +96,10 @@ impl Node {
         };
         if let Some(dir) = &config.data_dir {
             core.attach_strong_journals(now, |category| {
-                crate::consensus::strong::open_log_journal(&crate::consensus::strong::journal_dir(dir, category))
+                crate::node::strong::open_log_journal(&crate::node::strong::journal_dir(dir, category))
             })?;
         }
-        let strong = crate::consensus::strong::strong_categories(&config.categories).into_iter().collect();
+        let strong = crate::node::strong::strong_categories(&config.categories).into_iter().collect();
         let strong_wait = Duration::from_millis(config.strong_group.request_timeout_ms + 2_000);
         let io = IoConfig { choice: config.io_backend, max_send_queue_bytes: config.limits.max_send_queue, ..IoConfig::default() };
         let mut backend = open_backend(&io).map_err(|error| NodeError::Io(format!("opening the IO backend: {error}")))?;
@@ -104,7 +111,18 @@ impl Node {
         let commands = Arc::new(CommandQueue::default());
         let events = Arc::new(EventQueue::default());
         let core_index = config.cores.as_ref().and_then(|cores| cores.first().copied()).unwrap_or(0);
-        let mut control = Control::new(core, identity, wire, config, seed);
+        let setup = MachineSetup {
+            core,
+            chain: None,
+            swim: SwimConfig::default(),
+            // Wall-clock milliseconds: higher after every restart, as SWIM needs.
+            incarnation: now,
+            members: Vec::new(),
+            time: TimeConfig::default(),
+            target_links: config.target_peers,
+        };
+        let machine = Machine::new(setup, rng, now);
+        let mut control = Control::new(machine, identity, wire, config, seed);
         control.log = log.clone();
         let driver = Driver::new(backend, control, commands.clone(), events.clone());
         let thread = std::thread::Builder::new()
@@ -152,16 +170,15 @@ impl Node {
     pub fn put(&self, category: &str, key: &[u8], value: &[u8]) -> Result<Version, NodeError> {
         if self.strong.contains(category) {
             let (name, key, value) = (category.to_owned(), key.to_vec(), value.to_vec());
-            return match self.strong_request(category, move |core, now| core.strong_put(now, &name, &key, &value))? {
-                crate::consensus::StrongAnswer::Written(version) => Ok(version),
+            return match self.strong_request(category, move |node, now| node.strong_put(now, &name, &key, &value))? {
+                crate::node::StrongAnswer::Written(version) => Ok(version),
                 other => Err(NodeError::Internal(format!("a strong write answered {other:?}"))),
             };
         }
         let (category, key, value) = (category.to_owned(), key.to_vec(), value.to_vec());
         self.write(move |control| {
             let now = control.now_ms();
-            let version = control.core.put(now, &category, &key, &value)?;
-            Ok((version, record_of(control, &category, &key)))
+            control.machine.put(now, &category, &key, &value)
         })
     }
 
@@ -172,8 +189,8 @@ impl Node {
     pub fn get(&self, category: &str, key: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
         if self.strong.contains(category) {
             let (name, key) = (category.to_owned(), key.to_vec());
-            return match self.strong_request(category, move |core, now| core.strong_read(now, &name, &key))? {
-                crate::consensus::StrongAnswer::Read(value) => Ok(value),
+            return match self.strong_request(category, move |node, now| node.strong_read(now, &name, &key))? {
+                crate::node::StrongAnswer::Read(value) => Ok(value),
                 other => Err(NodeError::Internal(format!("a strong read answered {other:?}"))),
             };
         }
@@ -184,17 +201,20 @@ impl Node {
     /// possibly stale read (the explicit stale-read option); otherwise as [`Node::get`].
     pub fn get_stale(&self, category: &str, key: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
         let (category, key) = (category.to_owned(), key.to_vec());
-        self.call(move |driver| driver.core.get(&category, &key).map(|entry| entry.value.to_vec()))
+        self.call(move |driver| driver.machine.core().get(&category, &key).map(|entry| entry.value.to_vec()))
     }
 
     /// Deletes `key`; returns whether a live value was there. Durable like [`Node::put`].
     pub fn delete(&self, category: &str, key: &[u8]) -> Result<bool, NodeError> {
         let (category, key) = (category.to_owned(), key.to_vec());
-        self.write(move |control| {
+        let deleted = self.call(move |control| {
             let now = control.now_ms();
-            let live = control.core.delete(now, &category, &key)?;
-            Ok((live, if live { record_of(control, &category, &key) } else { None }))
-        })
+            control.machine.delete(now, &category, &key)
+        })??;
+        match deleted {
+            Some(written) => self.persist(&written.record).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// Adds `delta` to the counter under `key` (a CRDT category); returns the new value.
@@ -203,34 +223,34 @@ impl Node {
         let (category, key) = (category.to_owned(), key.to_vec());
         self.write(move |control| {
             let now = control.now_ms();
-            let value = control.core.counter_add(now, &category, &key, delta)?;
-            Ok((value, record_of(control, &category, &key)))
+            control.machine.counter_add(now, &category, &key, delta)
         })
+        .map(|(value, _version)| value)
     }
 
     /// Reads the counter under `key`.
     pub fn counter_get(&self, category: &str, key: &[u8]) -> Result<i64, NodeError> {
         let (category, key) = (category.to_owned(), key.to_vec());
-        self.call(move |driver| driver.core.counter_get(&category, &key))?
+        self.call(move |driver| driver.machine.core().counter_get(&category, &key))?
     }
 
     /// The hash of every category root: equal on two nodes exactly when they hold the
     /// same state.
     pub fn state_hash(&self) -> Result<Digest, NodeError> {
-        self.call(|driver| driver.core.state_hash())
+        self.call(|driver| driver.machine.core().state_hash())
     }
 
     /// The root of one category.
     pub fn category_root(&self, category: &str) -> Result<Digest, NodeError> {
         let name = category.to_owned();
-        self.call(move |driver| driver.core.category_root(&name))?
+        self.call(move |driver| driver.machine.core().category_root(&name))?
             .ok_or_else(|| NodeError::UnknownCategory(category.to_owned()))
     }
 
     /// How many entries (tombstones included) a category holds.
     pub fn entry_count(&self, category: &str) -> Result<u64, NodeError> {
         let name = category.to_owned();
-        self.call(move |control| control.core.replica().category(&name).map(|state| state.len()))?
+        self.call(move |control| control.machine.core().replica().category(&name).map(|state| state.len()))?
             .ok_or_else(|| NodeError::UnknownCategory(category.to_owned()))
     }
 
@@ -276,7 +296,8 @@ impl Node {
             NodeMetrics {
                 engine: driver.metrics.clone(),
                 io: driver.io_stats.clone(),
-                core: driver.core.stats(),
+                core: driver.machine.core().stats(),
+                roles: driver.machine.figures(),
                 telemetry: driver.telemetry.snapshot(driver.now_ms(), &peers),
                 configured_peers: driver.configured_peers(),
                 node: driver.node_id(),
@@ -295,9 +316,9 @@ impl Node {
             let now = control.now_ms();
             let mut records = Vec::new();
             for (key, value) in &entries {
-                control.core.put(now, &category, key, value)?;
+                let written = control.machine.put(now, &category, key, value)?;
                 if durable {
-                    records.extend(record_of(control, &category, key));
+                    records.push(written.record);
                 }
             }
             Ok::<_, NodeError>((entries.len(), records))
@@ -311,44 +332,52 @@ impl Node {
 
     /// Runs a local write on the engine, then (with a data directory) appends its record
     /// to the log and returns once it is durable: the acknowledgement.
+    /// Runs a write on the engine, then makes its record durable here, on the caller's
+    /// thread (callers' appends meet in the log's group commit), and only then answers.
     fn write<R, F>(&self, f: F) -> Result<R, NodeError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Control) -> Result<(R, Option<Vec<u8>>), NodeError> + Send + 'static,
+        F: FnOnce(&mut Control) -> Result<Durable<R>, NodeError> + Send + 'static,
     {
-        let (result, record) = self.call(f)??;
-        if let (Some(log), Some(record)) = (self.log(), record) {
-            log.append(&record).map_err(not_durable)?;
+        let written = self.call(f)??;
+        self.persist(&written.record)?;
+        Ok(written.value)
+    }
+
+    /// Appends a write's record to the log, when the node has one.
+    fn persist(&self, record: &[u8]) -> Result<(), NodeError> {
+        match self.log() {
+            Some(log) => log.append(record).map(|_| ()).map_err(not_durable),
+            None => Ok(()),
         }
-        Ok(result)
     }
 
     /// The leader of a strong category's Raft group, as this node knows it.
     pub fn strong_leader(&self, category: &str) -> Result<Option<NodeId>, NodeError> {
         let name = category.to_owned();
-        self.call(move |control| control.core.strong_leader(&name))
+        self.call(move |control| control.machine.core().strong_leader(&name))
     }
 
     /// Adds (`add`) or removes a voter of a strong category's group, one at a time;
     /// returns the voters once the change is committed. See ADR 070 for the steps.
     pub fn change_voter(&self, category: &str, node: NodeId, add: bool) -> Result<Vec<NodeId>, NodeError> {
         let name = category.to_owned();
-        match self.strong_request(category, move |core, now| core.strong_voter_change(now, &name, node, add))? {
-            crate::consensus::StrongAnswer::Voters(voters) => Ok(voters),
+        match self.strong_request(category, move |machine, now| machine.strong_voter_change(now, &name, node, add))? {
+            crate::node::StrongAnswer::Voters(voters) => Ok(voters),
             other => Err(NodeError::Internal(format!("a voter change answered {other:?}"))),
         }
     }
 
     /// Starts a strong request on the engine and waits for its group's answer.
-    fn strong_request<F>(&self, category: &str, start: F) -> Result<crate::consensus::StrongAnswer, NodeError>
+    fn strong_request<F>(&self, category: &str, start: F) -> Result<crate::node::StrongAnswer, NodeError>
     where
-        F: FnOnce(&mut NodeCore, u64) -> Result<crate::consensus::Ticket, NodeError> + Send + 'static,
+        F: FnOnce(&mut Machine, u64) -> Result<crate::consensus::Ticket, NodeError> + Send + 'static,
     {
         let (sender, receiver) = mpsc::sync_channel(1);
         let name = category.to_owned();
         self.call(move |control| {
             let now = control.now_ms();
-            match start(&mut control.core, now) {
+            match start(&mut control.machine, now) {
                 Ok(ticket) => control.wait_strong(name, ticket, move |result| {
                     let _ = sender.send(result);
                 }),
@@ -363,7 +392,7 @@ impl Node {
     /// Registers the host's resolver for a category whose merge rule is custom.
     pub fn set_resolver(&self, category: &str, resolver: crate::crdt::CustomResolver) -> Result<(), NodeError> {
         let category = category.to_owned();
-        self.call(move |driver| driver.core.set_resolver(&category, resolver))?
+        self.call(move |driver| driver.machine.set_resolver(&category, resolver))?
     }
 
     /// The health report (status, warnings with recommendations, figures).
@@ -380,7 +409,7 @@ impl Node {
 
     /// Entries stored over every category, tombstones included.
     pub fn total_entries(&self) -> Result<u64, NodeError> {
-        self.call(|driver| driver.core.replica().categories().map(|category| category.len()).sum())
+        self.call(|driver| driver.machine.core().replica().categories().map(|category| category.len()).sum())
     }
 
     /// The node's figures in the Prometheus text exposition format.
@@ -455,11 +484,6 @@ impl Drop for Node {
 }
 
 /// The log record of the version of `key` now stored (tombstones included).
-fn record_of(control: &Control, category: &str, key: &[u8]) -> Option<Vec<u8>> {
-    control.log.as_ref()?;
-    control.core.stored(category, key).map(|entry| durable::encode_record(category, &entry))
-}
-
 fn not_durable(error: StorageError) -> NodeError {
     NodeError::Io(format!("the write was applied in memory but not made durable, so it is not acknowledged: {error}"))
 }

@@ -278,7 +278,7 @@ impl NodeCore {
                 category: category.to_owned(),
                 key: remote.key.clone(),
             });
-            let _ = self.hlc.observe(crate::time::HlcTimestamp(remote.version.hlc), now_ms);
+            let _ = self.hlc.observe(crate::time::HlcTimestamp(remote.version.hlc), self.physical_ms(now_ms));
             if let Some(local) = local {
                 let remote_value = VersionedValue { value: remote.value.clone(), version: remote.version };
                 self.resolve_after(now_ms, category, rule, &remote.key, &local, &remote_value);

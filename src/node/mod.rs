@@ -11,9 +11,12 @@ mod core;
 pub mod durable;
 mod handle;
 mod inbound;
+pub mod machine;
 pub mod message;
 mod peer;
 pub mod queue;
+pub mod roles;
+pub mod strong;
 mod sync;
 pub mod types;
 
@@ -22,6 +25,8 @@ pub use crate::engine::control::SyncResult;
 pub use backoff::{Backoff, BackoffConfig};
 pub use config::{Limits, NodeConfig};
 pub use handle::{Node, NodeMetrics};
+pub use strong::{raft_id, StrongAnswer};
+pub use machine::{Channel, Durable, Machine, MachineEvent, MachineFault, MachineFigures, MachineSetup};
 pub use message::{DecodeError as MessageDecodeError, NodeMessage};
 pub use types::{
     CategoryOutcome, CategoryReport, CoreConfig, CoreStats, FinishedSync, NodeError, NodeEvent, PeerFault, SyncError,

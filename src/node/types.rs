@@ -218,6 +218,9 @@ pub enum NodeEvent {
         /// Whether a quorum is reachable.
         reachable: bool,
     },
+    /// Membership's verdict on a member changed (SWIM with Lifeguard), or this node
+    /// found itself on a minority side of the membership, or not any more.
+    Membership(crate::membership::MembershipEvent),
 }
 
 /// Misbehaviour by a peer, for the engine to score (nothing of it was applied).
@@ -289,8 +292,9 @@ pub enum NodeError {
         leader: Option<NodeId>,
     },
     /// A strong category: no quorum is reachable from here (this side of a partition
-    /// is a minority, or an election is under way). Nothing was written; stale reads
-    /// (`get_stale`) still work.
+    /// is a minority, or an election is under way); or an eventual category whose
+    /// partition policy is `ReadOnly` while membership sees this node on a minority
+    /// side. Nothing was written; reads (`get_stale` for strong) still work.
     ReadOnly,
     /// A strong category: the write was proposed but its leader was lost or it timed
     /// out before committing; it may or may not be applied later.
@@ -315,7 +319,9 @@ impl std::fmt::Display for NodeError {
             NodeError::Internal(what) => write!(f, "internal error (please report): {what}"),
             NodeError::NotLeader { leader: Some(id) } => write!(f, "not the leader; the leader is {}", id.short()),
             NodeError::NotLeader { leader: None } => write!(f, "not the leader; no leader is known"),
-            NodeError::ReadOnly => write!(f, "no quorum reachable: read-only (stale reads only)"),
+            NodeError::ReadOnly => {
+                write!(f, "read-only: no quorum or majority reachable from this side of a partition (reads still work)")
+            }
             NodeError::Indeterminate => write!(f, "the write lost its leader or timed out: it may or may not apply"),
             NodeError::WrongMode(what) => write!(f, "wrong category mode: {what}"),
         }

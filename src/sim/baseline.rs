@@ -6,7 +6,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use super::{Process, SimRng};
+use super::{Process, SeededRng};
 use crate::gossip::MessageId;
 use crate::state::NodeId;
 
@@ -24,7 +24,7 @@ pub type PushDelivery = (MessageId, u32);
 pub struct PushGossip {
     me: NodeId,
     peers: Vec<NodeId>,
-    rng: SimRng,
+    rng: SeededRng,
     seen: HashSet<MessageId>,
     seen_order: VecDeque<MessageId>,
     outbox: VecDeque<(NodeId, Vec<u8>)>,
@@ -38,7 +38,7 @@ pub struct PushGossip {
 
 impl PushGossip {
     /// A node that knows `peers` (all members, as the original's `peerStates`).
-    pub fn new(me: NodeId, peers: Vec<NodeId>, rng: SimRng) -> Self {
+    pub fn new(me: NodeId, peers: Vec<NodeId>, rng: SeededRng) -> Self {
         let peers = peers.into_iter().filter(|id| *id != me).collect();
         PushGossip {
             me,

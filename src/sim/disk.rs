@@ -1,6 +1,6 @@
 //! A simulated disk under the storage layer (issue 9, after TigerBeetle's VOPR storage
 //! faults): [`SimDisk`] implements [`Disk`] and [`AppendFile`] in memory, deterministically
-//! (randomness only from a caller-seeded [`SimRng`]), and injects the faults a real disk
+//! (randomness only from a caller-seeded [`SeededRng`]), and injects the faults a real disk
 //! shows: failed writes (EIO, possibly with a prefix landed unsynced), failed reads,
 //! misdirected writes that report success, a full disk (ENOSPC), latency, and crashes that
 //! drop or tear whatever was not synced.
@@ -27,7 +27,7 @@ use std::ops::AddAssign;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::sim::SimRng;
+use crate::sansio::SeededRng;
 use crate::storage::{AppendFile, Disk, IoBackend};
 
 /// Fault probabilities (per operation) and limits. All faults are off by default; change
@@ -119,7 +119,7 @@ struct SimFile {
 }
 
 struct Inner {
-    rng: SimRng,
+    rng: SeededRng,
     faults: DiskFaults,
     files: BTreeMap<PathBuf, SimFile>,
     dirs: BTreeSet<PathBuf>,
@@ -155,7 +155,7 @@ fn not_found(path: &Path) -> io::Error {
 
 impl SimDisk {
     /// An empty disk whose every random choice comes from `rng`.
-    pub fn new(rng: SimRng, faults: DiskFaults) -> Self {
+    pub fn new(rng: SeededRng, faults: DiskFaults) -> Self {
         let inner = Inner {
             rng,
             faults,
@@ -244,7 +244,7 @@ impl SimDisk {
 
 impl SimFile {
     /// Applies a crash to this file; true if it kept a torn tail.
-    fn crash(&mut self, rng: &mut SimRng, torn_chance: f64) -> bool {
+    fn crash(&mut self, rng: &mut SeededRng, torn_chance: f64) -> bool {
         let unsynced = self.bytes.len() - self.durable_len;
         let torn = unsynced > 0 && rng.chance(torn_chance);
         if torn {
@@ -612,7 +612,7 @@ mod tests {
     }
 
     /// A unique payload of random length for operation `id`.
-    fn payload(rng: &mut SimRng, id: u64) -> Vec<u8> {
+    fn payload(rng: &mut SeededRng, id: u64) -> Vec<u8> {
         let mut bytes = format!("op {id};").into_bytes();
         let extra = rng.below(200);
         bytes.extend((0..extra).map(|_| rng.below(256) as u8));
@@ -681,7 +681,7 @@ mod tests {
 
         /// Appends up to `count` batches (of one record, or with `batches` sometimes two
         /// or three: one write each); stops at the first error.
-        fn append(&mut self, log: &Log, rng: &mut SimRng, count: u64, next_id: &mut u64) -> Option<StorageError> {
+        fn append(&mut self, log: &Log, rng: &mut SeededRng, count: u64, next_id: &mut u64) -> Option<StorageError> {
             for _ in 0..count {
                 let size = if self.batches && rng.chance(0.3) { 2 + rng.below(2) } else { 1 };
                 if let Err(error) = self.append_batch(log, rng, size, next_id) {
@@ -695,7 +695,7 @@ mod tests {
         fn append_batch(
             &mut self,
             log: &Log,
-            rng: &mut SimRng,
+            rng: &mut SeededRng,
             size: u64,
             next_id: &mut u64,
         ) -> Result<(), StorageError> {
@@ -720,7 +720,7 @@ mod tests {
     /// `regression_torn_batch_with_a_flip_before_an_intact_record_is_a_torn_tail`).
     /// Returns the disk's counters, its latency and how many opens started from a snapshot.
     fn crash_run(seed: u64, faults: DiskFaults) -> (DiskFaultStats, u64, u64) {
-        let mut rng = SimRng::new(seed);
+        let mut rng = SeededRng::new(seed);
         let disk = SimDisk::new(rng.fork(), faults);
         let mut model = Model { batches: true, ..Model::default() };
         let (mut next_id, mut from_snapshot) = (0, 0);
@@ -773,7 +773,7 @@ mod tests {
     fn a_crash_tearing_a_failed_batch_leaves_a_torn_tail() {
         let mut damage_before_intact = 0;
         for seed in 0..300 {
-            let mut rng = SimRng::new(seed);
+            let mut rng = SeededRng::new(seed);
             let disk = SimDisk::new(rng.fork(), DiskFaults::default());
             let (mut model, mut next_id) = (Model { batches: true, ..Model::default() }, 0);
             let (log, _) = open(&disk).unwrap();
@@ -804,7 +804,7 @@ mod tests {
     /// Appends `count` records with misdirected writes on, then recovers after a crash.
     /// Returns whether a misdirection fired and whether recovery refused.
     fn misdirected_run(seed: u64) -> (bool, bool) {
-        let mut rng = SimRng::new(seed);
+        let mut rng = SeededRng::new(seed);
         let faults = DiskFaults { misdirected_write: 0.02, ..DiskFaults::default() };
         let disk = SimDisk::new(rng.fork(), faults);
         let (mut model, mut next_id) = (Model { batches: true, ..Model::default() }, 0);
@@ -845,7 +845,7 @@ mod tests {
     #[test]
     fn a_full_disk_refuses_with_disk_full_and_loses_nothing_acknowledged() {
         for seed in 0..20 {
-            let mut rng = SimRng::new(seed);
+            let mut rng = SeededRng::new(seed);
             let limit = 3000 + rng.below(6000);
             let disk = SimDisk::new(rng.fork(), DiskFaults { full_disk: Some(limit), ..DiskFaults::default() });
             let (mut model, mut next_id) = (Model { batches: true, ..Model::default() }, 0);
@@ -869,7 +869,7 @@ mod tests {
 
     #[test]
     fn a_read_error_fails_the_open_and_a_later_open_succeeds() {
-        let mut rng = SimRng::new(4);
+        let mut rng = SeededRng::new(4);
         let disk = SimDisk::new(rng.fork(), DiskFaults::default());
         let (mut model, mut next_id) = (Model::default(), 0);
         let (log, _) = open(&disk).unwrap();
@@ -886,7 +886,7 @@ mod tests {
 
     #[test]
     fn a_lock_is_exclusive_until_dropped_or_the_process_crashes() {
-        let disk = SimDisk::new(SimRng::new(5), DiskFaults::default());
+        let disk = SimDisk::new(SeededRng::new(5), DiskFaults::default());
         let path = Path::new("/LOCK");
         let guard = disk.lock(path).unwrap().expect("free");
         assert!(disk.lock(path).unwrap().is_none(), "held");
@@ -926,7 +926,7 @@ mod tests {
         let segment_two = crate::storage::disk::segment_path(&dir.join("log"), 2);
         let mut reproduced = false;
         for seed in 0..2000 {
-            let disk = SimDisk::new(SimRng::new(seed), DiskFaults::default());
+            let disk = SimDisk::new(SeededRng::new(seed), DiskFaults::default());
             let (log, _) = Log::open_on(Box::new(disk.clone()), dir, config.clone()).unwrap();
             log.append(b"a").unwrap();
             disk.set_faults(DiskFaults { write_error: 1.0, ..DiskFaults::default() });
@@ -960,7 +960,7 @@ mod tests {
     /// a continuation ("BHLC") of the damaged write, so the whole write is a torn tail.
     #[test]
     fn regression_torn_batch_with_a_flip_before_an_intact_record_is_a_torn_tail() {
-        let disk = SimDisk::new(SimRng::new(9), DiskFaults::default());
+        let disk = SimDisk::new(SeededRng::new(9), DiskFaults::default());
         let (log, _) = open(&disk).unwrap();
         for seq in 1..=3 {
             assert_eq!(log.append(format!("acknowledged {seq}").as_bytes()).unwrap(), seq);
@@ -987,7 +987,7 @@ mod tests {
 
     #[test]
     fn wipe_removes_a_nodes_files_only() {
-        let disk = SimDisk::new(SimRng::new(6), DiskFaults::default());
+        let disk = SimDisk::new(SeededRng::new(6), DiskFaults::default());
         let other = Path::new("/other");
         disk.create_dir_all(other).unwrap();
         disk.write_atomic(&other.join("x"), b"keep").unwrap();

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::baseline::{PushDelivery, PushGossip};
-use super::{sim_node_id, LinkProfile, Network, Process, SimFailure, SimRng, Simulator};
+use super::{sim_node_id, LinkProfile, Network, Process, SimFailure, SeededRng, Simulator};
 use crate::gossip::{Gossip, GossipConfig, GossipEvent, MessageId};
 
 /// A node the broadcast measurement can drive.
@@ -116,7 +116,7 @@ pub fn gossip_overlay(
     link: LinkProfile,
 ) -> Result<Simulator<Gossip>, SimFailure> {
     let mut sim = Simulator::new(scenario, seed, Network::new(link));
-    let mut rng = SimRng::new(seed ^ 0x6055_1900);
+    let mut rng = SeededRng::new(seed ^ 0x6055_1900);
     let mut config = GossipConfig::for_size(node_count as usize);
     // Dedupe window: long against the time a broadcast takes (well under a second
     // here), short enough that 10,000 nodes keep their caches in memory.
@@ -169,7 +169,7 @@ pub fn unreachable_nodes(sim: &Simulator<Gossip>) -> Vec<u32> {
 /// The original design's nodes, each knowing every member.
 pub fn push_overlay(scenario: &str, seed: u64, node_count: u32, link: LinkProfile) -> Simulator<PushGossip> {
     let mut sim = Simulator::new(scenario, seed, Network::new(link));
-    let mut rng = SimRng::new(seed ^ 0x9A5E);
+    let mut rng = SeededRng::new(seed ^ 0x9A5E);
     let ids: Vec<_> = (0..node_count).map(sim_node_id).collect();
     for index in 0..node_count {
         sim.add_node(ids[index as usize], PushGossip::new(ids[index as usize], ids.clone(), rng.fork()));
@@ -185,7 +185,7 @@ pub fn measure_broadcasts<P: BroadcastNode>(
     run: &BroadcastRun,
     seed: u64,
 ) -> Result<BroadcastReport, SimFailure> {
-    let mut rng = SimRng::new(seed ^ 0xB40AD);
+    let mut rng = SeededRng::new(seed ^ 0xB40AD);
     let crash_count = (f64::from(run.node_count) * run.crash_fraction).round() as u32;
     let mut order: Vec<u32> = (0..run.node_count).collect();
     rng.shuffle(&mut order);

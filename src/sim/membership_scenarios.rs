@@ -2,7 +2,7 @@
 //! and `bhsync sim --scenario NAME --seed N` replays any of them. Each returns a report
 //! of what it measured, or a [`SimFailure`] naming the seed when an invariant broke.
 
-use super::{sim_node_id, LinkProfile, Network, SimFailure, SimRng, Simulator};
+use super::{sim_node_id, LinkProfile, Network, SimFailure, SeededRng, Simulator};
 use crate::membership::{MemberState, MembershipEvent, Message, Swim, SwimConfig, Update};
 
 /// What a membership scenario measured.
@@ -30,7 +30,7 @@ pub struct MembershipReport {
 pub fn swim_group(scenario: &str, seed: u64, node_count: u32, link: LinkProfile) -> Simulator<Swim> {
     let mut sim = Simulator::new(scenario, seed, Network::new(link));
     let ids: Vec<_> = (0..node_count).map(sim_node_id).collect();
-    let mut seeds = SimRng::new(seed);
+    let mut seeds = SeededRng::new(seed);
     for (index, id) in ids.iter().enumerate() {
         let swim = Swim::new(SwimConfig::default(), *id, 0, seeds.fork(), &ids, 0);
         sim.add_node(*id, swim);
@@ -92,7 +92,7 @@ struct Accusations {
 /// within `limit_ms`, and no healthy node may be declared dead meanwhile.
 pub fn crash_detection(seed: u64, node_count: u32, loss: f64, limit_ms: u64) -> Result<MembershipReport, SimFailure> {
     let mut sim = swim_group("crash", seed, node_count, LinkProfile::default().with_loss(loss));
-    let victim = SimRng::new(seed).below(u64::from(node_count)) as u32;
+    let victim = SeededRng::new(seed).below(u64::from(node_count)) as u32;
     let ids: Vec<_> = (0..node_count).map(sim_node_id).collect();
     let mut before_crash = |_: u64, _: u32, event: MembershipEvent| match event {
         MembershipEvent::MemberDead(id) => Err(format!("healthy {id:?} declared dead")),
@@ -210,7 +210,7 @@ pub fn forged_deaths(seed: u64, node_count: u32) -> Result<MembershipReport, Sim
         sim.inject(attacker, victim, frame, 1);
     }
     sim.run_until(30_000, &mut observer)?;
-    let mut rng = SimRng::new(seed ^ 0xF0);
+    let mut rng = SeededRng::new(seed ^ 0xF0);
     for _ in 0..(node_count * 20) {
         let victim = rng.below(u64::from(attacker)) as u32;
         let target = rng.below(u64::from(attacker)) as u32;
@@ -249,7 +249,7 @@ pub fn mass_restart(seed: u64, node_count: u32, down_ms: u64, limit_ms: u64) -> 
     }
     sim.run_until(3_000 + down_ms, &mut observer)?;
     let ids: Vec<_> = (0..node_count).map(sim_node_id).collect();
-    let mut rng = SimRng::new(seed ^ 0x7E57A27);
+    let mut rng = SeededRng::new(seed ^ 0x7E57A27);
     for &index in &restarting {
         let now_ms = sim.local_now_ms(index);
         // A restarted node knows its seeds from configuration: here the first three.

@@ -4,22 +4,20 @@
 //! per-node clock offset and drift. One seed gives one run: the trace hash of two runs
 //! of a seed is equal, and a failing run prints the command that replays it.
 //!
-//! Protocols plug in through [`Process`].
+//! Protocols plug in through [`Process`] and draw from a [`SeededRng`], both from the
+//! neutral [`crate::sansio`] module.
 
 pub mod baseline;
 pub mod disk;
 pub mod gossip_scenarios;
 pub mod membership_scenarios;
 pub mod network;
-pub mod process;
-pub mod rng;
 pub mod simulator;
 pub mod swarm;
 
 pub use disk::{DiskFaultStats, DiskFaults, SimDisk};
 pub use network::{ClockModel, Fate, LinkProfile, Network};
-pub use process::Process;
-pub use rng::SimRng;
+pub use crate::sansio::{Process, SeededRng};
 pub use simulator::{NetworkStats, SimFailure, Simulator};
 
 /// A node id for simulated node `index`: the index in the first four bytes, the rest

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::rng::SimRng;
+use crate::sansio::SeededRng;
 
 /// How frames travel on a link.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -54,7 +54,7 @@ impl LinkProfile {
     }
 
     /// One latency draw.
-    pub fn draw_latency_ms(&self, rng: &mut SimRng) -> u64 {
+    pub fn draw_latency_ms(&self, rng: &mut SeededRng) -> u64 {
         let mut latency_ms = self.latency_min_ms + rng.below(self.latency_jitter_ms + 1);
         if rng.chance(self.latency_tail_chance) {
             latency_ms += self.latency_tail_ms;
@@ -145,7 +145,7 @@ impl Network {
     }
 
     /// Decides the fate of one frame `from → to`.
-    pub fn route(&self, rng: &mut SimRng, from: u32, to: u32) -> Fate {
+    pub fn route(&self, rng: &mut SeededRng, from: u32, to: u32) -> Fate {
         if !self.connected(from, to) {
             return Fate::Partitioned;
         }

@@ -10,8 +10,7 @@ use std::fmt;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use super::network::{ClockModel, Fate, Network};
-use super::process::Process;
-use super::rng::SimRng;
+use crate::sansio::{Process, SeededRng};
 use crate::state::NodeId;
 
 /// Upper bound on frames in flight: a protocol that floods the network fails the run
@@ -115,7 +114,7 @@ pub struct Simulator<P: Process> {
     scenario: String,
     seed: u64,
     now_ms: u64,
-    rng: SimRng,
+    rng: SeededRng,
     /// The network model; change it between `run_until` calls to partition and heal.
     pub network: Network,
     slots: Vec<Slot<P>>,
@@ -139,7 +138,7 @@ impl<P: Process> Simulator<P> {
             scenario: scenario.to_owned(),
             seed,
             now_ms: 0,
-            rng: SimRng::new(seed ^ 0x0005_EED0_F4E7),
+            rng: SeededRng::new(seed ^ 0x0005_EED0_F4E7),
             network,
             slots: Vec::new(),
             index_of: HashMap::new(),

@@ -55,7 +55,7 @@ const _: () = assert!(HEADER_LEN == 12);
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 #[repr(u8)]
 pub enum FrameKind {
-    /// A node-core payload (reconciliation, gossip, membership, … messages).
+    /// A node-core payload (pushes, reconciliation, strong groups' Raft messages).
     Data = 1,
     /// A liveness probe; the payload (at most [`MAX_CONTROL_PAYLOAD`]) is echoed in a Pong.
     Ping = 2,
@@ -63,6 +63,14 @@ pub enum FrameKind {
     Pong = 3,
     /// The sender closes the connection; the payload starts with a u16 LE [`GoAwayReason`].
     GoAway = 4,
+    /// A membership (SWIM) message.
+    Membership = 5,
+    /// A chain sync message.
+    Chain = 6,
+    /// A network-time message.
+    Time = 7,
+    /// An address-book message (where peers listen).
+    Addresses = 8,
 }
 
 impl FrameKind {
@@ -73,13 +81,17 @@ impl FrameKind {
             2 => Some(FrameKind::Ping),
             3 => Some(FrameKind::Pong),
             4 => Some(FrameKind::GoAway),
+            5 => Some(FrameKind::Membership),
+            6 => Some(FrameKind::Chain),
+            7 => Some(FrameKind::Time),
+            8 => Some(FrameKind::Addresses),
             _ => None,
         }
     }
 
     /// Whether this is a control frame, whose payload is bounded by [`MAX_CONTROL_PAYLOAD`].
     pub fn is_control(self) -> bool {
-        self != FrameKind::Data
+        matches!(self, FrameKind::Ping | FrameKind::Pong | FrameKind::GoAway)
     }
 }
 

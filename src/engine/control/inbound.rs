@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use super::Control;
 use crate::engine::io::{ConnId, IoEvent};
 use crate::engine::peer_link::{Direction, PeerLink};
-use crate::node::PeerFault;
+use crate::node::{Channel, MachineFault, PeerFault};
 use crate::state::NodeId;
 use crate::wire::{FrameKind, GoAwayReason, Offence, SessionEvent, Verdict, WireError};
 
@@ -84,8 +84,14 @@ impl Control {
             if link.closing {
                 return;
             }
-            if let Some(SessionEvent::Established { peer, .. }) = link.session.poll_event() {
-                self.on_established(conn, peer, now);
+            if let Some(SessionEvent::Established { peer, negotiated }) = link.session.poll_event() {
+                // Where the peer listens, proved by this handshake: the address dialled,
+                // or the remote IP with the listen port of its Hello.
+                let listens_on = match link.direction {
+                    Direction::Outbound => Some(link.addr),
+                    Direction::Inbound => negotiated.peer_listen_port.map(|port| SocketAddr::new(link.addr.ip(), port)),
+                };
+                self.on_established(conn, peer, listens_on, now);
                 continue;
             }
             let Some(peer) = link.peer else { return };
@@ -98,16 +104,17 @@ impl Control {
                 Some(Ok(frame)) => frame,
             };
             self.metrics.frames_in += 1;
-            match frame.kind {
-                FrameKind::Data => {
-                    if link.limits.requests.try_take(now, 1) {
-                        if let Err(fault) = self.core.handle_message(now, peer, frame.payload) {
-                            self.on_peer_fault(conn, fault, now);
-                        }
-                    } else if link.limits.record(now, Offence::Flood) == Verdict::Disconnect {
+            if let Some(channel) = channel_of(frame.kind) {
+                if !link.limits.requests.try_take(now, 1) {
+                    if link.limits.record(now, Offence::Flood) == Verdict::Disconnect {
                         self.disconnect_misbehaving(conn);
                     }
+                } else if let Err(fault) = self.machine.handle_message(now, peer, channel, frame.payload) {
+                    self.on_machine_fault(conn, fault, now);
                 }
+                continue;
+            }
+            match frame.kind {
                 FrameKind::Ping => {
                     let payload = frame.payload.to_vec();
                     let _ = link.session.send_frame(FrameKind::Pong, &payload);
@@ -119,11 +126,12 @@ impl Control {
                     self.to_close.push((conn, GoAwayReason::Normal));
                     return;
                 }
+                FrameKind::Data | FrameKind::Membership | FrameKind::Chain | FrameKind::Time | FrameKind::Addresses => {}
             }
         }
     }
 
-    fn on_established(&mut self, conn: ConnId, peer: NodeId, now: u64) {
+    fn on_established(&mut self, conn: ConnId, peer: NodeId, listens_on: Option<SocketAddr>, now: u64) {
         self.metrics.handshakes_completed += 1;
         if self.blocked.contains(&peer) {
             self.to_close.push((conn, GoAwayReason::Normal));
@@ -150,10 +158,9 @@ impl Control {
                 self.dialer.established(slot);
             }
         }
-        let replaced = self.by_peer.insert(peer, conn).is_some();
-        if !replaced && !self.core.connected_peers().any(|p| p == peer) {
-            self.core.handle_peer_up(now, peer);
-        }
+        self.by_peer.insert(peer, conn);
+        // Idempotent: a replaced link keeps the node's session.
+        self.machine.handle_link_up(now, peer, listens_on);
     }
 
     /// Two links to one peer (both dialled at once, or a reconnect): both ends keep the
@@ -178,6 +185,16 @@ impl Control {
             link.closing = true;
         }
         self.to_close.push((conn, GoAwayReason::ProtocolError));
+    }
+
+    fn on_machine_fault(&mut self, conn: ConnId, fault: MachineFault, now: u64) {
+        match fault {
+            MachineFault::Core(fault) => self.on_peer_fault(conn, fault, now),
+            other => {
+                tracing::debug!(fault = %other, "a role's frame refused");
+                self.on_peer_fault(conn, PeerFault::Protocol(other.to_string()), now)
+            }
+        }
     }
 
     fn on_peer_fault(&mut self, conn: ConnId, fault: PeerFault, now: u64) {
@@ -212,4 +229,16 @@ fn check_bytes(link: &mut PeerLink, now: u64, len: usize) -> Result<(), Verdict>
         return Ok(());
     }
     Err(link.limits.record(now, Offence::Flood))
+}
+
+/// The node's channel a frame kind carries (`None` for the link's own control frames).
+fn channel_of(kind: FrameKind) -> Option<Channel> {
+    match kind {
+        FrameKind::Data => Some(Channel::Core),
+        FrameKind::Membership => Some(Channel::Membership),
+        FrameKind::Chain => Some(Channel::Chain),
+        FrameKind::Time => Some(Channel::Time),
+        FrameKind::Addresses => Some(Channel::Addresses),
+        FrameKind::Ping | FrameKind::Pong | FrameKind::GoAway => None,
+    }
 }

@@ -19,8 +19,8 @@ use super::dialer::Dialer;
 use super::io::{Backend, ConnId, IoStats};
 use super::metrics::EngineMetrics;
 use super::peer_link::{Direction, PeerLink};
-use crate::node::{NodeConfig, NodeCore, NodeEvent, SyncError, SyncId};
-use crate::sim::SimRng;
+use crate::node::{Machine, MachineEvent, NodeConfig, NodeEvent, SyncError, SyncId};
+use crate::sansio::SeededRng;
 use crate::state::NodeId;
 use crate::storage::Log;
 use crate::wire::{FrameKind, GoAwayReason, HandshakeLimiter, Identity, PeerLimits, Session, WireConfig};
@@ -32,12 +32,12 @@ pub type SyncResult = Result<Vec<crate::node::CategoryReport>, SyncError>;
 type SyncWaiter = Box<dyn FnOnce(SyncResult) + Send>;
 
 /// Called once with the answer to a strong category's request.
-type StrongWaiter = Box<dyn FnOnce(Result<crate::consensus::StrongAnswer, crate::node::NodeError>) + Send>;
+type StrongWaiter = Box<dyn FnOnce(Result<crate::node::StrongAnswer, crate::node::NodeError>) + Send>;
 
 /// The control role of a node's engine.
 pub struct Control {
-    /// The protocol core.
-    pub core: NodeCore,
+    /// The whole node, sans-IO: the one composition the swarm proves (ADR 081).
+    pub machine: Machine,
     identity: Identity,
     wire: WireConfig,
     config: NodeConfig,
@@ -72,14 +72,14 @@ pub struct Control {
 
 impl Control {
     /// The control state of a node about to start.
-    pub fn new(core: NodeCore, identity: Identity, wire: WireConfig, config: NodeConfig, seed: u64) -> Control {
+    pub fn new(machine: Machine, identity: Identity, wire: WireConfig, config: NodeConfig, seed: u64) -> Control {
         let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        let mut dialer = Dialer::new(&config, SimRng::new(seed));
+        let mut dialer = Dialer::new(&config, SeededRng::new(seed));
         for &addr in &config.peers {
             dialer.add(addr);
         }
         Control {
-            core,
+            machine,
             handshakes: HandshakeLimiter::new(&config.limits.wire, epoch_ms),
             identity,
             wire,
@@ -152,7 +152,7 @@ impl Control {
             None => self.connected_peers(),
         };
         for &peer in &peers {
-            let id = self.core.sync_with(now, peer);
+            let id = self.machine.sync_with(now, peer);
             let done = done.clone();
             self.sync_waiters.insert(id, Box::new(done));
         }
@@ -182,6 +182,7 @@ impl Control {
     /// Dials what is due, closes stalled handshakes, refreshes gauges.
     pub fn housekeeping(&mut self, backend: &mut dyn Backend) {
         let now = self.now_ms();
+        self.dial_members(backend, now);
         while let Some((slot, addr)) = self.dialer.next_due(now, self.links.len() < self.config.limits.wire.max_peers) {
             self.metrics.dials += 1;
             match backend.connect(addr) {
@@ -203,9 +204,27 @@ impl Control {
         self.metrics.peers_connected = self.by_peer.len() as u64;
         self.metrics.events_dropped = self.events_dropped;
         self.io_stats = backend.stats();
-        let core = self.core.stats();
+        let core = self.machine.core().stats();
         let bytes = self.metrics.bytes_in + self.metrics.bytes_out;
         self.telemetry.sample(now, core.items_in + core.items_out, bytes, core.conflicts);
+    }
+
+    /// Dials the members the node asks for (learnt through peers), once each: a lost
+    /// link is replaced by the node's next request, not re-dialled here.
+    fn dial_members(&mut self, backend: &mut dyn Backend, now: u64) {
+        while let Some((peer, addr)) = self.machine.poll_dial() {
+            if self.by_peer.contains_key(&peer) || self.blocked.contains(&peer) {
+                continue;
+            }
+            if self.links.len() >= self.config.limits.wire.max_peers {
+                break;
+            }
+            self.metrics.dials += 1;
+            match backend.connect(addr) {
+                Ok(conn) => self.open_link(conn, addr, Direction::Outbound, None, now),
+                Err(_) => self.metrics.dial_failures += 1,
+            }
+        }
     }
 
     fn close_stalled_handshakes(&mut self, now: u64) {
@@ -279,7 +298,7 @@ impl Control {
     pub fn next_timeout(&self) -> std::time::Duration {
         let now = self.now_ms();
         let mut deadline = now + 1_000;
-        if let Some(at) = self.core.poll_timeout() {
+        if let Some(at) = self.machine.poll_timeout() {
             deadline = deadline.min(at);
         }
         if let Some(at) = self.dialer.next_deadline() {
@@ -291,7 +310,7 @@ impl Control {
         if self.throttled {
             deadline = deadline.min(now + 1);
         }
-        if !self.to_close.is_empty() || !self.dirty.is_empty() || self.core.strong_staged() {
+        if !self.to_close.is_empty() || !self.dirty.is_empty() || self.machine.strong_staged() {
             deadline = now;
         }
         std::time::Duration::from_millis(deadline.saturating_sub(now))
@@ -302,27 +321,23 @@ impl Control {
         &mut self,
         category: String,
         ticket: crate::consensus::Ticket,
-        done: impl FnOnce(Result<crate::consensus::StrongAnswer, crate::node::NodeError>) + Send + 'static,
+        done: impl FnOnce(Result<crate::node::StrongAnswer, crate::node::NodeError>) + Send + 'static,
     ) {
         self.strong_waiters.insert((category, ticket), Box::new(done));
     }
 
-    /// Runs the core's timers and collects its events.
+    /// Runs the node's timers and collects its events.
     pub fn drive_core_timers(&mut self) {
         let now = self.now_ms();
-        if self.core.poll_timeout().is_some_and(|at| at <= now) {
-            self.core.handle_timeout(now);
+        self.machine.strong_flush();
+        self.machine.handle_timeout(now);
+        while let Some(event) = self.machine.poll_event() {
+            self.on_machine_event(event);
         }
-        self.core.strong_flush();
-        while let Some((category, ticket, result)) = self.core.poll_strong_outcome() {
-            if let Some(waiter) = self.strong_waiters.remove(&(category, ticket)) {
-                waiter(result);
-            }
-        }
-        while let Some(finished) = self.core.poll_finished_sync() {
+        while let Some(finished) = self.machine.poll_finished_sync() {
             self.telemetry.on_sync(&finished);
         }
-        while let Some(event) = self.core.poll_event() {
+        while let Some(event) = self.machine.poll_node_event() {
             self.trace_event(&event, now);
             if let NodeEvent::SyncFinished { id, result, .. } = &event {
                 if let Some(waiter) = self.sync_waiters.remove(id) {
@@ -330,6 +345,26 @@ impl Control {
                 }
             }
             self.pending_events.push(event);
+        }
+    }
+
+    fn on_machine_event(&mut self, event: MachineEvent) {
+        match event {
+            MachineEvent::Strong { category, ticket, result } => {
+                if let Some(waiter) = self.strong_waiters.remove(&(category, ticket)) {
+                    waiter(result);
+                }
+            }
+            MachineEvent::Stopped(why) => {
+                self.emit(NodeEvent::Fatal(format!("the node stopped: {why}")));
+                self.stopping = true;
+            }
+            MachineEvent::Membership(event) => {
+                tracing::debug!(node = %self.identity.node_id().short(), ?event, "membership");
+                self.pending_events.push(NodeEvent::Membership(event));
+            }
+            // The engine disconnects by its misbehaviour score, never through a ban.
+            MachineEvent::Banned { .. } => {}
         }
     }
 
@@ -357,7 +392,7 @@ impl Control {
         let Some(log) = self.log.clone() else { return };
         // Records up to the head were applied before it was read: the state includes them.
         let (through, _) = log.head();
-        let bytes = crate::node::durable::snapshot_of(&self.core);
+        let bytes = crate::node::durable::snapshot_of(self.machine.core());
         let write = move || {
             if let Err(error) = log.write_snapshot(through, &bytes) {
                 eprintln!("bhsync: snapshot through record {through} failed: {error}");

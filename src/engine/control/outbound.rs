@@ -3,6 +3,7 @@
 
 use super::Control;
 use crate::engine::io::{Backend, ConnId, SendError};
+use crate::node::Channel;
 use crate::wire::{FrameKind, GoAwayReason};
 
 impl Control {
@@ -33,7 +34,7 @@ impl Control {
         if let Some(peer) = link.peer {
             if self.by_peer.get(&peer) == Some(&conn) {
                 self.by_peer.remove(&peer);
-                self.core.handle_peer_down(now, peer);
+                self.machine.handle_link_down(now, peer);
             }
         }
         if let Some(slot) = link.dial_slot {
@@ -48,7 +49,7 @@ impl Control {
     pub fn flush(&mut self, backend: &mut dyn Backend) {
         self.flush_once(backend);
         for _ in 0..4 {
-            if !self.core.strong_persist() {
+            if !self.machine.strong_persist() {
                 break;
             }
             self.flush_once(backend);
@@ -61,10 +62,10 @@ impl Control {
         // as its queues drain), and a `Writable` event resumes.
         let high_water = self.config.limits.max_send_queue / 2;
         self.throttled = false;
-        while let Some(transmit) = self.core.poll_transmit() {
-            let Some(&conn) = self.by_peer.get(&transmit.to) else { continue };
+        while let Some((to, channel, bytes)) = self.machine.poll_transmit() {
+            let Some(&conn) = self.by_peer.get(&to) else { continue };
             let Some(link) = self.links.get_mut(&conn) else { continue };
-            if link.session.send_frame(FrameKind::Data, &transmit.bytes).is_ok() {
+            if link.session.send_frame(frame_kind(channel), &bytes).is_ok() {
                 self.metrics.frames_out += 1;
                 self.dirty.push(conn);
             }
@@ -111,5 +112,16 @@ impl Control {
                 Err(_) => return,
             }
         }
+    }
+}
+
+/// The frame kind that carries a channel of the node.
+fn frame_kind(channel: Channel) -> FrameKind {
+    match channel {
+        Channel::Core => FrameKind::Data,
+        Channel::Membership => FrameKind::Membership,
+        Channel::Chain => FrameKind::Chain,
+        Channel::Time => FrameKind::Time,
+        Channel::Addresses => FrameKind::Addresses,
     }
 }

@@ -10,7 +10,7 @@
 use super::envelope::Channel;
 use crate::membership::{MemberState, Message, Update};
 use crate::node::message::{decode, NodeMessage};
-use crate::sim::SimRng;
+use crate::sansio::SeededRng;
 use crate::state::NodeId;
 
 /// Counters of the lies told.
@@ -26,7 +26,7 @@ pub struct LiarStats {
 
 /// The lying part of a byzantine node.
 pub struct Liar {
-    rng: SimRng,
+    rng: SeededRng,
     me: NodeId,
     members: Vec<NodeId>,
     /// Probability that an outgoing message is corrupted.
@@ -43,7 +43,7 @@ const FLOOD_FRAMES_MAX: u64 = 16;
 
 impl Liar {
     /// A liar among `members`, corrupting each message with probability `corrupt_chance`.
-    pub fn new(me: NodeId, members: Vec<NodeId>, corrupt_chance: f64, rng: SimRng, now_ms: u64) -> Liar {
+    pub fn new(me: NodeId, members: Vec<NodeId>, corrupt_chance: f64, rng: SeededRng, now_ms: u64) -> Liar {
         let mut liar = Liar {
             rng,
             me,

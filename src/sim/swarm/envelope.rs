@@ -5,39 +5,7 @@
 //! with that boot and is dropped (TCP never delivers across connections); a frame from
 //! a newer boot tells the receiver that the peer restarted, so its session is reset.
 
-/// Which protocol a frame is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Channel {
-    /// The node core (eventual categories, strong categories' Raft messages).
-    Core,
-    /// SWIM membership.
-    Membership,
-    /// Chain sync.
-    Chain,
-    /// Network time.
-    Time,
-}
-
-impl Channel {
-    fn code(self) -> u8 {
-        match self {
-            Channel::Core => 1,
-            Channel::Membership => 2,
-            Channel::Chain => 3,
-            Channel::Time => 4,
-        }
-    }
-
-    fn from_code(code: u8) -> Option<Channel> {
-        Some(match code {
-            1 => Channel::Core,
-            2 => Channel::Membership,
-            3 => Channel::Chain,
-            4 => Channel::Time,
-            _ => return None,
-        })
-    }
-}
+pub use crate::node::Channel;
 
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 1 + 4 + 4;

@@ -8,19 +8,14 @@
 //! command that replays it.
 
 pub mod byzantine;
-pub mod chain_role;
 pub mod envelope;
-pub mod local_clock;
 pub mod model;
 pub mod node;
 pub mod plan;
-pub mod role;
 pub mod run;
 pub mod summary;
-pub mod time_role;
 pub mod world;
 
 pub use plan::Plan;
-pub use role::{Fault, Role};
 pub use run::{run_seed, SeedReport, SwarmFailure};
 pub use summary::{run_seeds, SwarmSummary};

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::plan::ClientOp;
 use crate::chain::BlockId;
 use crate::consensus::checker::{Op, OpKind};
-use crate::consensus::{StrongAnswer, Ticket};
+use crate::consensus::Ticket;
+use crate::node::StrongAnswer;
 use crate::node::NodeError;
 use crate::state::{Entry, Version};
 

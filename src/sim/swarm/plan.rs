@@ -3,7 +3,7 @@
 //! testing", Groce et al., ISSTA 2012): a run with fewer kinds of faults goes deeper
 //! into the ones it has, and the swarm as a whole still covers every kind.
 
-use crate::sim::SimRng;
+use crate::sansio::SeededRng;
 
 /// Rates and bounds of the faults one seed injects. Rates are per second of
 /// simulated time; zero means the kind is off for this seed.
@@ -122,7 +122,7 @@ pub struct Plan {
 impl Plan {
     /// Draws the plan of `seed`.
     pub fn draw(seed: u64) -> Plan {
-        let mut rng = SimRng::new(seed ^ 0x051A_4D0F_5EED);
+        let mut rng = SeededRng::new(seed ^ 0x051A_4D0F_5EED);
         let nodes = 1 + rng.below(9) as u32;
         let counters = rng.chance(0.5);
         let strong = rng.chance(0.5);
@@ -152,7 +152,7 @@ impl Plan {
     }
 }
 
-fn draw_workload(rng: &mut SimRng, counters: bool, strong: bool, chain: bool) -> Workload {
+fn draw_workload(rng: &mut SeededRng, counters: bool, strong: bool, chain: bool) -> Workload {
     let mut weight = |on: bool, most: u64| if on { 1 + rng.below(most) as u32 } else { 0 };
     let weights = [
         weight(true, 10),
@@ -167,7 +167,7 @@ fn draw_workload(rng: &mut SimRng, counters: bool, strong: bool, chain: bool) ->
 }
 
 /// A value in `0..=most` with probability `on`, else zero.
-fn maybe(rng: &mut SimRng, on: f64, most: f64) -> f64 {
+fn maybe(rng: &mut SeededRng, on: f64, most: f64) -> f64 {
     if rng.chance(on) {
         rng.unit() * most
     } else {
@@ -175,7 +175,7 @@ fn maybe(rng: &mut SimRng, on: f64, most: f64) -> f64 {
     }
 }
 
-fn draw_faults(rng: &mut SimRng, nodes: u32) -> FaultMix {
+fn draw_faults(rng: &mut SeededRng, nodes: u32) -> FaultMix {
     let several = nodes > 1;
     FaultMix {
         loss: maybe(rng, 0.5, 0.3),

@@ -19,7 +19,8 @@ use super::plan::{ClientOp, Plan};
 use crate::consensus::GroupConfig;
 use crate::node::CoreConfig;
 use crate::sim::disk::{DiskFaults, SimDisk};
-use crate::sim::{sim_node_id, ClockModel, LinkProfile, Network, SimRng, Simulator};
+use crate::sansio::SeededRng;
+use crate::sim::{sim_node_id, ClockModel, LinkProfile, Network, Simulator};
 use crate::state::{CategorySpec, MergeRule, Mode, NodeId, Priority};
 
 /// The eventual last-writer-wins category.
@@ -51,7 +52,7 @@ pub struct World {
     down_until: Vec<Option<u64>>,
     pub(super) ledger: Ledger,
     pub(super) counts: FaultCounts,
-    rng: SimRng,
+    rng: SeededRng,
     timed: Vec<(u64, Timed)>,
     pub(super) faults_on: bool,
     trace: VecDeque<String>,
@@ -72,7 +73,7 @@ pub struct World {
 impl World {
     /// Builds the cluster of `plan`, every node started empty.
     pub fn new(plan: Plan) -> Result<World, String> {
-        let mut rng = SimRng::new(plan.seed);
+        let mut rng = SeededRng::new(plan.seed);
         let members: Vec<NodeId> = (0..plan.nodes).map(sim_node_id).collect();
         let mut disks = Vec::new();
         let mut raft_disks = Vec::new();
@@ -230,7 +231,7 @@ impl World {
         let mut stopped = Vec::new();
         for (at, index, event) in events {
             match event {
-                SwarmEvent::Strong { ticket, result } => self.ledger.strong_finished(index, ticket, &result, at)?,
+                SwarmEvent::Strong { ticket, result, .. } => self.ledger.strong_finished(index, ticket, &result, at)?,
                 // The node stops after this batch: answers it gave before stopping count.
                 SwarmEvent::Stopped(why) => stopped.push((index, why)),
                 SwarmEvent::Banned { peer, reason } => {
@@ -243,6 +244,7 @@ impl World {
                     self.note(format!("node {index} disconnected node {peer_index}: {reason}"));
                     self.count("byzantine.disconnected");
                 }
+                SwarmEvent::Membership(_) => {}
             }
         }
         for (index, why) in stopped {

@@ -1,8 +1,8 @@
-//! Network time as a swarm role: four-timestamp exchanges with every connected peer
+//! Network time as a role of the node: four-timestamp exchanges with every connected peer
 //! (RFC 5905 §8) fed to [`NetworkTime`] (clock filter, Marzullo selection, median),
 //! and a monotonic network clock for the node.
 //!
-//! Choices (the swarm's clocks are skewed by seconds, drift and jump):
+//! Choices (made against the swarm's clocks, skewed by seconds, drifting and jumping):
 //!
 //! - **Peers answer with their local clock** (`t2 = t3 =` one local reading), and the
 //!   node counts **itself** as a candidate (offset 0, delay 0), as TigerBeetle's
@@ -42,7 +42,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::local_clock::LocalClock;
 use super::role::{Fault, Role};
-use crate::sim::SimRng;
+use crate::sansio::SeededRng;
 use crate::state::NodeId;
 use crate::time::network_time::{Exchange, NetworkTime, NetworkTimeConfig};
 
@@ -172,13 +172,13 @@ struct Pending {
     sent_elapsed_ms: u64,
 }
 
-/// The network-time role of one swarm node.
+/// The network-time role of one node.
 #[derive(Debug)]
 pub struct TimeRole {
     id: NodeId,
     config: TimeConfig,
     time: NetworkTime,
-    rng: SimRng,
+    rng: SeededRng,
     clock: LocalClock,
     next_round_ms: u64,
     /// Rounds run four times as often until this elapsed time (after start and after a
@@ -193,7 +193,7 @@ pub struct TimeRole {
 
 impl TimeRole {
     /// A role for node `id`, first round at once.
-    pub fn new(id: NodeId, config: TimeConfig, rng: SimRng, now_ms: u64) -> Self {
+    pub fn new(id: NodeId, config: TimeConfig, rng: SeededRng, now_ms: u64) -> Self {
         let network = NetworkTimeConfig { precision_us: ms_to_us(config.tolerance_ms), ..config.network };
         Self {
             id,
@@ -403,7 +403,7 @@ mod tests {
         roles: Vec<TimeRole>,
         offsets: Vec<i64>,
         queue: BinaryHeap<Frame>,
-        rng: SimRng,
+        rng: SeededRng,
         seq: u64,
         true_ms: u64,
         last_reads: Vec<u64>,
@@ -411,7 +411,7 @@ mod tests {
 
     impl Mesh {
         fn new(seed: u64, offsets: Vec<i64>) -> Self {
-            let mut rng = SimRng::new(seed);
+            let mut rng = SeededRng::new(seed);
             let roles = (0..offsets.len())
                 .map(|i| TimeRole::new(id(i), TimeConfig::default(), rng.fork(), local(BASE_MS, offsets[i])))
                 .collect();
@@ -467,7 +467,7 @@ mod tests {
     }
 
     fn offsets(seed: u64) -> Vec<i64> {
-        let mut rng = SimRng::new(seed ^ 0x5eed);
+        let mut rng = SeededRng::new(seed ^ 0x5eed);
         (0..5).map(|_| rng.below(10_001) as i64 - 5_000).collect()
     }
 
@@ -509,7 +509,7 @@ mod tests {
 
     #[test]
     fn replayed_and_unknown_answers_are_ignored_and_impossible_ones_are_faults() {
-        let mut role = TimeRole::new(id(0), TimeConfig::default(), SimRng::new(3), 10_000);
+        let mut role = TimeRole::new(id(0), TimeConfig::default(), SeededRng::new(3), 10_000);
         role.handle_timeout(10_000, &[id(1)]);
         let (to, bytes) = role.poll_transmit().expect("a request");
         assert_eq!(to, id(1));
@@ -532,7 +532,7 @@ mod tests {
 
     #[test]
     fn requests_are_answered_with_the_local_clock() {
-        let mut role = TimeRole::new(id(0), TimeConfig::default(), SimRng::new(4), 5);
+        let mut role = TimeRole::new(id(0), TimeConfig::default(), SeededRng::new(4), 5);
         role.handle_message(77, id(2), &TimeMessage::Request { nonce: 42 }.to_bytes()).unwrap();
         let (to, bytes) = role.poll_transmit().unwrap();
         assert_eq!(to, id(2));
@@ -585,7 +585,7 @@ mod tests {
             bytes in proptest::collection::vec(any::<u8>(), 0..40),
             now in any::<u64>(),
         ) {
-            let mut role = TimeRole::new(id(0), TimeConfig::default(), SimRng::new(1), now / 2);
+            let mut role = TimeRole::new(id(0), TimeConfig::default(), SeededRng::new(1), now / 2);
             role.handle_timeout(now / 2, &[id(1)]);
             let _ = role.handle_message(now, id(1), &bytes);
             role.handle_timeout(now, &[id(1)]);

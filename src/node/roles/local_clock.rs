@@ -1,4 +1,4 @@
-//! Elapsed time from a local clock that may jump. A swarm node's clock is skewed,
+//! Elapsed time from a local clock that may jump. A node's clock may be skewed,
 //! drifts, and may jump backwards or forwards by seconds; a role that set a deadline
 //! at "local + 500 ms" and then saw the clock jump back 3 s would otherwise sleep for
 //! 3.5 s. [`LocalClock`] turns local readings into a monotonic elapsed time: a

@@ -1,5 +1,5 @@
-//! The interface between the simulator and a protocol: a sans-IO state machine in the
-//! style of quinn-proto (DESIGN.md §2). Inputs are `handle_*` calls that take the
+//! The interface between a driver (the engine, the simulator) and a protocol: a sans-IO
+//! state machine in the style of quinn-proto (DESIGN.md §2). Inputs are `handle_*` calls that take the
 //! current time; outputs are drained with `poll_*`.
 
 use crate::state::NodeId;

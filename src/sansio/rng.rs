@@ -1,11 +1,12 @@
-//! The simulator's seeded generator: xoshiro256** (Blackman and Vigna, 2018) seeded
-//! through SplitMix64, as its authors recommend. Protocols receive a [`SimRng`] (or any
-//! seed derived from one) instead of reading ambient randomness, so one seed fixes a run.
+//! The seeded generator of every sans-IO protocol: xoshiro256** (Blackman and Vigna,
+//! 2018) seeded through SplitMix64, as its authors recommend. Protocols receive a
+//! [`SeededRng`] (or any seed derived from one) instead of reading ambient randomness,
+//! so one seed fixes a run.
 
 /// A seeded xoshiro256** generator. Not cryptographic; for simulation and protocol
 /// choices (probe order, random walks) only.
 #[derive(Clone, Debug)]
-pub struct SimRng {
+pub struct SeededRng {
     state: [u64; 4],
 }
 
@@ -18,20 +19,20 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-impl SimRng {
+impl SeededRng {
     /// A generator whose whole sequence is fixed by `seed`.
     pub fn new(seed: u64) -> Self {
         let mut mix = seed;
         let state = [splitmix64(&mut mix), splitmix64(&mut mix), splitmix64(&mut mix), splitmix64(&mut mix)];
         // SplitMix64 never yields four zero words in a row, so the state is valid.
         debug_assert!(state.iter().any(|&word| word != 0));
-        SimRng { state }
+        SeededRng { state }
     }
 
     /// A new generator for a sub-component, derived from this one (so adding draws in
     /// one component does not shift another's sequence).
-    pub fn fork(&mut self) -> SimRng {
-        SimRng::new(self.next_u64())
+    pub fn fork(&mut self) -> SeededRng {
+        SeededRng::new(self.next_u64())
     }
 
     /// The next 64 random bits.
@@ -90,9 +91,9 @@ mod tests {
 
     #[test]
     fn same_seed_same_sequence_and_different_seed_differs() {
-        let mut a = SimRng::new(7);
-        let mut b = SimRng::new(7);
-        let mut c = SimRng::new(8);
+        let mut a = SeededRng::new(7);
+        let mut b = SeededRng::new(7);
+        let mut c = SeededRng::new(8);
         let left: Vec<u64> = (0..16).map(|_| a.next_u64()).collect();
         let right: Vec<u64> = (0..16).map(|_| b.next_u64()).collect();
         let other: Vec<u64> = (0..16).map(|_| c.next_u64()).collect();
@@ -102,7 +103,7 @@ mod tests {
 
     #[test]
     fn below_stays_in_range_and_covers_it() {
-        let mut rng = SimRng::new(1);
+        let mut rng = SeededRng::new(1);
         let mut seen = [false; 7];
         for _ in 0..1000 {
             let value = rng.below(7) as usize;

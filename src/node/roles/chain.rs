@@ -1,4 +1,4 @@
-//! The chain as a swarm role: a hash-chained block log ([`Chain`]) on the node's disk
+//! The chain as a role of the node: a hash-chained block log ([`Chain`]) on the node's disk
 //! (a [`Log`] over any [`Disk`]), blocks proposed locally and synced from peers with
 //! the chain module's headers-first [`SyncSession`] and [`respond`].
 //!
@@ -30,7 +30,7 @@
 //! **Durability.** [`ChainRole::propose`] returns a block id only once the block (and
 //! every block inserted before it) is durable. Synced blocks are persisted after each
 //! message that stored some. A storage error makes the role refuse every later write
-//! (propose and sync); the swarm restarts the node, which recovers what was durable.
+//! (propose and sync); the node stops, and its restart recovers what was durable.
 //!
 //! Envelope (little endian):
 //!
@@ -52,7 +52,7 @@ use crate::chain::{
     respond, validate_block, Block, BlockError, BlockId, Chain, ChainRules, ChainStore, Misbehaviour, SyncConfig,
     SyncEvent, SyncMessage, SyncSession,
 };
-use crate::sim::SimRng;
+use crate::sansio::SeededRng;
 use crate::state::NodeId;
 use crate::storage::{Disk, Log, LogConfig};
 
@@ -198,13 +198,13 @@ struct Session {
     deadline_ms: u64,
 }
 
-/// The chain role of one swarm node.
+/// The chain role of one node.
 pub struct ChainRole {
     chain: Chain,
     log: Log,
     genesis_id: BlockId,
     key: SigningKey,
-    rng: SimRng,
+    rng: SeededRng,
     clock: LocalClock,
     next_announce_ms: u64,
     sessions: BTreeMap<NodeId, Session>,
@@ -233,7 +233,7 @@ impl ChainRole {
         genesis: Block,
         rules: ChainRules,
         key: SigningKey,
-        rng: SimRng,
+        rng: SeededRng,
         now_ms: u64,
     ) -> Result<(ChainRole, RecoveryInfo), String> {
         let (log, recovery) =
@@ -577,7 +577,7 @@ mod tests {
     }
 
     fn open(dir: &Path, i: usize, seed: u64, now_ms: u64) -> (ChainRole, RecoveryInfo) {
-        let rng = SimRng::new(seed * 100 + i as u64);
+        let rng = SeededRng::new(seed * 100 + i as u64);
         let node_dir = dir.join(format!("node{i}"));
         ChainRole::open(Box::new(FsDisk), &node_dir, genesis(), ChainRole::recommended_rules(), key(i), rng, now_ms)
             .unwrap_or_else(|e| panic!("seed {seed}: node {i} does not open: {e}"))
@@ -593,7 +593,7 @@ mod tests {
         offsets: Vec<i64>,
         acknowledged: Vec<Vec<BlockId>>,
         queue: BinaryHeap<Frame>,
-        rng: SimRng,
+        rng: SeededRng,
         seq: u64,
         true_ms: u64,
         partitioned: bool,
@@ -602,7 +602,7 @@ mod tests {
     impl Cluster {
         fn new(name: &str, seed: u64, n: usize) -> Self {
             let dir = temp_dir(name, seed);
-            let mut rng = SimRng::new(seed);
+            let mut rng = SeededRng::new(seed);
             let offsets: Vec<i64> = (0..n).map(|_| rng.below(6_001) as i64 - 3_000).collect();
             let roles = (0..n).map(|i| open(&dir, i, seed, BASE_MS.saturating_add_signed(offsets[i])).0).collect();
             let queue = BinaryHeap::new();
@@ -843,7 +843,7 @@ mod tests {
         for i in 0..5 {
             role.propose(BASE_MS + i, vec![vec![i as u8; 10]]).unwrap();
         }
-        let mut rng = SimRng::new(seed);
+        let mut rng = SeededRng::new(seed);
         let block = role.chain.block_by_height(3).unwrap().clone();
         let (height, head) = role.head();
         let valid = [
@@ -971,7 +971,7 @@ mod tests {
         let disk = Box::new(BreakableDisk { broken: broken.clone() });
         let rules = ChainRole::recommended_rules();
         let (mut role, _) =
-            ChainRole::open(disk, &dir, genesis(), rules.clone(), key(0), SimRng::new(4), BASE_MS).unwrap();
+            ChainRole::open(disk, &dir, genesis(), rules.clone(), key(0), SeededRng::new(4), BASE_MS).unwrap();
         let kept = role.propose(BASE_MS, vec![b"kept".to_vec()]).unwrap();
         broken.store(true, Ordering::SeqCst);
         assert!(role.propose(BASE_MS + 1, vec![b"lost".to_vec()]).is_err());
@@ -980,7 +980,7 @@ mod tests {
         assert!(role.propose(BASE_MS + 2, vec![b"refused".to_vec()]).is_err(), "no write after a failure");
         drop(role);
         let (reopened, info) =
-            ChainRole::open(Box::new(FsDisk), &dir, genesis(), rules, key(0), SimRng::new(5), BASE_MS).unwrap();
+            ChainRole::open(Box::new(FsDisk), &dir, genesis(), rules, key(0), SeededRng::new(5), BASE_MS).unwrap();
         assert_eq!((info.blocks_recovered, info.head_height, info.head_id), (1, 1, kept));
         assert!(reopened.contains(&kept));
         drop(reopened);

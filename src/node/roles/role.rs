@@ -1,7 +1,7 @@
-//! One protocol inside a simulated whole node. A swarm node ([`super::node`]) is the
-//! node core plus a few roles (the chain, network time, membership); each role is a
-//! sans-IO state machine with its own channel byte on the shared wire, so the node
-//! multiplexes them the way the engine multiplexes frame kinds.
+//! One protocol inside the node (DESIGN.md §2): the chain and network time are roles
+//! beside the node core and membership. Each role is a sans-IO state machine with its
+//! own channel on the shared wire, so the node multiplexes them the way the engine
+//! multiplexes frame kinds, and the engine and the swarm drive the very same roles.
 
 use crate::state::NodeId;
 

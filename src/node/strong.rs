@@ -1,4 +1,5 @@
-//! Strong categories inside the node core: one [`RaftGroup`] per category whose
+//! The node's strong role (consensus as a part of the node, DESIGN.md §2): strong
+//! categories inside the node core: one [`RaftGroup`] per category whose
 //! mode is `Mode::Strong`, its messages on the node's `Raft` channel, its applied
 //! writes mirrored into the replica, its answers for the host.
 //!
@@ -17,10 +18,10 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 
-use super::group::{GroupConfig, GroupEvent, Outcome, RaftGroup, Refusal, Ticket};
-use super::storage::{Journal, MemJournal, Recovered};
-use crate::node::{CoreConfig, NodeCore, NodeError, NodeEvent, PeerFault};
-use crate::sim::SimRng;
+use super::{CoreConfig, NodeCore, NodeError, NodeEvent, PeerFault};
+use crate::consensus::group::{GroupConfig, GroupEvent, Outcome, RaftGroup, Refusal, Ticket};
+use crate::consensus::storage::{Journal, MemJournal, Recovered};
+use crate::sansio::SeededRng;
 use crate::state::{Entry, Mode, NodeId, Priority, Version};
 use crate::storage::{Log, LogConfig};
 
@@ -50,7 +51,7 @@ pub fn raft_id(node: &NodeId) -> u64 {
 
 impl StrongGroups {
     /// Opens a group (with an in-memory journal) per strong category of `config`.
-    pub fn new(config: &CoreConfig, me: NodeId, rng: &mut SimRng, now_ms: u64) -> Result<Self, NodeError> {
+    pub fn new(config: &CoreConfig, me: NodeId, rng: &mut SeededRng, now_ms: u64) -> Result<Self, NodeError> {
         let strong: Vec<&String> =
             config.categories.iter().filter(|(_, spec)| spec.mode == Mode::Strong).map(|(name, _)| name).collect();
         let mut this = StrongGroups::default();
@@ -263,9 +264,9 @@ impl NodeCore {
         let result = group.handle_message(now_ms, id, bytes);
         self.strong_flush();
         result.map_err(|fault| match fault {
-            super::MessageFault::Oversized => PeerFault::Oversized,
-            super::MessageFault::Malformed => PeerFault::Malformed("raft message".into()),
-            super::MessageFault::NotAVoter => PeerFault::Protocol("raft message not from a voter".into()),
+            crate::consensus::MessageFault::Oversized => PeerFault::Oversized,
+            crate::consensus::MessageFault::Malformed => PeerFault::Malformed("raft message".into()),
+            crate::consensus::MessageFault::NotAVoter => PeerFault::Protocol("raft message not from a voter".into()),
         })
     }
 

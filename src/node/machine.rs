@@ -1,0 +1,744 @@
+//! The whole node as one sans-IO state machine (DESIGN.md §2, issue 16): the node core
+//! (eventual categories and the strong categories' Raft groups), SWIM membership with
+//! Lifeguard deciding which peers the core holds sessions with, network time and the
+//! chain as roles, and the bans of peers that sent what no honest peer sends.
+//!
+//! Every driver runs this one composition: the swarm (`sim::swarm`) with a simulated
+//! network and disk, and — as it moves onto it — the engine with sockets and files.
+//! The roles share the wire through a [`Channel`] byte. Durability is an output, in
+//! the shape of raft-rs's `ready`/`advance`: a local write is applied in memory and
+//! handed back with the log record that makes it durable ([`Durable`]); the driver
+//! appends it and acknowledges the write only once the append returned, or calls
+//! [`Machine::stop`] when storage failed (fail-stop).
+//!
+//! Method groups follow quinn-proto: getters, host commands, `handle_*` inputs, then
+//! `poll_*` outputs. Nothing here touches a socket, a thread, a clock or a file of its
+//! own (the chain role and the Raft journals reach storage through the `Disk` interface
+//! the driver opened them on).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+
+use super::roles::time::TimeStats;
+use super::roles::{Addresses, ChainRole, Role, TimeConfig, TimeRole};
+use super::strong::StrongAnswer;
+use super::types::{FinishedSync, PeerFault, SyncId};
+use super::{durable, NodeCore, NodeError, NodeEvent};
+use crate::consensus::Ticket;
+use crate::crdt::CustomResolver;
+use crate::membership::{MembershipEvent, Swim, SwimConfig};
+use crate::sansio::SeededRng;
+use crate::state::{Entry, NodeId, Version};
+
+/// Which protocol of the node a frame is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Channel {
+    /// The node core (eventual categories, strong categories' Raft messages).
+    Core,
+    /// SWIM membership.
+    Membership,
+    /// Chain sync.
+    Chain,
+    /// Network time.
+    Time,
+    /// Where peers listen (the address book's exchange).
+    Addresses,
+}
+
+impl Channel {
+    /// The byte that names the channel on the wire.
+    pub fn code(self) -> u8 {
+        match self {
+            Channel::Core => 1,
+            Channel::Membership => 2,
+            Channel::Chain => 3,
+            Channel::Time => 4,
+            Channel::Addresses => 5,
+        }
+    }
+
+    /// The channel a byte names, if any.
+    pub fn from_code(code: u8) -> Option<Channel> {
+        Some(match code {
+            1 => Channel::Core,
+            2 => Channel::Membership,
+            3 => Channel::Chain,
+            4 => Channel::Time,
+            5 => Channel::Addresses,
+            _ => return None,
+        })
+    }
+}
+
+/// What the machine reports to its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MachineEvent {
+    /// A strong request finished.
+    Strong {
+        /// The strong category.
+        category: String,
+        /// The ticket `strong_put`/`strong_read` returned.
+        ticket: Ticket,
+        /// Its answer.
+        result: Result<StrongAnswer, NodeError>,
+    },
+    /// The node stopped on a storage error (fail-stop); the driver restarts it from
+    /// what is durable.
+    Stopped(String),
+    /// This node disconnected `peer` for misbehaviour.
+    Banned {
+        /// The peer.
+        peer: NodeId,
+        /// What it sent.
+        reason: String,
+    },
+    /// Membership's verdict on a member changed.
+    Membership(MembershipEvent),
+}
+
+/// A frame no honest peer sends, by the channel it came on. The driver decides what
+/// follows: the engine scores the peer and disconnects it past a threshold; the swarm
+/// bans it at once ([`Machine::ban`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MachineFault {
+    /// The node core's verdict.
+    Core(PeerFault),
+    /// A membership frame that does not decode.
+    Membership,
+    /// A chain frame, or one to a node without a chain.
+    Chain(String),
+    /// A network-time frame.
+    Time(String),
+    /// An address-book frame.
+    Addresses(String),
+}
+
+impl std::fmt::Display for MachineFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MachineFault::Core(fault) => write!(f, "core: {fault:?}"),
+            MachineFault::Membership => write!(f, "membership: a frame that does not decode"),
+            MachineFault::Chain(why) => write!(f, "chain: {why}"),
+            MachineFault::Time(why) => write!(f, "time: {why}"),
+            MachineFault::Addresses(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+/// A local write applied in memory: `value` is its answer, acknowledged once `record`
+/// is durable in the node's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Durable<T> {
+    /// The answer to give once the record is durable.
+    pub value: T,
+    /// The log record to append first.
+    pub record: Vec<u8>,
+}
+
+/// What a machine starts from. The driver builds the core (recovered from its log,
+/// with the Raft journals attached) and opens the chain on its storage.
+pub struct MachineSetup {
+    /// The node core.
+    pub core: NodeCore,
+    /// The chain role, when the node runs a chain.
+    pub chain: Option<ChainRole>,
+    /// Membership settings.
+    pub swim: SwimConfig,
+    /// SWIM's starting incarnation: higher after every restart, so the node's new
+    /// life refutes what peers still believe of the old one.
+    pub incarnation: u64,
+    /// Members known at start (the node itself may be among them). A driver that
+    /// holds connections reports them with [`Machine::handle_link_up`]; the swarm,
+    /// where any member can be reached, reports every member as linked.
+    pub members: Vec<NodeId>,
+    /// Network time settings.
+    pub time: TimeConfig,
+    /// Links the node seeks: while it has fewer, it asks its driver to dial members
+    /// whose address it knows ([`Machine::poll_dial`]). 0: never (the swarm, where
+    /// every member is linked).
+    pub target_links: usize,
+}
+
+/// Between two dials the node asks for (ms of the driver's clock).
+const DIAL_INTERVAL_MS: u64 = 250;
+/// A member is not dialled again sooner than this after a dial.
+const REDIAL_MS: u64 = 10_000;
+
+/// Membership events kept for the driver at most; beyond, newer ones are dropped
+/// (membership's own state stays exact: the events only report it).
+const MAX_EVENTS: usize = 4_096;
+
+/// What the node's roles report for metrics and the health report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MachineFigures {
+    /// Members membership counts alive (this node excluded).
+    pub members_alive: usize,
+    /// Members suspected.
+    pub members_suspect: usize,
+    /// Members declared dead.
+    pub members_dead: usize,
+    /// Members that left.
+    pub members_left: usize,
+    /// Lifeguard's local health multiplier (0 = healthy).
+    pub local_health: u32,
+    /// Whether membership sees this node on a minority side.
+    pub partitioned: bool,
+    /// This node's SWIM incarnation.
+    pub incarnation: u64,
+    /// Peers the core holds a session with.
+    pub sessions: usize,
+    /// Network time minus the local clock, in milliseconds.
+    pub time_correction_ms: i64,
+    /// Network time's counters (exchanges, adjustments, refusals and why).
+    pub time: TimeStats,
+}
+
+/// One node, sans-IO.
+pub struct Machine {
+    me: NodeId,
+    core: NodeCore,
+    swim: Swim,
+    chain: Option<ChainRole>,
+    time: TimeRole,
+    addresses: Addresses,
+    target_links: usize,
+    next_dial_ms: u64,
+    /// When each member was last dialled (pruned after [`REDIAL_MS`]).
+    dialled: BTreeMap<NodeId, u64>,
+    dials: VecDeque<(NodeId, SocketAddr)>,
+    dial_rng: SeededRng,
+    /// Peers the driver can reach now (connections in the engine).
+    links: BTreeSet<NodeId>,
+    /// Peers membership declared dead or gone (until it sees them up again).
+    dead: BTreeSet<NodeId>,
+    /// Peers the core holds a session with: linked, not dead, not banned.
+    sessions: BTreeSet<NodeId>,
+    banned: BTreeSet<NodeId>,
+    outbox: VecDeque<(NodeId, Channel, Vec<u8>)>,
+    events: VecDeque<MachineEvent>,
+    stopped: Option<String>,
+}
+
+impl Machine {
+    /// A node from its parts. Sessions open as links come up.
+    pub fn new(setup: MachineSetup, mut rng: SeededRng, now_ms: u64) -> Machine {
+        let me = setup.core.id();
+        let swim = Swim::new(setup.swim, me, setup.incarnation, rng.fork(), &setup.members, now_ms);
+        let time = TimeRole::new(me, setup.time, rng.fork(), now_ms);
+        let addresses = Addresses::new(me, rng.fork(), now_ms);
+        let dial_rng = rng.fork();
+        let mut machine = Machine {
+            me,
+            core: setup.core,
+            swim,
+            chain: setup.chain,
+            time,
+            addresses,
+            target_links: setup.target_links,
+            next_dial_ms: now_ms,
+            dialled: BTreeMap::new(),
+            dials: VecDeque::new(),
+            dial_rng,
+            links: BTreeSet::new(),
+            dead: BTreeSet::new(),
+            sessions: BTreeSet::new(),
+            banned: BTreeSet::new(),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            stopped: None,
+        };
+        machine.pump(now_ms);
+        machine
+    }
+
+    // ---- getters ----
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+    /// The node core (state, strong groups, counters).
+    pub fn core(&self) -> &NodeCore {
+        &self.core
+    }
+    /// The chain, when it runs.
+    pub fn chain(&self) -> Option<&ChainRole> {
+        self.chain.as_ref()
+    }
+    /// Network time (mutable: reading it moves its monotonic floor).
+    pub fn time(&mut self) -> &mut TimeRole {
+        &mut self.time
+    }
+    /// Network time at local clock reading `local_ms` (without the monotonic clamp).
+    pub fn network_ms(&self, local_ms: u64) -> u64 {
+        self.time.network_ms(local_ms)
+    }
+    /// Membership.
+    pub fn swim(&self) -> &Swim {
+        &self.swim
+    }
+    /// Why the node stopped, if it did.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+    /// Peers the core holds a session with.
+    pub fn sessions(&self) -> &BTreeSet<NodeId> {
+        &self.sessions
+    }
+    /// Peers this node disconnected for misbehaviour.
+    pub fn banned(&self) -> &BTreeSet<NodeId> {
+        &self.banned
+    }
+    /// The stored version of a key, tombstones included.
+    pub fn stored(&self, category: &str, key: &[u8]) -> Option<Entry> {
+        self.core.stored(category, key)
+    }
+    /// Membership's and network time's figures.
+    pub fn figures(&self) -> MachineFigures {
+        let [alive, suspect, dead, left] = self.swim.count_by_state();
+        MachineFigures {
+            members_alive: alive,
+            members_suspect: suspect,
+            members_dead: dead,
+            members_left: left,
+            local_health: self.swim.local_health(),
+            partitioned: self.swim.is_partitioned(),
+            incarnation: self.swim.incarnation(),
+            sessions: self.sessions.len(),
+            time_correction_ms: self.time.correction_ms(),
+            time: self.time.stats(),
+        }
+    }
+
+    // ---- host commands ----
+
+    /// A put, applied in memory; acknowledge it once its record is durable.
+    pub fn put(
+        &mut self,
+        now_ms: u64,
+        category: &str,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Durable<Version>, NodeError> {
+        self.writable(category)?;
+        let version = self.core.put(now_ms, category, key, value)?;
+        self.durable(category, key, version)
+    }
+
+    /// A delete (a tombstone); `None` when there was nothing to delete (and nothing to
+    /// make durable), else the tombstone's version.
+    pub fn delete(&mut self, now_ms: u64, category: &str, key: &[u8]) -> Result<Option<Durable<Version>>, NodeError> {
+        self.writable(category)?;
+        if !self.core.delete(now_ms, category, key)? {
+            return Ok(None);
+        }
+        let version = self.stored_version(category, key)?;
+        self.durable(category, key, version).map(Some)
+    }
+
+    /// A counter increment; the counter's new value and version.
+    pub fn counter_add(
+        &mut self,
+        now_ms: u64,
+        category: &str,
+        key: &[u8],
+        delta: i64,
+    ) -> Result<Durable<(i64, Version)>, NodeError> {
+        self.writable(category)?;
+        let value = self.core.counter_add(now_ms, category, key, delta)?;
+        let version = self.stored_version(category, key)?;
+        self.durable(category, key, (value, version))
+    }
+
+    /// Starts a strong write; the answer comes as a [`MachineEvent::Strong`].
+    pub fn strong_put(&mut self, now_ms: u64, category: &str, key: &[u8], value: &[u8]) -> Result<Ticket, NodeError> {
+        self.usable()?;
+        self.core.strong_put(now_ms, category, key, value)
+    }
+
+    /// Starts a linearizable read; the answer comes as a [`MachineEvent::Strong`].
+    pub fn strong_read(&mut self, now_ms: u64, category: &str, key: &[u8]) -> Result<Ticket, NodeError> {
+        self.usable()?;
+        self.core.strong_read(now_ms, category, key)
+    }
+
+    /// Proposes a chain block; its id once it is durable. A storage error stops the node.
+    pub fn propose_block(
+        &mut self,
+        now_ms: u64,
+        transactions: Vec<Vec<u8>>,
+    ) -> Result<crate::chain::BlockId, NodeError> {
+        self.usable()?;
+        let chain = self.chain.as_mut().ok_or_else(|| NodeError::WrongMode("this node runs no chain".into()))?;
+        chain.propose(now_ms, transactions).map_err(|why| {
+            self.stop(format!("chain: {why}"));
+            NodeError::Io(why)
+        })
+    }
+
+    /// Starts anti-entropy with `peer` now; its result comes as a core event.
+    pub fn sync_with(&mut self, now_ms: u64, peer: NodeId) -> SyncId {
+        self.core.sync_with(now_ms, peer)
+    }
+
+    /// Registers the host's resolver for a custom-merge category.
+    pub fn set_resolver(&mut self, category: &str, resolver: CustomResolver) -> Result<(), NodeError> {
+        self.core.set_resolver(category, resolver)
+    }
+
+    /// Starts adding or removing a voter of a strong category's group.
+    pub fn strong_voter_change(
+        &mut self,
+        now_ms: u64,
+        category: &str,
+        node: NodeId,
+        add: bool,
+    ) -> Result<Ticket, NodeError> {
+        self.usable()?;
+        self.core.strong_voter_change(now_ms, category, node, add)
+    }
+
+    /// Moves the strong groups' ready work (answers, messages) forward.
+    pub fn strong_flush(&mut self) {
+        self.core.strong_flush();
+    }
+
+    /// Writes the strong leaders' staged entries to their journals; whether any were
+    /// (their appends go out first, the write follows: Raft §10.2.1).
+    pub fn strong_persist(&mut self) -> bool {
+        self.core.strong_persist()
+    }
+
+    /// Whether strong leaders hold staged entries not yet journalled.
+    pub fn strong_staged(&self) -> bool {
+        self.core.strong_staged()
+    }
+
+    /// Stops the node (fail-stop) after its driver failed to make its state durable:
+    /// it refuses every later command and ignores the network until restarted.
+    pub fn stop(&mut self, why: String) {
+        if self.stopped.is_none() {
+            self.stopped = Some(why.clone());
+            self.events.push_back(MachineEvent::Stopped(why));
+        }
+    }
+
+    /// Disconnects `peer` for good, for a fault its driver detected (a frame it could
+    /// not even route).
+    pub fn ban(&mut self, now_ms: u64, peer: NodeId, reason: String) {
+        if self.banned.insert(peer) {
+            self.refresh_session(now_ms, peer);
+            self.events.push_back(MachineEvent::Banned { peer, reason });
+        }
+    }
+
+    /// A local write to an eventual category is refused on a minority side when its
+    /// partition policy says so (strong categories follow Raft's own rule).
+    fn writable(&self, category: &str) -> Result<(), NodeError> {
+        self.usable()?;
+        let policy = self.core.spec(category).map(|spec| spec.partition_policy).unwrap_or_default();
+        if !self.swim.write_allowed(policy) {
+            return Err(NodeError::ReadOnly);
+        }
+        Ok(())
+    }
+
+    fn usable(&self) -> Result<(), NodeError> {
+        match &self.stopped {
+            Some(why) => Err(NodeError::Io(format!("the node stopped after a storage error: {why}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn stored_version(&self, category: &str, key: &[u8]) -> Result<Version, NodeError> {
+        let entry =
+            self.core.stored(category, key).ok_or_else(|| NodeError::Internal("the written entry vanished".into()))?;
+        Ok(entry.version)
+    }
+
+    fn durable<T>(&self, category: &str, key: &[u8], value: T) -> Result<Durable<T>, NodeError> {
+        let entry =
+            self.core.stored(category, key).ok_or_else(|| NodeError::Internal("the written entry vanished".into()))?;
+        Ok(Durable { value, record: durable::encode_record(category, &entry) })
+    }
+
+    // ---- inputs ----
+
+    /// A frame for `channel` from `from`; `Err` when it is one no honest peer sends.
+    pub fn handle_message(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        channel: Channel,
+        payload: &[u8],
+    ) -> Result<(), MachineFault> {
+        if self.stopped.is_some() || self.banned.contains(&from) {
+            return Ok(());
+        }
+        let result = self.dispatch(now_ms, from, channel, payload);
+        self.pump(now_ms);
+        result
+    }
+
+    /// The driver can reach `peer` now (a connection came up), which listens on
+    /// `listens_on` when the driver proved it (the handshake over a connection from
+    /// there). A peer membership does not know, or holds dead, is asked for its member
+    /// list (SWIM's join).
+    pub fn handle_link_up(&mut self, now_ms: u64, peer: NodeId, listens_on: Option<SocketAddr>) {
+        if let Some(addr) = listens_on {
+            self.addresses.observe(peer, addr);
+        }
+        if peer == self.me || !self.links.insert(peer) {
+            return;
+        }
+        if self.swim.state_of(&peer).is_none() || self.dead.contains(&peer) {
+            self.swim.join(peer);
+        }
+        self.refresh_session(now_ms, peer);
+        self.pump(now_ms);
+    }
+
+    /// The driver lost its connection to `peer`.
+    pub fn handle_link_down(&mut self, now_ms: u64, peer: NodeId) {
+        if self.links.remove(&peer) {
+            self.refresh_session(now_ms, peer);
+            self.pump(now_ms);
+        }
+    }
+
+    /// The peer restarted: its old connection is gone and a new one is up, so a
+    /// session with it starts over.
+    pub fn handle_peer_restart(&mut self, now_ms: u64, peer: NodeId) {
+        if self.sessions.contains(&peer) {
+            self.session_down(now_ms, peer);
+            self.session_up(now_ms, peer);
+        }
+        self.pump(now_ms);
+    }
+
+    /// The deadline from [`Machine::poll_timeout`] passed (early calls are harmless).
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        if self.stopped.is_some() {
+            return;
+        }
+        if self.core.poll_timeout().is_some_and(|at| at <= now_ms) {
+            self.core.handle_timeout(now_ms);
+        }
+        if self.swim.poll_timeout().is_some_and(|at| at <= now_ms) {
+            self.swim.handle_timeout(now_ms);
+        }
+        let peers: Vec<NodeId> = self.sessions.iter().copied().collect();
+        if let Some(chain) = &mut self.chain {
+            if chain.poll_timeout().is_some_and(|at| at <= now_ms) {
+                chain.handle_timeout(now_ms, &peers);
+            }
+        }
+        if self.time.poll_timeout().is_some_and(|at| at <= now_ms) {
+            self.time.handle_timeout(now_ms, &peers);
+        }
+        if self.addresses.poll_timeout() <= now_ms {
+            self.addresses.handle_timeout(now_ms, &peers);
+        }
+        self.plan_dial(now_ms);
+        self.pump(now_ms);
+    }
+
+    /// While the node has fewer links than it seeks, picks one member whose address is
+    /// known, not linked, not dead, not banned and not dialled lately, for the driver to
+    /// dial: a node whose seeds leave keeps the links it found through them.
+    fn plan_dial(&mut self, now_ms: u64) {
+        if self.target_links == 0 || now_ms < self.next_dial_ms {
+            return;
+        }
+        self.next_dial_ms = now_ms + DIAL_INTERVAL_MS;
+        self.dialled.retain(|_, at| now_ms < at.saturating_add(REDIAL_MS));
+        if self.links.len() >= self.target_links || !self.dials.is_empty() {
+            return;
+        }
+        let candidates: Vec<(NodeId, SocketAddr)> = self
+            .addresses
+            .known()
+            .filter(|(id, _)| {
+                !self.links.contains(id)
+                    && !self.dead.contains(id)
+                    && !self.banned.contains(id)
+                    && !self.dialled.contains_key(id)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let (peer, addr) = candidates[self.dial_rng.index(candidates.len())];
+        self.dialled.insert(peer, now_ms);
+        self.dials.push_back((peer, addr));
+    }
+
+    fn dispatch(&mut self, now_ms: u64, from: NodeId, channel: Channel, payload: &[u8]) -> Result<(), MachineFault> {
+        match channel {
+            Channel::Core => {
+                if !self.sessions.contains(&from) {
+                    return Ok(()); // No session (yet, or any more): not read.
+                }
+                self.core.handle_message(now_ms, from, payload).map_err(MachineFault::Core)
+            }
+            Channel::Membership => {
+                let rejected = self.swim.stats().frames_rejected;
+                self.swim.handle_message(now_ms, from, payload);
+                if self.swim.stats().frames_rejected > rejected {
+                    return Err(MachineFault::Membership);
+                }
+                Ok(())
+            }
+            Channel::Chain => match &mut self.chain {
+                Some(chain) => {
+                    chain.handle_message(now_ms, from, payload).map_err(|fault| MachineFault::Chain(fault.0))
+                }
+                None => Err(MachineFault::Chain("a chain frame to a node without a chain".into())),
+            },
+            Channel::Time => {
+                self.time.handle_message(now_ms, from, payload).map_err(|fault| MachineFault::Time(fault.0))
+            }
+            Channel::Addresses => {
+                self.addresses.handle_message(from, payload).map_err(|fault| MachineFault::Addresses(fault.0))
+            }
+        }
+    }
+
+    /// Opens or closes the core's session with `peer` by the rule: linked, not dead,
+    /// not banned.
+    fn refresh_session(&mut self, now_ms: u64, peer: NodeId) {
+        let wanted = self.links.contains(&peer) && !self.dead.contains(&peer) && !self.banned.contains(&peer);
+        if wanted {
+            self.session_up(now_ms, peer);
+        } else {
+            self.session_down(now_ms, peer);
+        }
+    }
+
+    fn session_up(&mut self, now_ms: u64, peer: NodeId) {
+        if self.sessions.insert(peer) {
+            self.core.handle_peer_up(now_ms, peer);
+            self.addresses.handle_peer_up(peer);
+        }
+    }
+
+    fn session_down(&mut self, now_ms: u64, peer: NodeId) {
+        if self.sessions.remove(&peer) {
+            self.core.handle_peer_down(now_ms, peer);
+            if let Some(chain) = &mut self.chain {
+                chain.handle_peer_down(peer);
+            }
+            self.time.handle_peer_down(peer);
+        }
+    }
+
+    /// Moves every role's output into the outbox and the events, and follows
+    /// membership's verdicts with the core's sessions.
+    fn pump(&mut self, now_ms: u64) {
+        while let Some(event) = self.swim.poll_event() {
+            match event {
+                MembershipEvent::MemberUp(peer) => {
+                    self.dead.remove(&peer);
+                    self.refresh_session(now_ms, peer);
+                }
+                MembershipEvent::MemberDead(peer) | MembershipEvent::MemberLeft(peer) => {
+                    self.dead.insert(peer);
+                    self.refresh_session(now_ms, peer);
+                }
+                _ => {}
+            }
+            if self.events.len() < MAX_EVENTS {
+                self.events.push_back(MachineEvent::Membership(event));
+            }
+        }
+        while let Some((category, ticket, result)) = self.core.poll_strong_outcome() {
+            self.events.push_back(MachineEvent::Strong { category, ticket, result });
+        }
+        while let Some((to, bytes)) = self.swim.poll_transmit() {
+            self.send(Channel::Membership, to, bytes);
+        }
+        let mut chain_frames = Vec::new();
+        if let Some(chain) = &mut self.chain {
+            while let Some(frame) = chain.poll_transmit() {
+                chain_frames.push(frame);
+            }
+        }
+        for (to, bytes) in chain_frames {
+            self.send(Channel::Chain, to, bytes);
+        }
+        while let Some((to, bytes)) = self.time.poll_transmit() {
+            self.send(Channel::Time, to, bytes);
+        }
+        while let Some((to, bytes)) = self.addresses.poll_transmit() {
+            self.send(Channel::Addresses, to, bytes);
+        }
+        // Writes are stamped from network time (issue 16): the correction follows each
+        // exchange the time role accepts.
+        self.core.set_clock_correction(self.time.correction_ms());
+        if let Some(why) = self.core.strong_failure() {
+            self.stop(format!("raft journal: {why}"));
+        }
+        if let Some(why) = self.chain.as_ref().and_then(ChainRole::failed) {
+            self.stop(format!("chain log: {why}"));
+        }
+    }
+
+    fn send(&mut self, channel: Channel, to: NodeId, payload: Vec<u8>) {
+        if !self.banned.contains(&to) {
+            self.outbox.push_back((to, channel, payload));
+        }
+    }
+
+    // ---- outputs ----
+
+    /// The next frame to send: to whom, on which channel. The core's frames come first
+    /// and are made only as they are taken, so a driver that stops taking while a link
+    /// is full holds back bulk streams (back-pressure).
+    pub fn poll_transmit(&mut self) -> Option<(NodeId, Channel, Vec<u8>)> {
+        if let Some(transmit) = self.core.poll_transmit() {
+            return Some((transmit.to, Channel::Core, transmit.bytes));
+        }
+        self.outbox.pop_front()
+    }
+
+    /// A member to dial: the node has fewer links than it seeks (see
+    /// [`MachineSetup::target_links`]). A dial whose handshake proves another key just
+    /// links that other node.
+    pub fn poll_dial(&mut self) -> Option<(NodeId, SocketAddr)> {
+        self.dials.pop_front()
+    }
+
+    /// The core's next event for the host (sync results, peers, fatal errors).
+    pub fn poll_node_event(&mut self) -> Option<NodeEvent> {
+        self.core.poll_event()
+    }
+
+    /// The next finished sync, for the metrics.
+    pub fn poll_finished_sync(&mut self) -> Option<FinishedSync> {
+        self.core.poll_finished_sync()
+    }
+
+    /// Frames waiting to leave.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// The earliest time at which [`Machine::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if self.stopped.is_some() {
+            return None;
+        }
+        let chain = self.chain.as_ref().and_then(Role::poll_timeout);
+        let dial = (self.target_links > 0).then_some(self.next_dial_ms);
+        let addresses = Some(self.addresses.poll_timeout());
+        [self.core.poll_timeout(), self.swim.poll_timeout(), chain, self.time.poll_timeout(), addresses, dial]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<MachineEvent> {
+        self.events.pop_front()
+    }
+}

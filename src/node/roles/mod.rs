@@ -1,0 +1,16 @@
+//! The roles of a node beside its core: network time ([`TimeRole`]) and the chain
+//! ([`ChainRole`]), each behind the [`Role`] interface, with the jump-proof elapsed
+//! clock ([`LocalClock`]) they share; and the address book ([`Addresses`]) through
+//! which a node learns where its peers listen.
+
+pub mod addresses;
+pub mod chain;
+pub mod local_clock;
+pub mod role;
+pub mod time;
+
+pub use addresses::Addresses;
+pub use chain::{ChainMessage, ChainRole};
+pub use local_clock::LocalClock;
+pub use role::{Fault, Role};
+pub use time::{TimeConfig, TimeRole};
