@@ -11,9 +11,17 @@
 #   make header   regenerate include/bhsync.h after changing src/ffi
 #   make bench    run the comparison benchmarks (long; not part of `make test`)
 #   make bench-ffi  per-call cost of bhs_get from C and C++ against Node::get in Rust
-#   make cpp-test the C++ binding's GoogleTest suite through ctest (part of `make test`)
+#   make cpp-test the C++ binding's GoogleTest suite through ctest, built against the
+#                 installed package with find_package (part of `make test`)
 #   make examples build and run the C and C++ examples (part of `make test`)
 #   make fuzz     run every fuzz target for FUZZ_SECONDS each (needs nightly Rust)
+#   make install PREFIX=/usr/local [DESTDIR=…] [INSTALL_PROFILE=release|dev]
+#                 the library (libbhsync.so.N, libbhsync.a, stripped, debug info apart),
+#                 bhsync.h, pkg-config and CMake files and the bhsync command
+#   make uninstall PREFIX=… [DESTDIR=…]   removes exactly what install wrote
+#   make install-test  install into build/prefix, then build and run C (pkg-config,
+#                 shared and static), CMake, Go and Python (wheel, asyncio) programs
+#                 from directories outside the repository (part of `make test`)
 
 CARGO   ?= cargo
 CC      ?= gcc
@@ -32,9 +40,9 @@ FUZZ_TARGETS := proof_decode reconcile_message_decode crdt_decode clock_decode g
 CARGO_FUZZ_VERSION := 0.13.2
 
 .PHONY: test deps rust-test c-test cpp-test examples fuzz-smoke fuzz fuzz-tools demo header bench bench-ffi clean \
-        lib go-test python-test python-venv admin-test bench-ffi-go-python
+        lib go-test python-test python-venv admin-test bench-ffi-go-python install uninstall test-prefix install-test
 
-test: deps rust-test c-test cpp-test examples go-test python-test admin-test fuzz-smoke
+test: deps rust-test c-test cpp-test examples go-test python-test admin-test install-test fuzz-smoke
 	@echo "make test: all suites passed"
 
 # Installs what a fresh machine lacks. Rust, gcc and make come with the machine; valgrind
@@ -44,6 +52,10 @@ deps:
 	@command -v $(CC) >/dev/null || { echo "$(CC) not found: apt-get install build-essential"; exit 1; }
 	@command -v valgrind >/dev/null || { echo "installing valgrind"; \
 	  (apt-get update -qq && apt-get install -y -qq valgrind) >/dev/null || { echo "could not install valgrind: apt-get install valgrind"; exit 1; }; }
+	@missing=""; for tool in pkg-config:pkgconf cmake:cmake readelf:binutils objcopy:binutils strip:binutils; do \
+	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; done; \
+	  if [ -n "$$missing" ]; then echo "installing$$missing"; \
+	  (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null || { echo "could not install$$missing: apt-get install$$missing"; exit 1; }; fi
 
 rust-test:
 	$(CARGO) test --all-targets
@@ -63,14 +75,12 @@ c-test: $(BUILD)/test_replica $(BUILD)/test_node
 	$(VALGRIND) $(BUILD)/test_replica
 	$(VALGRIND) $(BUILD)/test_node
 
-# The C++ binding (bindings/cpp): configured against this tree's debug library, built,
-# and tested with GoogleTest through ctest.
+# The C++ binding (bindings/cpp): its GoogleTest suite built against the installed
+# package (find_package over build/prefix, made by test-prefix) and run through ctest.
 CMAKE ?= cmake
-CPP_BUILD := $(BUILD)/cpp
-cpp-test:
-	$(CARGO) build --lib
-	$(CMAKE) -S bindings/cpp -B $(CPP_BUILD) -DBHSYNC_LIBRARY=$(CURDIR)/target/debug/libbhsync.a \
-	  -DBHSYNC_INCLUDE_DIR=$(CURDIR)/include -DBHSYNC_BUILD_TESTS=ON >/dev/null
+CPP_BUILD := $(BUILD)/cpp-installed
+cpp-test: test-prefix
+	$(CMAKE) -S bindings/cpp/tests -B $(CPP_BUILD) -DCMAKE_PREFIX_PATH=$(TEST_PREFIX) >/dev/null
 	$(CMAKE) --build $(CPP_BUILD) -j 1
 	cd $(CPP_BUILD) && ctest --output-on-failure
 
@@ -192,6 +202,39 @@ bench-ffi:
 	$(CARGO) bench --bench ffi_get -- --calls $(BENCH_FFI_CALLS)
 	$(BUILD)/bench_get_c $(BENCH_FFI_CALLS)
 	$(BUILD)/bench_get_cpp $(BENCH_FFI_CALLS)
+
+# ---- Installed like a system library (docs/adr/052-installed-library.md) ----
+PREFIX ?= /usr/local
+DESTDIR ?=
+# release for a real install; dev (target/debug) for the tests, which reuse the test build.
+INSTALL_PROFILE ?= release
+INSTALL_TARGET_DIR := target/$(if $(filter dev,$(INSTALL_PROFILE)),debug,$(INSTALL_PROFILE))
+INSTALL_ENV = PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" $(if $(LIBDIR),LIBDIR="$(LIBDIR)") $(if $(BINDIR),BINDIR="$(BINDIR)") \
+              $(if $(INCLUDEDIR),INCLUDEDIR="$(INCLUDEDIR)") $(if $(DATADIR),DATADIR="$(DATADIR)")
+
+install:
+	$(CARGO) build --lib --bin bhsync --profile $(INSTALL_PROFILE)
+	$(INSTALL_ENV) TARGET_DIR=$(INSTALL_TARGET_DIR) STAGE=$(BUILD)/install-stage sh packaging/install.sh install
+
+uninstall:
+	$(INSTALL_ENV) sh packaging/install.sh uninstall
+
+# The tests' install: the debug build into build/prefix, redone only when one of its inputs
+# is newer than the last install.
+TEST_PREFIX := $(CURDIR)/$(BUILD)/prefix
+TEST_PREFIX_INPUTS := target/debug/libbhsync.so target/debug/libbhsync.a target/debug/bhsync include/bhsync.h \
+                      packaging bindings/cpp/include
+test-prefix:
+	$(CARGO) build --lib --bin bhsync
+	@if [ -f $(TEST_PREFIX)/.installed ] && [ -z "$$(find $(TEST_PREFIX_INPUTS) -newer $(TEST_PREFIX)/.installed)" ]; then \
+	  echo "$(TEST_PREFIX) is up to date"; \
+	else \
+	  rm -rf $(TEST_PREFIX) && PREFIX=$(TEST_PREFIX) TARGET_DIR=target/debug STAGE=$(BUILD)/install-stage \
+	    sh packaging/install.sh install && touch $(TEST_PREFIX)/.installed; \
+	fi
+
+install-test: test-prefix
+	sh tests/install/run.sh $(TEST_PREFIX)
 
 clean:
 	$(CARGO) clean

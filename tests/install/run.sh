@@ -1,0 +1,111 @@
+#!/bin/sh
+# Uses an installed bhsync as a program in another repository would: every build below
+# runs in a fresh directory outside this repository and sees the library only through
+# the install prefix (pkg-config, find_package, …). `make install-test` runs it after
+# installing into build/prefix.
+#
+#   sh tests/install/run.sh PREFIX
+set -eu
+
+fail() {
+    echo "install-test: $*" >&2
+    exit 1
+}
+
+[ $# -eq 1 ] || fail "usage: run.sh PREFIX (an install made by make install PREFIX=…)"
+prefix=$(cd "$1" && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+libdir="$prefix/lib"
+abi=$(sed -n 's/^#define BHS_ABI_VERSION \([0-9][0-9]*\)$/\1/p' "$prefix/include/bhsync.h")
+[ -n "$abi" ] || fail "$prefix/include/bhsync.h has no BHS_ABI_VERSION: is $prefix an install?"
+work=$(mktemp -d "${TMPDIR:-/tmp}/bhsync-install-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+CC=${CC:-cc}
+CXX=${CXX:-c++}
+
+step() {
+    echo "install-test: $*"
+}
+
+# The shared library is named by the ABI it implements, and exports the header's
+# functions and nothing else (no Rust symbol, no symbol of a bundled C library).
+check_library() {
+    soname=$(readelf -d "$libdir/libbhsync.so.$abi" | sed -n 's/.*(SONAME).*\[\(.*\)\]$/\1/p')
+    [ "$soname" = "libbhsync.so.$abi" ] || fail "SONAME of libbhsync.so.$abi is '$soname', not libbhsync.so.$abi"
+    [ "$(readlink "$libdir/libbhsync.so")" = "libbhsync.so.$abi" ] ||
+        fail "$libdir/libbhsync.so does not link to libbhsync.so.$abi"
+    # A declaration starts in column 0 and its name is followed by "(".
+    sed -n 's/^[a-z].*[ *]\(bhs_[a-z0-9_]*\)(.*/\1/p' "$prefix/include/bhsync.h" | sort -u >"$work/header.txt"
+    nm -D --defined-only "$libdir/libbhsync.so.$abi" | awk '{ print $3 }' | sort -u >"$work/exported.txt"
+    [ -s "$work/header.txt" ] || fail "no function declarations parsed from bhsync.h"
+    if ! diff "$work/header.txt" "$work/exported.txt" >"$work/symbols.diff"; then
+        cat "$work/symbols.diff" >&2
+        fail "exported symbols (>) differ from the header's functions (<)"
+    fi
+    for file in "$libdir/libbhsync.so.$abi" "$prefix/bin/bhsync"; do
+        readelf -S "$file" | grep -q '\.debug_info' && fail "$file is not stripped"
+        readelf -S "$file" | grep -q '\.gnu_debuglink' || fail "$file has no .gnu_debuglink to its debug file"
+    done
+    readelf -S "$libdir/.debug/libbhsync.so.$abi.debug" | grep -q '\.debug_info' ||
+        fail "$libdir/.debug/libbhsync.so.$abi.debug holds no debug info"
+    step "SONAME libbhsync.so.$abi; $(wc -l <"$work/exported.txt") exported symbols = the header's functions; stripped, debug info apart"
+}
+
+# C through pkg-config: the shared library (found at run time through an rpath), then a
+# static executable from `pkg-config --static`.
+check_c() {
+    mkdir "$work/c" && cp "$repo/examples/c/two_nodes.c" "$work/c/" && cd "$work/c"
+    pkg-config --exists bhsync || fail "pkg-config does not find bhsync in $PKG_CONFIG_PATH"
+    # shellcheck disable=SC2046 # pkg-config prints words meant to be split
+    $CC -std=c11 -Wall -Werror two_nodes.c $(pkg-config --cflags --libs bhsync) \
+        -Wl,-rpath,"$(pkg-config --variable=libdir bhsync)" -o two_nodes_shared
+    readelf -d two_nodes_shared | grep -q "NEEDED.*\[libbhsync.so.$abi\]" ||
+        fail "the shared build does not need libbhsync.so.$abi"
+    ./two_nodes_shared >out.txt || fail "the C program linked with libbhsync.so failed: $(cat out.txt)"
+    # glibc warns that getaddrinfo in a static program needs its shared NSS modules at run
+    # time; the test resolves numeric addresses only.
+    # shellcheck disable=SC2046
+    $CC -static -std=c11 -Wall -Werror two_nodes.c $(pkg-config --static --cflags --libs bhsync) \
+        -o two_nodes_static 2>link.txt || { cat link.txt >&2; fail "static link with pkg-config --static failed"; }
+    if readelf -d two_nodes_static 2>/dev/null | grep -q NEEDED; then
+        fail "the static build needs shared libraries: $(readelf -d two_nodes_static | grep NEEDED)"
+    fi
+    ./two_nodes_static >out.txt || fail "the statically linked C program failed: $(cat out.txt)"
+    step "C: pkg-config shared and --static builds run ($(tail -n 1 out.txt))"
+    cd "$work"
+}
+
+# CMake: find_package(bhsync CONFIG REQUIRED), the C++ example against bhsync::bhsync
+# (shared) and against bhsync::static.
+check_cmake() {
+    mkdir -p "$work/cmake" && cp "$repo/tests/install/cmake/CMakeLists.txt" "$repo/examples/cpp/two_nodes.cpp" "$work/cmake/"
+    cmake -S "$work/cmake" -B "$work/cmake/build" -DCMAKE_PREFIX_PATH="$prefix" >"$work/cmake.log" 2>&1 ||
+        { cat "$work/cmake.log" >&2; fail "find_package(bhsync) failed"; }
+    cmake --build "$work/cmake/build" -j 2 >>"$work/cmake.log" 2>&1 ||
+        { cat "$work/cmake.log" >&2; fail "the CMake consumer did not build"; }
+    readelf -d "$work/cmake/build/two_nodes_shared" | grep -q "NEEDED.*\[libbhsync.so.$abi\]" ||
+        fail "bhsync::bhsync did not link libbhsync.so.$abi"
+    readelf -d "$work/cmake/build/two_nodes_static" | grep -q "NEEDED.*libbhsync" &&
+        fail "bhsync::static linked the shared library"
+    "$work/cmake/build/two_nodes_shared" >/dev/null || fail "the CMake consumer (shared) failed"
+    "$work/cmake/build/two_nodes_static" >/dev/null || fail "the CMake consumer (static) failed"
+    step "CMake: find_package(bhsync) with bhsync::bhsync and bhsync::static builds and runs"
+}
+
+# make uninstall removes every file make install wrote (run on a copy of the prefix, as
+# a DESTDIR install, so the prefix stays for the next checks).
+check_uninstall() {
+    mkdir -p "$work/dest$prefix" && cp -a "$prefix/." "$work/dest$prefix/"
+    rm -f "$work/dest$prefix/.installed"
+    DESTDIR="$work/dest" PREFIX="$prefix" sh "$repo/packaging/install.sh" uninstall >/dev/null
+    left=$(find "$work/dest" \( -type f -o -type l \) | head -n 5)
+    [ -z "$left" ] || fail "make uninstall left files behind: $left"
+    step "uninstall removes every installed file"
+}
+
+check_library
+check_uninstall
+check_c
+check_cmake
+echo "install-test: all checks passed"
