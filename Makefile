@@ -108,11 +108,15 @@ GOENV_RUN := CGO_ENABLED=1 GOFLAGS=-buildvcs=false GOPROXY=off
 lib:
 	$(CARGO) build --lib
 
-# cgo links target/debug/libbhsync.a; the example must build and show its write.
-go-test: lib
+# The Go package links the library installed into build/prefix through pkg-config, as a
+# user's program does (LD_LIBRARY_PATH finds libbhsync.so.N at run time); the in-tree
+# build tag is vetted too. The example must build and show its write.
+GO_PREFIX_ENV = PKG_CONFIG_PATH=$(TEST_PREFIX)/lib/pkgconfig LD_LIBRARY_PATH=$(TEST_PREFIX)/lib
+go-test: test-prefix
 	@command -v $(GO) >/dev/null || { echo "go not found: install Go 1.22+ (https://go.dev/dl)"; exit 1; }
-	cd bindings/go && $(GOENV_RUN) $(GO) vet ./... && $(GOENV_RUN) $(GO) test -count=1 ./...
-	cd examples/go && $(GOENV_RUN) $(GO) run .
+	cd bindings/go && $(GOENV_RUN) $(GO_PREFIX_ENV) $(GO) vet ./... && $(GOENV_RUN) $(GO) vet -tags bhsync_intree ./... \
+	  && $(GOENV_RUN) $(GO_PREFIX_ENV) $(GO) test -count=1 ./...
+	cd examples/go && $(GOENV_RUN) $(GO_PREFIX_ENV) $(GO) run .
 
 # A venv under build/ with pytest and the package (pip install ./bindings/python), so a
 # fresh machine needs only python3; reinstalled when the package's files change.

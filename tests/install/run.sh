@@ -104,8 +104,28 @@ check_uninstall() {
     step "uninstall removes every installed file"
 }
 
+# Go: a module elsewhere requires the binding's module path (replaced by this clone, as
+# the README tells) and links the installed library through #cgo pkg-config.
+check_go() {
+    if ! command -v go >/dev/null; then
+        step "Go: skipped (go not found; install Go 1.22+ to check the Go binding)"
+        return
+    fi
+    module=$(sed -n 's/^module //p' "$repo/bindings/go/go.mod")
+    mkdir "$work/go" && cp "$repo/examples/go/main.go" "$work/go/" && cd "$work/go"
+    printf 'module consumer\n\ngo 1.22\n\nrequire %s v0.0.0\n\nreplace %s => %s\n' \
+        "$module" "$module" "$repo/bindings/go" >go.mod
+    CGO_ENABLED=1 GOFLAGS=-buildvcs=false GOPROXY=off go build -o two_nodes . ||
+        fail "the Go program did not build against the installed library"
+    readelf -d two_nodes | grep -q "NEEDED.*\[libbhsync.so.$abi\]" || fail "the Go program does not need libbhsync.so.$abi"
+    LD_LIBRARY_PATH="$libdir" ./two_nodes >out.txt || fail "the Go program failed: $(cat out.txt)"
+    step "Go: a module outside the repository builds with #cgo pkg-config and runs ($(cat out.txt))"
+    cd "$work"
+}
+
 check_library
 check_uninstall
 check_c
 check_cmake
+check_go
 echo "install-test: all checks passed"
