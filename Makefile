@@ -118,22 +118,30 @@ go-test: test-prefix
 	  && $(GOENV_RUN) $(GO_PREFIX_ENV) $(GO) test -count=1 ./...
 	cd examples/go && $(GOENV_RUN) $(GO_PREFIX_ENV) $(GO) run .
 
-# A venv under build/ with pytest and the package (pip install ./bindings/python), so a
-# fresh machine needs only python3; reinstalled when the package's files change.
-$(VENV)/.installed: bindings/python/pyproject.toml $(wildcard bindings/python/bhsync/*.py)
+# A venv under build/ with pytest, mypy and the package, installed as a user does
+# (`pip install ./bindings/python`: cargo builds libbhsync, the package carries it; the dev
+# profile here, which the Rust tests built already), so a fresh machine needs only python3;
+# reinstalled when the package's files change.
+MYPY_VERSION := 2.4.1
+$(VENV)/.installed: bindings/python/pyproject.toml bindings/python/setup.py $(wildcard bindings/python/bhsync/*.py)
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: apt-get install python3 python3-venv"; exit 1; }
 	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV) 2>/dev/null || { echo "installing python3-venv"; rm -rf $(VENV); \
 	  (apt-get update -qq && apt-get install -y -qq python3-venv) >/dev/null && $(PYTHON) -m venv $(VENV); } \
 	  || { echo "could not create a venv: apt-get install python3-venv (Python 3.9+)"; exit 1; }
-	$(VENV_PY) -m pip install -q --disable-pip-version-check 'pytest>=7,<10' prometheus_client==$(PROMETHEUS_CLIENT_VERSION)
-	$(VENV_PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
+	$(VENV_PY) -m pip install -q --disable-pip-version-check 'pytest>=7,<10' prometheus_client==$(PROMETHEUS_CLIENT_VERSION) \
+	  mypy==$(MYPY_VERSION)
+	BHSYNC_CARGO_PROFILE=dev $(VENV_PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 	@touch $@
 
 python-venv: $(VENV)/.installed
 
+# BHSYNC_LIB points at this tree's current debug library (the venv's packaged copy may be
+# older than the Rust source); install-test runs the packaged library from a wheel.
 python-test: lib python-venv
 	BHSYNC_LIB=$(LIBSO) $(VENV_PY) -m pytest -q -p no:cacheprovider bindings/python/tests
 	BHSYNC_LIB=$(LIBSO) $(VENV_PY) examples/python/two_nodes.py
+	BHSYNC_LIB=$(LIBSO) $(VENV_PY) examples/python/two_nodes_async.py
+	$(VENV_PY) -m mypy --strict --cache-dir $(BUILD)/mypy-cache bindings/python/bhsync examples/python/two_nodes_async.py
 
 # Per-call cost of bhs_get (a present key) from Go and Python, on the release library.
 BENCH_GO_CALLS ?= 200000
@@ -238,7 +246,7 @@ test-prefix:
 	fi
 
 install-test: test-prefix
-	sh tests/install/run.sh $(TEST_PREFIX)
+	BHSYNC_CARGO_PROFILE=dev PYTHON=$(PYTHON) sh tests/install/run.sh $(TEST_PREFIX)
 
 clean:
 	$(CARGO) clean

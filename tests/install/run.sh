@@ -123,9 +123,34 @@ check_go() {
     cd "$work"
 }
 
+# Python: a wheel built by pip (cargo builds libbhsync into it; BHSYNC_CARGO_PROFILE picks
+# the profile), installed into a fresh venv without the index, imported from outside the
+# repository with no BHSYNC_LIB, running two nodes under asyncio.
+check_python() {
+    python=${PYTHON:-python3}
+    command -v "$python" >/dev/null || fail "$python not found: apt-get install python3 python3-venv"
+    "$python" -m venv "$work/venv" || fail "cannot create a venv: apt-get install python3-venv"
+    "$work/venv/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$work/wheels" \
+        "$repo/bindings/python" || fail "pip wheel ./bindings/python failed"
+    wheel=$(ls "$work/wheels"/bhsync-*.whl)
+    "$work/venv/bin/python" -m pip install -q --disable-pip-version-check --no-index "$wheel" ||
+        fail "the wheel $(basename "$wheel") did not install"
+    mkdir "$work/py" && cp "$repo/examples/python/two_nodes_async.py" "$work/py/" && cd "$work/py"
+    loaded=$(env -u BHSYNC_LIB "$work/venv/bin/python" -c 'import bhsync; print(bhsync.find_library())')
+    case "$loaded" in
+    "$work/venv/"*) ;;
+    *) fail "the installed package loads $loaded, not the library inside it" ;;
+    esac
+    env -u BHSYNC_LIB "$work/venv/bin/python" two_nodes_async.py >out.txt ||
+        fail "the asyncio example failed in the fresh venv: $(cat out.txt)"
+    step "Python: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB) in a fresh venv, asyncio two nodes ($(cat out.txt))"
+    cd "$work"
+}
+
 check_library
 check_uninstall
 check_c
 check_cmake
 check_go
+check_python
 echo "install-test: all checks passed"
