@@ -122,18 +122,24 @@ go-test: test-prefix
 # (`pip install ./bindings/python`: cargo builds libbhsync, the package carries it; the dev
 # profile here, which the Rust tests built already), so a fresh machine needs only python3;
 # reinstalled when the package's files change.
+# The venv's checking tools; a new version reinstalls them (the stamp names the versions).
 MYPY_VERSION := 2.4.1
+PROMQL_PARSER_VERSION := 0.11.0
+VENV_TOOLS := $(VENV)/.tools-mypy-$(MYPY_VERSION)-promql-parser-$(PROMQL_PARSER_VERSION)
 $(VENV)/.installed: bindings/python/pyproject.toml bindings/python/setup.py $(wildcard bindings/python/bhsync/*.py)
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: apt-get install python3 python3-venv"; exit 1; }
 	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV) 2>/dev/null || { echo "installing python3-venv"; rm -rf $(VENV); \
 	  (apt-get update -qq && apt-get install -y -qq python3-venv) >/dev/null && $(PYTHON) -m venv $(VENV); } \
 	  || { echo "could not create a venv: apt-get install python3-venv (Python 3.9+)"; exit 1; }
-	$(VENV_PY) -m pip install -q --disable-pip-version-check 'pytest>=7,<10' prometheus_client==$(PROMETHEUS_CLIENT_VERSION) \
-	  mypy==$(MYPY_VERSION)
+	$(VENV_PY) -m pip install -q --disable-pip-version-check 'pytest>=7,<10' prometheus_client==$(PROMETHEUS_CLIENT_VERSION)
 	BHSYNC_CARGO_PROFILE=dev $(VENV_PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 	@touch $@
 
-python-venv: $(VENV)/.installed
+$(VENV_TOOLS): $(VENV)/.installed
+	$(VENV_PY) -m pip install -q --disable-pip-version-check mypy==$(MYPY_VERSION) promql-parser==$(PROMQL_PARSER_VERSION)
+	@rm -f $(VENV)/.tools-* && touch $@
+
+python-venv: $(VENV)/.installed $(VENV_TOOLS)
 
 # BHSYNC_LIB points at this tree's current debug library (the venv's packaged copy may be
 # older than the Rust source); install-test runs the packaged library from a wheel.
@@ -153,10 +159,12 @@ bench-ffi-go-python: python-venv
 	@if [ -f $(BUILD)/ffi_get_rust_ns ]; then \
 	  echo "for comparison, Node::get from Rust (make bench-ffi): $$(cat $(BUILD)/ffi_get_rust_ns) ns/call"; fi
 
-# /metrics parsed by prometheus_client's text parser and /health by json (same venv).
+# /metrics parsed by prometheus_client's text parser and /health by json (same venv);
+# every metric docs/dashboard.json queries (parsed by promql-parser) is exported.
 admin-test: python-venv
 	$(CARGO) build --bin bhsync
 	$(VENV_PY) tests/python/test_admin.py target/debug/bhsync
+	$(VENV_PY) tests/python/test_dashboard.py target/debug/bhsync
 
 # cargo-fuzz needs a nightly toolchain; it is installed from crates.io when missing.
 # Without nightly (it cannot be fetched here), the fuzz pass is skipped with a message;
@@ -235,7 +243,7 @@ uninstall:
 # is newer than the last install.
 TEST_PREFIX := $(CURDIR)/$(BUILD)/prefix
 TEST_PREFIX_INPUTS := target/debug/libbhsync.so target/debug/libbhsync.a target/debug/bhsync include/bhsync.h \
-                      packaging bindings/cpp/include
+                      packaging bindings/cpp/include docs/dashboard.json
 test-prefix:
 	$(CARGO) build --lib --bin bhsync
 	@if [ -f $(TEST_PREFIX)/.installed ] && [ -z "$$(find $(TEST_PREFIX_INPUTS) -newer $(TEST_PREFIX)/.installed)" ]; then \

@@ -17,6 +17,7 @@
 #   lib/libbhsync.so.N  lib/libbhsync.so -> libbhsync.so.N  lib/libbhsync.a
 #   lib/.debug/libbhsync.so.N.debug   bin/bhsync  bin/.debug/bhsync.debug
 #   lib/pkgconfig/bhsync.pc  lib/cmake/bhsync/bhsyncConfig{,Version}.cmake
+#   share/bhsync/grafana-dashboard.json (docs/dashboard.json)
 # The shared library and the command are stripped; their debug info goes to the .debug
 # files next to them (found by gdb through .gnu_debuglink). The archive keeps its symbols
 # but not its debug info (strip --strip-debug).
@@ -79,6 +80,7 @@ installed_files() {
     echo "$cmakedir/bhsyncConfigVersion.cmake"
     echo "$bin/bhsync"
     echo "$bin/.debug/bhsync.debug"
+    echo "$data/bhsync/grafana-dashboard.json"
 }
 
 if [ "$action" = uninstall ]; then
@@ -89,7 +91,7 @@ if [ "$action" = uninstall ]; then
         fi
     done
     # Only the directories that are bhsync's own, and only when empty.
-    for dir in "$cmakedir" "$inc/bhsync" "$lib/.debug" "$bin/.debug"; do
+    for dir in "$cmakedir" "$inc/bhsync" "$data/bhsync" "$lib/.debug" "$bin/.debug"; do
         [ -d "$dir" ] && rmdir "$dir" 2>/dev/null || true
     done
     exit 0
@@ -145,7 +147,7 @@ substitute "$here/bhsync.pc.in" "$STAGE/bhsync.pc"
 substitute "$here/bhsyncConfig.cmake.in" "$STAGE/bhsyncConfig.cmake"
 substitute "$here/bhsyncConfigVersion.cmake.in" "$STAGE/bhsyncConfigVersion.cmake"
 
-install -d "$inc/bhsync" "$lib/.debug" "$lib/pkgconfig" "$cmakedir" "$bin/.debug"
+install -d "$inc/bhsync" "$lib/.debug" "$lib/pkgconfig" "$cmakedir" "$bin/.debug" "$data/bhsync"
 install -m 0644 "$header" "$inc/bhsync.h"
 install -m 0644 "$root/bindings/cpp/include/bhsync/bhsync.hpp" "$inc/bhsync/bhsync.hpp"
 install -m 0755 "$STAGE/$soname" "$lib/$soname"
@@ -156,6 +158,7 @@ install -m 0644 "$STAGE/bhsync.pc" "$lib/pkgconfig/bhsync.pc"
 install -m 0644 "$STAGE/bhsyncConfig.cmake" "$STAGE/bhsyncConfigVersion.cmake" "$cmakedir/"
 install -m 0755 "$STAGE/bhsync" "$bin/bhsync"
 install -m 0644 "$STAGE/bhsync.debug" "$bin/.debug/bhsync.debug"
+install -m 0644 "$root/docs/dashboard.json" "$data/bhsync/grafana-dashboard.json"
 
 size() {
     du -k "$1" | cut -f1
