@@ -3,9 +3,11 @@
 #   make test     install what is missing, then Rust tests (unit, property, header
 #                 check, the bhsync command end to end), the C tests under valgrind,
 #                 the C++ tests (ctest), the examples, the Go and Python bindings'
-#                 tests (go test; pytest in a venv under build/), the admin endpoint
-#                 read by Python's Prometheus parser, and a fuzz pass
-#   make go-test / python-test   only one binding's tests and example
+#                 tests (go test; pytest and mypy --strict in a venv under build/), the
+#                 admin endpoint read by Python's Prometheus parser and the Grafana
+#                 dashboard's queries checked against it, the install test, and a fuzz pass
+#   make go-test / python-test   only one binding's tests and example (Go and C++ build
+#                 against the library installed into build/prefix)
 #   make bench-ffi-go-python     per-call cost of bhs_get from Go and Python (ns/call)
 #   make demo     run the demo
 #   make header   regenerate include/bhsync.h after changing src/ffi
