@@ -3,17 +3,27 @@
 #   make test     install what is missing, then Rust tests (unit, property, header
 #                 check, the bhsync command end to end), the C tests under valgrind,
 #                 the C++ tests (ctest), the examples, the Go and Python bindings'
-#                 tests (go test; pytest in a venv under build/), the admin endpoint
-#                 read by Python's Prometheus parser, and a fuzz pass
-#   make go-test / python-test   only one binding's tests and example
+#                 tests (go test; pytest and mypy --strict in a venv under build/), the
+#                 admin endpoint read by Python's Prometheus parser and the Grafana
+#                 dashboard's queries checked against it, the install test, and a fuzz pass
+#   make go-test / python-test   only one binding's tests and example (Go and C++ build
+#                 against the library installed into build/prefix)
 #   make bench-ffi-go-python     per-call cost of bhs_get from Go and Python (ns/call)
 #   make demo     run the demo
 #   make header   regenerate include/bhsync.h after changing src/ffi
 #   make bench    run the comparison benchmarks (long; not part of `make test`)
 #   make bench-ffi  per-call cost of bhs_get from C and C++ against Node::get in Rust
-#   make cpp-test the C++ binding's GoogleTest suite through ctest (part of `make test`)
+#   make cpp-test the C++ binding's GoogleTest suite through ctest, built against the
+#                 installed package with find_package (part of `make test`)
 #   make examples build and run the C and C++ examples (part of `make test`)
 #   make fuzz     run every fuzz target for FUZZ_SECONDS each (needs nightly Rust)
+#   make install PREFIX=/usr/local [DESTDIR=…] [INSTALL_PROFILE=release|dev]
+#                 the library (libbhsync.so.N, libbhsync.a, stripped, debug info apart),
+#                 bhsync.h, pkg-config and CMake files and the bhsync command
+#   make uninstall PREFIX=… [DESTDIR=…]   removes exactly what install wrote
+#   make install-test  install into build/prefix, then build and run C (pkg-config,
+#                 shared and static), CMake, Go and Python (wheel, asyncio) programs
+#                 from directories outside the repository (part of `make test`)
 
 CARGO   ?= cargo
 CC      ?= gcc
@@ -32,9 +42,9 @@ FUZZ_TARGETS := proof_decode reconcile_message_decode crdt_decode clock_decode g
 CARGO_FUZZ_VERSION := 0.13.2
 
 .PHONY: test deps rust-test c-test cpp-test examples fuzz-smoke fuzz fuzz-tools demo header bench bench-ffi clean \
-        lib go-test python-test python-venv admin-test bench-ffi-go-python
+        lib go-test python-test python-venv admin-test bench-ffi-go-python install uninstall test-prefix install-test
 
-test: deps rust-test c-test cpp-test examples go-test python-test admin-test fuzz-smoke
+test: deps rust-test c-test cpp-test examples go-test python-test admin-test install-test fuzz-smoke
 	@echo "make test: all suites passed"
 
 # Installs what a fresh machine lacks. Rust, gcc and make come with the machine; valgrind
@@ -44,6 +54,10 @@ deps:
 	@command -v $(CC) >/dev/null || { echo "$(CC) not found: apt-get install build-essential"; exit 1; }
 	@command -v valgrind >/dev/null || { echo "installing valgrind"; \
 	  (apt-get update -qq && apt-get install -y -qq valgrind) >/dev/null || { echo "could not install valgrind: apt-get install valgrind"; exit 1; }; }
+	@missing=""; for tool in pkg-config:pkgconf cmake:cmake readelf:binutils objcopy:binutils strip:binutils; do \
+	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; done; \
+	  if [ -n "$$missing" ]; then echo "installing$$missing"; \
+	  (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null || { echo "could not install$$missing: apt-get install$$missing"; exit 1; }; fi
 
 rust-test:
 	$(CARGO) test --all-targets
@@ -63,14 +77,12 @@ c-test: $(BUILD)/test_replica $(BUILD)/test_node
 	$(VALGRIND) $(BUILD)/test_replica
 	$(VALGRIND) $(BUILD)/test_node
 
-# The C++ binding (bindings/cpp): configured against this tree's debug library, built,
-# and tested with GoogleTest through ctest.
+# The C++ binding (bindings/cpp): its GoogleTest suite built against the installed
+# package (find_package over build/prefix, made by test-prefix) and run through ctest.
 CMAKE ?= cmake
-CPP_BUILD := $(BUILD)/cpp
-cpp-test:
-	$(CARGO) build --lib
-	$(CMAKE) -S bindings/cpp -B $(CPP_BUILD) -DBHSYNC_LIBRARY=$(CURDIR)/target/debug/libbhsync.a \
-	  -DBHSYNC_INCLUDE_DIR=$(CURDIR)/include -DBHSYNC_BUILD_TESTS=ON >/dev/null
+CPP_BUILD := $(BUILD)/cpp-installed
+cpp-test: test-prefix
+	$(CMAKE) -S bindings/cpp/tests -B $(CPP_BUILD) -DCMAKE_PREFIX_PATH=$(TEST_PREFIX) >/dev/null
 	$(CMAKE) --build $(CPP_BUILD) -j 1
 	cd $(CPP_BUILD) && ctest --output-on-failure
 
@@ -98,28 +110,46 @@ GOENV_RUN := CGO_ENABLED=1 GOFLAGS=-buildvcs=false GOPROXY=off
 lib:
 	$(CARGO) build --lib
 
-# cgo links target/debug/libbhsync.a; the example must build and show its write.
-go-test: lib
+# The Go package links the library installed into build/prefix through pkg-config, as a
+# user's program does (LD_LIBRARY_PATH finds libbhsync.so.N at run time); the in-tree
+# build tag is vetted too. The example must build and show its write.
+GO_PREFIX_ENV = PKG_CONFIG_PATH=$(TEST_PREFIX)/lib/pkgconfig LD_LIBRARY_PATH=$(TEST_PREFIX)/lib
+go-test: test-prefix
 	@command -v $(GO) >/dev/null || { echo "go not found: install Go 1.22+ (https://go.dev/dl)"; exit 1; }
-	cd bindings/go && $(GOENV_RUN) $(GO) vet ./... && $(GOENV_RUN) $(GO) test -count=1 ./...
-	cd examples/go && $(GOENV_RUN) $(GO) run .
+	cd bindings/go && $(GOENV_RUN) $(GO_PREFIX_ENV) $(GO) vet ./... && $(GOENV_RUN) $(GO) vet -tags bhsync_intree ./... \
+	  && $(GOENV_RUN) $(GO_PREFIX_ENV) $(GO) test -count=1 ./...
+	cd examples/go && $(GOENV_RUN) $(GO_PREFIX_ENV) $(GO) run .
 
-# A venv under build/ with pytest and the package (pip install ./bindings/python), so a
-# fresh machine needs only python3; reinstalled when the package's files change.
-$(VENV)/.installed: bindings/python/pyproject.toml $(wildcard bindings/python/bhsync/*.py)
+# A venv under build/ with pytest, mypy and the package, installed as a user does
+# (`pip install ./bindings/python`: cargo builds libbhsync, the package carries it; the dev
+# profile here, which the Rust tests built already), so a fresh machine needs only python3;
+# reinstalled when the package's files change.
+# The venv's checking tools; a new version reinstalls them (the stamp names the versions).
+MYPY_VERSION := 2.4.1
+PROMQL_PARSER_VERSION := 0.11.0
+VENV_TOOLS := $(VENV)/.tools-mypy-$(MYPY_VERSION)-promql-parser-$(PROMQL_PARSER_VERSION)
+$(VENV)/.installed: bindings/python/pyproject.toml bindings/python/setup.py $(wildcard bindings/python/bhsync/*.py)
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: apt-get install python3 python3-venv"; exit 1; }
 	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV) 2>/dev/null || { echo "installing python3-venv"; rm -rf $(VENV); \
 	  (apt-get update -qq && apt-get install -y -qq python3-venv) >/dev/null && $(PYTHON) -m venv $(VENV); } \
 	  || { echo "could not create a venv: apt-get install python3-venv (Python 3.9+)"; exit 1; }
 	$(VENV_PY) -m pip install -q --disable-pip-version-check 'pytest>=7,<10' prometheus_client==$(PROMETHEUS_CLIENT_VERSION)
-	$(VENV_PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
+	BHSYNC_CARGO_PROFILE=dev $(VENV_PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 	@touch $@
 
-python-venv: $(VENV)/.installed
+$(VENV_TOOLS): $(VENV)/.installed
+	$(VENV_PY) -m pip install -q --disable-pip-version-check mypy==$(MYPY_VERSION) promql-parser==$(PROMQL_PARSER_VERSION)
+	@rm -f $(VENV)/.tools-* && touch $@
 
+python-venv: $(VENV)/.installed $(VENV_TOOLS)
+
+# BHSYNC_LIB points at this tree's current debug library (the venv's packaged copy may be
+# older than the Rust source); install-test runs the packaged library from a wheel.
 python-test: lib python-venv
 	BHSYNC_LIB=$(LIBSO) $(VENV_PY) -m pytest -q -p no:cacheprovider bindings/python/tests
 	BHSYNC_LIB=$(LIBSO) $(VENV_PY) examples/python/two_nodes.py
+	BHSYNC_LIB=$(LIBSO) $(VENV_PY) examples/python/two_nodes_async.py
+	$(VENV_PY) -m mypy --strict --cache-dir $(BUILD)/mypy-cache bindings/python/bhsync examples/python/two_nodes_async.py
 
 # Per-call cost of bhs_get (a present key) from Go and Python, on the release library.
 BENCH_GO_CALLS ?= 200000
@@ -131,10 +161,12 @@ bench-ffi-go-python: python-venv
 	@if [ -f $(BUILD)/ffi_get_rust_ns ]; then \
 	  echo "for comparison, Node::get from Rust (make bench-ffi): $$(cat $(BUILD)/ffi_get_rust_ns) ns/call"; fi
 
-# /metrics parsed by prometheus_client's text parser and /health by json (same venv).
+# /metrics parsed by prometheus_client's text parser and /health by json (same venv);
+# every metric docs/dashboard.json queries (parsed by promql-parser) is exported.
 admin-test: python-venv
 	$(CARGO) build --bin bhsync
 	$(VENV_PY) tests/python/test_admin.py target/debug/bhsync
+	$(VENV_PY) tests/python/test_dashboard.py target/debug/bhsync
 
 # cargo-fuzz needs a nightly toolchain; it is installed from crates.io when missing.
 # Without nightly (it cannot be fetched here), the fuzz pass is skipped with a message;
@@ -192,6 +224,39 @@ bench-ffi:
 	$(CARGO) bench --bench ffi_get -- --calls $(BENCH_FFI_CALLS)
 	$(BUILD)/bench_get_c $(BENCH_FFI_CALLS)
 	$(BUILD)/bench_get_cpp $(BENCH_FFI_CALLS)
+
+# ---- Installed like a system library (docs/adr/052-installed-library.md) ----
+PREFIX ?= /usr/local
+DESTDIR ?=
+# release for a real install; dev (target/debug) for the tests, which reuse the test build.
+INSTALL_PROFILE ?= release
+INSTALL_TARGET_DIR := target/$(if $(filter dev,$(INSTALL_PROFILE)),debug,$(INSTALL_PROFILE))
+INSTALL_ENV = PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" $(if $(LIBDIR),LIBDIR="$(LIBDIR)") $(if $(BINDIR),BINDIR="$(BINDIR)") \
+              $(if $(INCLUDEDIR),INCLUDEDIR="$(INCLUDEDIR)") $(if $(DATADIR),DATADIR="$(DATADIR)")
+
+install:
+	$(CARGO) build --lib --bin bhsync --profile $(INSTALL_PROFILE)
+	$(INSTALL_ENV) TARGET_DIR=$(INSTALL_TARGET_DIR) STAGE=$(BUILD)/install-stage sh packaging/install.sh install
+
+uninstall:
+	$(INSTALL_ENV) sh packaging/install.sh uninstall
+
+# The tests' install: the debug build into build/prefix, redone only when one of its inputs
+# is newer than the last install.
+TEST_PREFIX := $(CURDIR)/$(BUILD)/prefix
+TEST_PREFIX_INPUTS := target/debug/libbhsync.so target/debug/libbhsync.a target/debug/bhsync include/bhsync.h \
+                      packaging bindings/cpp/include docs/dashboard.json
+test-prefix:
+	$(CARGO) build --lib --bin bhsync
+	@if [ -f $(TEST_PREFIX)/.installed ] && [ -z "$$(find $(TEST_PREFIX_INPUTS) -newer $(TEST_PREFIX)/.installed)" ]; then \
+	  echo "$(TEST_PREFIX) is up to date"; \
+	else \
+	  rm -rf $(TEST_PREFIX) && PREFIX=$(TEST_PREFIX) TARGET_DIR=target/debug STAGE=$(BUILD)/install-stage \
+	    sh packaging/install.sh install && touch $(TEST_PREFIX)/.installed; \
+	fi
+
+install-test: test-prefix
+	BHSYNC_CARGO_PROFILE=dev PYTHON=$(PYTHON) sh tests/install/run.sh $(TEST_PREFIX)
 
 clean:
 	$(CARGO) clean

@@ -6,10 +6,14 @@
 //	defer node.Close()
 //	err = node.Put("default", []byte("alice"), []byte("admin"))
 //
-// It is cgo over the C ABI of include/bhsync.h, linked with the library cargo builds:
-// by default the static target/debug/libbhsync.a (`cargo build --lib`); with the build
-// tag bhsync_release, target/release/libbhsync.a; with bhsync_shared, libbhsync.so
-// (release, else debug) found through an rpath.
+// Import it as
+//
+//	import bhsync "github.com/blackhole/bhsync/bindings/go"
+//
+// It is cgo over the C ABI of bhsync.h. By default it links the installed library
+// (`make install` in the bhsync repository) through pkg-config (`#cgo pkg-config:
+// bhsync`). Inside the repository, the build tag bhsync_intree links the static
+// target/debug/libbhsync.a instead, and bhsync_release target/release/libbhsync.a.
 //
 // Memory: byte slices go to C only for the duration of a call (the library copies
 // them); everything the library returns is copied into Go memory and released at once.
@@ -22,7 +26,6 @@
 // Every method of Node may be called from several goroutines at once.
 package bhsync
 
-// #cgo CFLAGS: -I${SRCDIR}/../../include
 // #include "bhsync.h"
 import "C"
 

@@ -1,3 +1,3 @@
-module bhsync
+module github.com/blackhole/bhsync/bindings/go
 
 go 1.22

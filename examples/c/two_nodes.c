@@ -1,9 +1,13 @@
 /*
  * Two bhsync nodes in one process: a write on the first becomes visible on the second.
  *
+ *   make install PREFIX=/usr/local        (once, at the repository root)
+ *   cc -std=c11 two_nodes.c $(pkg-config --cflags --libs bhsync) -o two_nodes
+ *   ./two_nodes
+ *
+ * or, inside the repository without installing:
  *   cargo build --lib
  *   cc -std=c11 -Iinclude examples/c/two_nodes.c target/debug/libbhsync.a -lpthread -ldl -lm -o two_nodes
- *   ./two_nodes
  *
  * Every call returns a bhs_status; on failure bhs_last_error() says why.
  */

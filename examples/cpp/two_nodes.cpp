@@ -1,5 +1,8 @@
 // Two bhsync nodes in one process, in C++: a write on the first becomes visible on the
-// second. With CMake: add_subdirectory(bindings/cpp) and link bhsync::bhsync; by hand:
+// second. After `make install`: find_package(bhsync CONFIG REQUIRED) and link
+// bhsync::bhsync (tests/install/cmake/CMakeLists.txt), or
+// c++ -std=c++17 two_nodes.cpp $(pkg-config --cflags --libs bhsync). Inside the
+// repository without installing:
 //
 //   cargo build --lib
 //   c++ -std=c++17 -Iinclude -Ibindings/cpp/include examples/cpp/two_nodes.cpp

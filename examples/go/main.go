@@ -1,6 +1,7 @@
 // Two bhsync nodes on loopback: a write on one becomes visible on the other.
 //
-//	cargo build --lib && cd examples/go && go run .
+//	make install PREFIX=/usr/local       # once, at the repository root
+//	cd examples/go && go run .           # links libbhsync through pkg-config
 package main
 
 import (
@@ -10,7 +11,7 @@ import (
 	"log"
 	"time"
 
-	"bhsync"
+	bhsync "github.com/blackhole/bhsync/bindings/go"
 )
 
 var categories = []bhsync.Category{{Name: "notes", Spec: "mode=eventual,merge=lww,priority=high"}}

@@ -1,9 +1,9 @@
 """Two bhsync nodes on loopback: a write on one becomes visible on the other.
 
-Run it from the repository after `cargo build --lib` and `pip install ./bindings/python`
-(or `make python-test`, which does both and runs it):
+Run it after `pip install ./bindings/python` (which builds libbhsync into the package);
+`make python-test` runs it too:
 
-    BHSYNC_LIB=target/debug/libbhsync.so python examples/python/two_nodes.py
+    python examples/python/two_nodes.py
 """
 
 from __future__ import annotations

@@ -8,8 +8,12 @@ A :class:`Node` keeps categories of key/value state in sync with its peers::
         node.put("users", b"alice", b"admin")
         assert node.get("users", b"alice") == b"admin"
 
-The package is ctypes over ``libbhsync.so`` (see :mod:`bhsync._library` for where it
-is looked for; set ``BHSYNC_LIB`` to choose). Keys and values are bytes in and out; a
+An asyncio surface sits beside the blocking one: :class:`bhsync.aio.Node` (also
+``bhsync.AsyncNode``), with ``async with``, ``await node.sync()`` and ``async for event
+in node.events()``.
+
+The package is ctypes over ``libbhsync.so``, which ``pip install`` builds and puts inside
+it (see :mod:`bhsync._library` for where it is looked for; ``BHSYNC_LIB`` overrides). Keys and values are bytes in and out; a
 failing call raises the exception class of its status (:mod:`bhsync.errors`); blocking
 calls release the GIL.
 """
@@ -45,9 +49,12 @@ from .node import (
     abi_version,
     version,
 )
+from . import aio
+from .aio import Node as AsyncNode
 
 __all__ = [
     "ABI_VERSION",
+    "AsyncNode",
     "BhsyncError",
     "BusyError",
     "ClosedError",
@@ -74,6 +81,7 @@ __all__ = [
     "SyncReport",
     "Versioned",
     "abi_version",
+    "aio",
     "find_library",
     "version",
 ]

@@ -1,11 +1,11 @@
 """Finding and loading libbhsync.so.
 
-The package is pure Python over the C ABI (``include/bhsync.h``) through ctypes; it needs
-the shared library that ``cargo build`` puts in ``target/{release,debug}/libbhsync.so``.
-It looks, in this order, at:
+The package is Python over the C ABI (``include/bhsync.h``) through ctypes. ``pip
+install`` builds the shared library with cargo and puts it next to this file (setup.py),
+so an installed package needs nothing else. It looks, in this order, at:
 
 1. the ``BHSYNC_LIB`` environment variable: the path of the library file;
-2. ``libbhsync.so`` next to this file (a wheel or an install may ship it there);
+2. ``libbhsync.so`` next to this file (where a wheel or ``pip install`` puts it);
 3. ``target/release`` then ``target/debug`` of the source tree this package sits in
    (an editable install or running from the repository), then of the current directory
    and its parents;
@@ -60,8 +60,9 @@ def find_library() -> str:
     if system:
         return system
     raise LibraryNotFoundError(
-        "libbhsync.so not found: build it with `cargo build --lib` (or --release) and set "
-        f"{LIBRARY_ENV} to its path; looked in {LIBRARY_ENV}, " + ", ".join(looked[:4]) + ", …, and the system path"
+        "libbhsync.so not found: reinstall the package with `pip install ./bindings/python` (it builds "
+        f"the library inside it), or set {LIBRARY_ENV} to a libbhsync.so; looked in {LIBRARY_ENV}, "
+        + ", ".join(looked[:4]) + ", …, and the system path"
     )
 
 
