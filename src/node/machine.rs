@@ -163,6 +163,8 @@ pub struct MachineSetup {
 const DIAL_INTERVAL_MS: u64 = 250;
 /// A member is not dialled again sooner than this after a dial.
 const REDIAL_MS: u64 = 10_000;
+/// Members waiting for a dial because a role sent to them, at most.
+const WANTED_MAX: usize = 1_024;
 
 /// Membership events kept for the driver at most; beyond, newer ones are dropped
 /// (membership's own state stays exact: the events only report it).
@@ -207,6 +209,8 @@ pub struct Machine {
     dialled: BTreeMap<NodeId, u64>,
     dials: VecDeque<(NodeId, SocketAddr)>,
     dial_rng: SeededRng,
+    /// Members a role sent to without a link (see [`Machine::dial_wanted`]).
+    wanted: BTreeSet<NodeId>,
     /// Peers the driver can reach now (connections in the engine).
     links: BTreeSet<NodeId>,
     /// Peers membership declared dead or gone (until it sees them up again).
@@ -239,6 +243,7 @@ impl Machine {
             dialled: BTreeMap::new(),
             dials: VecDeque::new(),
             dial_rng,
+            wanted: BTreeSet::new(),
             links: BTreeSet::new(),
             dead: BTreeSet::new(),
             sessions: BTreeSet::new(),
@@ -552,6 +557,7 @@ impl Machine {
         }
         self.next_dial_ms = now_ms + DIAL_INTERVAL_MS;
         self.dialled.retain(|_, at| now_ms < at.saturating_add(REDIAL_MS));
+        self.dial_wanted(now_ms);
         if self.links.len() >= self.target_links || !self.dials.is_empty() {
             return;
         }
@@ -571,6 +577,23 @@ impl Machine {
         let (peer, addr) = candidates[self.dial_rng.index(candidates.len())];
         self.dialled.insert(peer, now_ms);
         self.dials.push_back((peer, addr));
+    }
+
+    /// Members a role sent to without a link (SWIM probes every member it knows, and
+    /// reconnects to dead ones now and then): dialled when their address is known, so
+    /// the probe that follows reaches them. Dead members are dialled too: that is how a
+    /// restarted member is found again.
+    fn dial_wanted(&mut self, now_ms: u64) {
+        let wanted = std::mem::take(&mut self.wanted);
+        for peer in wanted {
+            if self.links.contains(&peer) || self.banned.contains(&peer) || self.dialled.contains_key(&peer) {
+                continue;
+            }
+            if let Some(addr) = self.addresses.address_of(&peer) {
+                self.dialled.insert(peer, now_ms);
+                self.dials.push_back((peer, addr));
+            }
+        }
     }
 
     fn dispatch(&mut self, now_ms: u64, from: NodeId, channel: Channel, payload: &[u8]) -> Result<(), MachineFault> {
@@ -684,9 +707,13 @@ impl Machine {
     }
 
     fn send(&mut self, channel: Channel, to: NodeId, payload: Vec<u8>) {
-        if !self.banned.contains(&to) {
-            self.outbox.push_back((to, channel, payload));
+        if self.banned.contains(&to) {
+            return;
         }
+        if self.target_links > 0 && !self.links.contains(&to) && self.wanted.len() < WANTED_MAX {
+            self.wanted.insert(to);
+        }
+        self.outbox.push_back((to, channel, payload));
     }
 
     // ---- outputs ----
