@@ -283,6 +283,45 @@ static void test_three_nodes(void) {
     for (int i = 0; i < NODES; i++) CHECK(bhs_node_close(nodes[i]) == BHS_OK);
 }
 
+/* ---- a seed that leaves (issue 16) ---- */
+
+/* B and C are given only A's address; they learn each other's through A, link, and
+ * keep syncing once A has closed. */
+static void test_seed_leaves(void) {
+    bhs_node *a = open_node(3), *b = open_node(4), *c = open_node(5);
+    if (!a || !b || !c) return;
+    bhs_buf addr = {0};
+    CHECK(bhs_node_local_addr(a, &addr) == BHS_OK && addr.len > 0);
+    char text[64] = {0};
+    memcpy(text, addr.data, addr.len < 63 ? addr.len : 63);
+    bhs_buf_free(&addr);
+    CHECK(bhs_node_connect(b, text) == BHS_OK && bhs_node_connect(c, text) == BHS_OK);
+    int linked = 0;
+    for (int tries = 0; tries < 600 && !linked; tries++) {
+        bhs_node_metrics mb = {.size = sizeof mb}, mc = {.size = sizeof mc};
+        linked = bhs_metrics(b, &mb) == BHS_OK && bhs_metrics(c, &mc) == BHS_OK && mb.peers_connected == 2 &&
+                 mc.peers_connected == 2;
+        if (!linked) sleep_ms(50);
+    }
+    CHECK(linked);
+    CHECK(bhs_node_close(a) == BHS_OK);
+    CHECK(put_str(b, "default", "after-the-seed", "left") == BHS_OK);
+    int seen = 0;
+    for (int tries = 0; tries < 600 && !seen; tries++) {
+        bhs_buf got = {0};
+        seen = bhs_get(c, "default", (const uint8_t *)"after-the-seed", 14, &got) == BHS_OK && got.len == 4;
+        bhs_buf_free(&got);
+        if (!seen) sleep_ms(50);
+    }
+    CHECK(seen);
+    bhs_event ev;
+    for (int n = 0; n < 2; n++) {
+        bhs_node *node = n ? c : b;
+        while (bhs_poll_event(node, &ev, 0) == BHS_OK) bhs_event_free(&ev);
+    }
+    CHECK(bhs_node_close(b) == BHS_OK && bhs_node_close(c) == BHS_OK);
+}
+
 /* ---- bad input ---- */
 
 static void test_config_bad_input(void) {
@@ -526,6 +565,7 @@ static void *run_all(void *unused) {
                 threads - bad_input, seconds() - threads);
     }
     test_three_nodes();
+    test_seed_leaves();
     return NULL;
 }
 

@@ -164,6 +164,25 @@ TEST(Node, AThrowingResolverFallsBackToTheLastWriter) {
     EXPECT_TRUE(failed_conflict);
 }
 
+// B and C are given only A's address: they learn each other's through A, link, and keep
+// syncing once A has closed (issue 16).
+TEST(Node, TwoNodesKeepSyncingAfterTheirOnlySeedLeaves) {
+    auto a = bhsync::Node::open(config_for(3));
+    auto b = bhsync::Node::open(config_for(4));
+    auto c = bhsync::Node::open(config_for(5));
+    b.connect(a.local_addr());
+    c.connect(a.local_addr());
+    auto linked = [&] { return b.metrics().peers_connected == 2 && c.metrics().peers_connected == 2; };
+    for (int tries = 0; tries < 600 && !linked(); tries++) std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(linked()) << "b and c did not link through a within 30 s";
+    a.close();
+    b.put("default", "after", "the seed left");
+    auto arrived = [&] { return c.get("default", "after").has_value(); };
+    for (int tries = 0; tries < 600 && !arrived(); tries++) std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(arrived()) << "the write did not reach c within 30 s";
+    EXPECT_EQ(bhsync::ByteView(*c.get("default", "after")).as_string(), "the seed left");
+}
+
 TEST(Node, ErrorsCarryTheirStatusAndMessage) {
     EXPECT_TRUE(bhsync::abi_compatible());
     EXPECT_FALSE(bhsync::version().empty());

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from typing import Callable
 
 import pytest
 
@@ -89,3 +91,21 @@ def test_sync_with_one_peer_by_id_and_with_an_unknown_peer(open_nodes) -> None:
     stranger = b.sync(peer=bytes(range(32)), timeout=1.0)
     assert stranger.peers_failed == 1, stranger  # not connected: a failed peer, not an exception
     assert repr(a).startswith("<bhsync.Node ")
+
+
+def _wait(what: str, done: Callable[[], bool], within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not done():
+        assert time.monotonic() < deadline, f"{what}: not within {within} s"
+        time.sleep(0.05)
+
+
+def test_two_nodes_keep_syncing_after_their_only_seed_leaves(open_nodes) -> None:
+    # B and C are given only A's address: they learn each other's through A (issue 16).
+    a, b, c = open_nodes(3, connect=False)
+    b.connect(a.local_addr)
+    c.connect(a.local_addr)
+    _wait("b and c link through a", lambda: b.metrics()["peers_connected"] == 2 and c.metrics()["peers_connected"] == 2)
+    a.close()
+    b.put("users", b"after", b"the seed left")
+    _wait("the write reaches c", lambda: c.get("users", b"after") == b"the seed left")
