@@ -34,6 +34,13 @@
 // The most shards a replica splits a category into.
 #define BHS_MAX_SHARDS 16
 
+// Transactions in one block at most (the chain's limit; each at most
+// `BHS_MAX_TRANSACTION_LEN` bytes, the encoded block at most 4 MiB).
+#define BHS_MAX_BLOCK_TRANSACTIONS 10000
+
+// Bytes of one transaction at most.
+#define BHS_MAX_TRANSACTION_LEN 65536
+
 // A peer connection came up (`peer`).
 #define BHS_EVENT_PEER_UP 1
 
@@ -389,6 +396,55 @@ void bhs_buf_free(struct bhs_buf *buf);
 // `data` points to `len` readable bytes; `out` is NULL or writable.
 bhs_status bhs_buf_copy(const uint8_t *data, size_t len, struct bhs_buf *out);
 
+// Appends `count` transactions (`transactions[i]`, `lengths[i]` bytes each) to the
+// chain category `category` as one block signed by this node, on its current head.
+// Returns once the block is durable; writes its height to `*out_height` and its
+// 32-byte id to `out_id32` (each may be NULL). Peers learn it by the chain's sync; fork
+// choice keeps the highest chain (ties: the lowest head id), so a block appended on a
+// losing branch may later leave the main chain. `BHS_INVALID_ARGUMENT` over the
+// limits or for a category that is not the node's chain (nothing appended);
+// `BHS_IO` when the block could not be made durable (the node then stops). Copies
+// the bytes; keeps no pointer; thread-safe.
+//
+// # Safety
+// `node` is NULL or live; `category` NULL or NUL-terminated; `transactions` and
+// `lengths` NULL or `count` readable entries (NULL only when `count` is 0), each
+// transaction NULL only when its length is 0; `out_height` NULL or writable;
+// `out_id32` NULL or 32 writable bytes.
+bhs_status bhs_chain_append(struct bhs_node *node,
+                            const char *category,
+                            const uint8_t *const *transactions,
+                            const size_t *lengths,
+                            size_t count,
+                            uint64_t *out_height,
+                            uint8_t *out_id32);
+
+// Writes the head of the chain category `category`: its height to `*out_height` and
+// its 32-byte id to `out_id32` (each may be NULL). `BHS_INVALID_ARGUMENT` for a
+// category that is not the node's chain. Thread-safe.
+//
+// # Safety
+// As for `bhs_chain_append`.
+bhs_status bhs_chain_head(const struct bhs_node *node,
+                          const char *category,
+                          uint64_t *out_height,
+                          uint8_t *out_id32);
+
+// Copies the encoded block at `height` of the main chain of `category` (genesis at 0)
+// into `*out_block`, released with `bhs_buf_free`. The encoding: a 176-byte header
+// (height, timestamp ms, parent id, transactions' Merkle root, proposer key, Ed25519
+// signature; little endian), a u32 transaction count, then each transaction as a u32
+// length and its bytes. `BHS_NOT_FOUND` above the head (`*out_block` untouched);
+// `BHS_INVALID_ARGUMENT` for a category that is not the node's chain. Thread-safe.
+//
+// # Safety
+// `node` is NULL or live; `category` NULL or NUL-terminated; `out_block` NULL or
+// writable.
+bhs_status bhs_chain_block(const struct bhs_node *node,
+                           const char *category,
+                           uint64_t height,
+                           struct bhs_buf *out_block);
+
 // Creates a configuration with every default: listen on 127.0.0.1 port 0 (any free
 // port), in memory (no data directory, a fresh identity), 1 shard, io_backend auto,
 // encryption on, one category "default" (eventual, last-writer-wins, medium priority).
@@ -422,14 +478,19 @@ bhs_status bhs_config_set(struct bhs_config *config, const char *key, const char
 // Adds the category `name` (1 to `BHS_MAX_CATEGORY_NAME_LEN` printable ASCII bytes) or
 // replaces its spec. `spec` is comma-separated `field=value` pairs, each optional:
 // "mode=eventual|strong|chain", "merge=lww|crdt|custom", "priority=critical|high|medium|
-// low"; "" or NULL takes the defaults (eventual, lww, medium). A bad name or spec:
-// `BHS_INVALID_ARGUMENT`, nothing changed. Counters need merge=crdt; a resolver
+// low", "partition=accept|read_only_in_minority"; "" or NULL takes the defaults
+// (eventual, lww, medium, accept). With read_only_in_minority, writes to the category
+// fail with `BHS_READ_ONLY` while membership sees this node on a minority side. A bad
+// name or spec: `BHS_INVALID_ARGUMENT`, nothing changed; mode=chain is refused by
+// `bhs_node_open` (the node does not run chain categories yet). Counters need merge=crdt; a resolver
 // registered with `bhs_set_conflict_resolver` needs merge=custom. Copies both strings;
 // thread-safe.
 //
 // # Safety
 // `config` is NULL or live; `name` and `spec` are NULL or NUL-terminated strings.
-bhs_status bhs_config_add_category(struct bhs_config *config, const char *name, const char *spec);
+bhs_status bhs_config_add_category(struct bhs_config *config,
+                                   const char *name,
+                                   const char *spec);
 
 // The message of the last failed call on this thread ("" if none), NUL-terminated and
 // owned by the library: valid until the next failing `bhs_*` call on the same thread.

@@ -1,5 +1,6 @@
 //! A configuration the running node cannot honour is refused with an error that names
-//! it, never run as something else (issue 16: "never a silent downgrade").
+//! it, never run as something else (issue 16: "never a silent downgrade"); one it can
+//! honour opens.
 
 use bhsync::node::{Node, NodeConfig, NodeError};
 use bhsync::state::{CategorySpec, Mode, PartitionPolicy};
@@ -9,10 +10,10 @@ fn open_with(spec: CategorySpec) -> Result<Node, NodeError> {
 }
 
 #[test]
-fn a_chain_category_is_refused_rather_than_run_as_an_eventual_one() {
+fn a_chain_category_without_a_data_directory_is_refused_rather_than_run_in_memory() {
     let error = open_with(CategorySpec { mode: Mode::Chain, ..CategorySpec::default() }).err().expect("refused");
     assert!(matches!(error, NodeError::InvalidConfig(_)), "{error:?}");
-    assert!(error.to_string().contains("mode=chain"), "the error names the setting: {error}");
+    assert!(error.to_string().contains("data directory"), "the error names the setting: {error}");
 }
 
 #[test]

@@ -36,9 +36,15 @@ pub struct BlockLimits {
     pub block_bytes_max: u32,
 }
 
+impl BlockLimits {
+    /// The defaults, as a constant (the C header's bounds are checked against them).
+    pub const DEFAULT: BlockLimits =
+        BlockLimits { transactions_max: 10_000, transaction_bytes_max: 64 << 10, block_bytes_max: 4 << 20 };
+}
+
 impl Default for BlockLimits {
     fn default() -> Self {
-        Self { transactions_max: 10_000, transaction_bytes_max: 64 << 10, block_bytes_max: 4 << 20 }
+        Self::DEFAULT
     }
 }
 

@@ -60,7 +60,9 @@ impl From<NodeError> for FfiError {
             // an absent key: BHS_NOT_FOUND stays unambiguous for `bhs_get`/`bhs_delete`.
             NodeError::UnknownCategory(_) => BHS_INVALID_ARGUMENT,
             NodeError::WrongMergeRule(_) => BHS_WRONG_MERGE_RULE,
-            NodeError::Crdt(_) | NodeError::State(_) | NodeError::InvalidConfig(_) => BHS_INVALID_ARGUMENT,
+            NodeError::Crdt(_) | NodeError::State(_) | NodeError::InvalidConfig(_) | NodeError::InvalidBlock(_) => {
+                BHS_INVALID_ARGUMENT
+            }
             NodeError::Io(_) | NodeError::Identity(_) => BHS_IO,
             NodeError::Busy => BHS_BUSY,
             NodeError::Closed => BHS_CLOSED,

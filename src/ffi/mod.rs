@@ -11,6 +11,7 @@
 //! the C tests.
 
 pub mod buf;
+pub mod chain;
 pub mod config;
 pub mod error;
 pub mod event;

@@ -93,18 +93,27 @@ impl Default for Limits {
 
 impl NodeConfig {
     /// Refuses what the running node cannot honour, rather than running something else
-    /// in its place (a silent downgrade): `Mode::Chain` categories. The chain runs as a
-    /// role of the sans-IO node (`node::roles::ChainRole`, proved by the swarm) but the
-    /// engine does not drive it as a category yet, so a chain category would run as an
-    /// eventual one.
+    /// in its place (a silent downgrade): more than one `Mode::Chain` category (the node
+    /// runs one chain), or a chain without a data directory (its blocks are durable in
+    /// the chain's log there).
     pub fn check_supported(&self) -> Result<(), super::NodeError> {
-        if self.categories.iter().any(|(_, spec)| spec.mode == Mode::Chain) {
+        let chains = self.chain_categories().count();
+        if chains > 1 {
             return Err(super::NodeError::InvalidConfig(
-                "mode=chain is not run by the node yet (it would silently run as an eventual category); \
-                 use mode=eventual or mode=strong",
+                "a node runs one chain: configure at most one category with mode=chain",
+            ));
+        }
+        if chains == 1 && self.data_dir.is_none() {
+            return Err(super::NodeError::InvalidConfig(
+                "a chain category needs a data directory (its blocks are made durable there): set data_dir",
             ));
         }
         Ok(())
+    }
+
+    /// The names of the categories with `mode=chain`.
+    pub fn chain_categories(&self) -> impl Iterator<Item = &str> {
+        self.categories.iter().filter(|(_, spec)| spec.mode == Mode::Chain).map(|(name, _)| name.as_str())
     }
 }
 

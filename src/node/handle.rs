@@ -22,7 +22,7 @@ use crate::engine::control::Control;
 use crate::engine::driver::Driver;
 use crate::engine::io::{open_backend, IoConfig, IoStats, Waker};
 use crate::engine::metrics::EngineMetrics;
-use crate::state::{Digest, NodeId, Version};
+use crate::state::{Digest, Mode, NodeId, Version};
 use crate::storage::{Log, LogConfig, Recovery, StorageError};
 use crate::wire::{Identity, WireConfig};
 
@@ -111,9 +111,15 @@ impl Node {
         let commands = Arc::new(CommandQueue::default());
         let events = Arc::new(EventQueue::default());
         let core_index = config.cores.as_ref().and_then(|cores| cores.first().copied()).unwrap_or(0);
+        let chain_category = config.chain_categories().next().map(str::to_owned);
+        let chain = match (&chain_category, &config.data_dir) {
+            (Some(name), Some(dir)) => Some(open_chain(dir, name, &identity, rng.fork(), now)?),
+            _ => None,
+        };
         let setup = MachineSetup {
             core,
-            chain: None,
+            chain,
+            chain_category,
             swim: SwimConfig::default(),
             // Wall-clock milliseconds: higher after every restart, as SWIM needs.
             incarnation: now,
@@ -180,6 +186,36 @@ impl Node {
             let now = control.now_ms();
             control.machine.put(now, &category, &key, &value)
         })
+    }
+
+    /// Appends `transactions` to the chain category `category` as one block signed by
+    /// this node, on its current head; returns the block's height and id once it is
+    /// durable. Peers learn it by the chain's sync (announces, then headers-first sync by
+    /// locator); fork choice keeps the highest chain (ties: the lowest head id).
+    /// `InvalidBlock` over the block limits (nothing appended).
+    pub fn chain_append(
+        &self,
+        category: &str,
+        transactions: Vec<Vec<u8>>,
+    ) -> Result<(u64, crate::chain::BlockId), NodeError> {
+        let category = category.to_owned();
+        self.call(move |control| {
+            let now = control.now_ms();
+            control.machine.chain_append(now, &category, transactions)
+        })?
+    }
+
+    /// The head of the chain category `category`: its height and block id.
+    pub fn chain_head(&self, category: &str) -> Result<(u64, crate::chain::BlockId), NodeError> {
+        let category = category.to_owned();
+        self.call(move |control| control.machine.chain_head(&category))?
+    }
+
+    /// The encoded block at `height` on the main chain of `category` (genesis at 0;
+    /// decode with `chain::Block::decode`), or `None` above the head.
+    pub fn chain_block(&self, category: &str, height: u64) -> Result<Option<Vec<u8>>, NodeError> {
+        let category = category.to_owned();
+        self.call(move |control| control.machine.chain_block(&category, height))?
     }
 
     /// Reads the live value of `key` (`None` when absent or deleted).
@@ -540,7 +576,8 @@ fn seed_from(id: &NodeId, now: u64) -> u64 {
 /// The core's settings from the node's.
 fn core_config(config: &NodeConfig) -> CoreConfig {
     CoreConfig {
-        categories: config.categories.clone(),
+        // A chain category lives in the chain role, not in the core's replica.
+        categories: config.categories.iter().filter(|(_, spec)| spec.mode != Mode::Chain).cloned().collect(),
         shard_count: config.shards.clamp(1, 16),
         anti_entropy_interval_ms: config.anti_entropy_interval.as_millis() as u64,
         strong_voters: config.strong_voters.clone(),
@@ -560,3 +597,25 @@ fn wire_config(config: &NodeConfig, listen_port: u16) -> WireConfig {
         ..WireConfig::default()
     }
 }
+
+/// Opens the chain of category `name` in `data_dir/chain/<hex of name>`: every node of
+/// the network derives the same genesis from the name; this node signs its blocks with
+/// a key derived from its identity secret (so its proposer id is stable across restarts).
+fn open_chain(
+    data_dir: &std::path::Path,
+    name: &str,
+    identity: &Identity,
+    rng: crate::sansio::SeededRng,
+    now_ms: u64,
+) -> Result<super::roles::ChainRole, NodeError> {
+    let genesis_key = blake3::derive_key("bhsync chain genesis signer", name.as_bytes());
+    let genesis = crate::chain::Block::create(None, Vec::new(), 0, &ed25519_dalek::SigningKey::from_bytes(&genesis_key));
+    let key = ed25519_dalek::SigningKey::from_bytes(&blake3::derive_key("bhsync chain proposer key", identity.secret()));
+    let dir = data_dir.join("chain").join(crate::state::node_id::hex(name.as_bytes()));
+    let rules = super::roles::ChainRole::recommended_rules();
+    let disk = Box::new(crate::storage::FsDisk);
+    super::roles::ChainRole::open(disk, &dir, genesis, rules, key, rng, now_ms)
+        .map(|(role, _recovered)| role)
+        .map_err(|why| NodeError::Io(format!("cannot open the chain of {name:?} in {}: {why}", dir.display())))
+}
+

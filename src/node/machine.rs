@@ -142,6 +142,9 @@ pub struct MachineSetup {
     pub core: NodeCore,
     /// The chain role, when the node runs a chain.
     pub chain: Option<ChainRole>,
+    /// The chain category the role serves, when the host names it (the engine): the
+    /// core holds no such category, and its writes go through [`Machine::propose_block`].
+    pub chain_category: Option<String>,
     /// Membership settings.
     pub swim: SwimConfig,
     /// SWIM's starting incarnation: higher after every restart, so the node's new
@@ -201,6 +204,7 @@ pub struct Machine {
     core: NodeCore,
     swim: Swim,
     chain: Option<ChainRole>,
+    chain_category: Option<String>,
     time: TimeRole,
     addresses: Addresses,
     target_links: usize,
@@ -236,6 +240,7 @@ impl Machine {
             core: setup.core,
             swim,
             chain: setup.chain,
+            chain_category: setup.chain_category,
             time,
             addresses,
             target_links: setup.target_links,
@@ -375,10 +380,15 @@ impl Machine {
     ) -> Result<crate::chain::BlockId, NodeError> {
         self.usable()?;
         let chain = self.chain.as_mut().ok_or_else(|| NodeError::WrongMode("this node runs no chain".into()))?;
-        chain.propose(now_ms, transactions).map_err(|why| {
-            self.stop(format!("chain: {why}"));
-            NodeError::Io(why)
-        })
+        match chain.propose(now_ms, transactions) {
+            Ok(id) => Ok(id),
+            // Refused before anything was stored (over the block limits): the node goes on.
+            Err(why) if chain.failed().is_none() => Err(NodeError::InvalidBlock(why)),
+            Err(why) => {
+                self.stop(format!("chain: {why}"));
+                Err(NodeError::Io(why))
+            }
+        }
     }
 
     /// Starts anti-entropy with `peer` now; its result comes as a core event.
@@ -419,6 +429,40 @@ impl Machine {
         self.core.strong_staged()
     }
 
+    /// The chain of `category`: its role, or why there is none.
+    fn chain_of(&self, category: &str) -> Result<&ChainRole, NodeError> {
+        match (&self.chain, self.chain_category.as_deref()) {
+            (Some(chain), Some(name)) if name == category => Ok(chain),
+            _ => Err(NodeError::UnknownCategory(format!("{category} (no chain category of that name)"))),
+        }
+    }
+
+    /// Appends `transactions` to the chain of `category` as a block signed by this node;
+    /// its height and id once it is durable.
+    pub fn chain_append(
+        &mut self,
+        now_ms: u64,
+        category: &str,
+        transactions: Vec<Vec<u8>>,
+    ) -> Result<(u64, crate::chain::BlockId), NodeError> {
+        self.chain_of(category)?;
+        let id = self.propose_block(now_ms, transactions)?;
+        let (height, head) = self.chain_head(category)?;
+        // Just proposed on the head, under this node's lock of the state: it is the head.
+        debug_assert_eq!(head, id, "a proposed block becomes the head");
+        Ok((height, id))
+    }
+
+    /// The chain's head: its height and id.
+    pub fn chain_head(&self, category: &str) -> Result<(u64, crate::chain::BlockId), NodeError> {
+        Ok(self.chain_of(category)?.head())
+    }
+
+    /// The encoding of the main chain's block at `height`, if there is one.
+    pub fn chain_block(&self, category: &str, height: u64) -> Result<Option<Vec<u8>>, NodeError> {
+        Ok(self.chain_of(category)?.block_at(height))
+    }
+
     /// Stops the node (fail-stop) after its driver failed to make its state durable:
     /// it refuses every later command and ignores the network until restarted.
     pub fn stop(&mut self, why: String) {
@@ -441,6 +485,11 @@ impl Machine {
     /// partition policy says so (strong categories follow Raft's own rule).
     fn writable(&self, category: &str) -> Result<(), NodeError> {
         self.usable()?;
+        if self.chain_category.as_deref() == Some(category) {
+            return Err(NodeError::WrongMode(format!(
+                "{category:?} is a chain category: append transactions as a block (chain_append)"
+            )));
+        }
         let policy = self.core.spec(category).map(|spec| spec.partition_policy).unwrap_or_default();
         if !self.swim.write_allowed(policy) {
             return Err(NodeError::ReadOnly);

@@ -269,6 +269,8 @@ pub enum NodeError {
     WrongMergeRule(String),
     /// A value is not a valid CRDT encoding, or the CRDT operation failed.
     Crdt(String),
+    /// A block the host asked for breaks the chain's limits (nothing was appended).
+    InvalidBlock(String),
     /// The state layer refused (bounds, names, shard count).
     State(StateError),
     /// The configuration cannot work.
@@ -309,6 +311,7 @@ impl std::fmt::Display for NodeError {
             NodeError::UnknownCategory(name) => write!(f, "unknown category {name:?}"),
             NodeError::WrongMergeRule(what) => write!(f, "wrong merge rule: {what}"),
             NodeError::Crdt(what) => write!(f, "CRDT error: {what}"),
+            NodeError::InvalidBlock(why) => write!(f, "block refused: {why}"),
             NodeError::State(error) => write!(f, "{error}"),
             NodeError::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
             NodeError::Io(what) => write!(f, "{what}"),

@@ -322,6 +322,79 @@ static void test_seed_leaves(void) {
     CHECK(bhs_node_close(b) == BHS_OK && bhs_node_close(c) == BHS_OK);
 }
 
+/* ---- a chain category (issue 16) ---- */
+
+static bhs_node *open_chain_node(int index, const char *dir) {
+    bhs_config *cfg = NULL;
+    CHECK(bhs_config_new(&cfg) == BHS_OK);
+    char secret[65];
+    for (int i = 0; i < 64; i++) secret[i] = '6';
+    secret[64] = 0;
+    secret[3] = (char)('a' + index); /* byte 1 differs: X25519 clamps byte 0 */
+    CHECK(bhs_config_set(cfg, "identity_secret", secret) == BHS_OK);
+    CHECK(bhs_config_set(cfg, "io_backend", "mio") == BHS_OK);
+    CHECK(bhs_config_set(cfg, "data_dir", dir) == BHS_OK);
+    CHECK(bhs_config_add_category(cfg, "ledger", "mode=chain") == BHS_OK);
+    bhs_node *node = NULL;
+    CHECK(bhs_node_open(cfg, &node) == BHS_OK && node != NULL);
+    bhs_config_free(cfg);
+    return node;
+}
+
+/* Blocks appended on A reach B through the chain's sync; both agree on the head and
+ * B reads the block back; bad arguments are refused with a status. */
+static void test_chain(void) {
+    char dir_a[] = "/tmp/bhsync-c-chain-XXXXXX", dir_b[] = "/tmp/bhsync-c-chain-XXXXXX";
+    CHECK(mkdtemp(dir_a) != NULL && mkdtemp(dir_b) != NULL);
+    bhs_node *a = open_chain_node(0, dir_a), *b = open_chain_node(1, dir_b);
+    if (!a || !b) return;
+    bhs_buf addr = {0};
+    CHECK(bhs_node_local_addr(a, &addr) == BHS_OK && addr.len > 0);
+    char text[64] = {0};
+    memcpy(text, addr.data, addr.len < 63 ? addr.len : 63);
+    bhs_buf_free(&addr);
+    CHECK(bhs_node_connect(b, text) == BHS_OK);
+
+    const uint8_t *txs[2] = {(const uint8_t *)"pay 5", (const uint8_t *)"pay 7"};
+    size_t lens[2] = {5, 5};
+    uint64_t height = 0;
+    uint8_t id[32] = {0};
+    CHECK(bhs_chain_append(a, "ledger", txs, lens, 2, &height, id) == BHS_OK && height == 1);
+    CHECK(bhs_chain_append(a, "ledger", txs, lens, 1, &height, NULL) == BHS_OK && height == 2);
+    uint8_t head_a[32], head_b[32];
+    uint64_t height_a = 0, height_b = 0;
+    int agreed = 0;
+    for (int tries = 0; tries < 600 && !agreed; tries++) {
+        agreed = bhs_chain_head(a, "ledger", &height_a, head_a) == BHS_OK &&
+                 bhs_chain_head(b, "ledger", &height_b, head_b) == BHS_OK && height_b == 2 &&
+                 memcmp(head_a, head_b, 32) == 0;
+        if (!agreed) sleep_ms(50);
+    }
+    CHECK(agreed);
+    bhs_buf block = {0};
+    CHECK(bhs_chain_block(b, "ledger", 1, &block) == BHS_OK && block.len == 176 + 4 + 2 * (4 + 5));
+    bhs_buf_free(&block);
+    CHECK(bhs_chain_block(b, "ledger", 3, &block) == BHS_NOT_FOUND);
+
+    CHECK(bhs_chain_append(a, NULL, txs, lens, 1, NULL, NULL) == BHS_INVALID_ARGUMENT);
+    CHECK(bhs_chain_append(a, "ledger", NULL, lens, 1, NULL, NULL) == BHS_INVALID_ARGUMENT);
+    CHECK(bhs_chain_append(a, "ledger", txs, lens, BHS_MAX_BLOCK_TRANSACTIONS + 1, NULL, NULL) == BHS_INVALID_ARGUMENT);
+    size_t huge[1] = {BHS_MAX_TRANSACTION_LEN + 1};
+    CHECK(bhs_chain_append(a, "ledger", txs, huge, 1, NULL, NULL) == BHS_INVALID_ARGUMENT);
+    CHECK(bhs_chain_append(a, "default", txs, lens, 1, NULL, NULL) == BHS_INVALID_ARGUMENT);
+    CHECK(bhs_chain_head(a, "ledger", NULL, NULL) == BHS_OK);
+    CHECK(bhs_chain_block(a, "ledger", 0, NULL) == BHS_INVALID_ARGUMENT);
+    CHECK(put_str(a, "ledger", "k", "v") == BHS_WRONG_MODE);
+    bhs_event ev;
+    for (int n = 0; n < 2; n++) {
+        while (bhs_poll_event(n ? b : a, &ev, 0) == BHS_OK) bhs_event_free(&ev);
+    }
+    CHECK(bhs_node_close(a) == BHS_OK && bhs_node_close(b) == BHS_OK);
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf %s %s", dir_a, dir_b);
+    CHECK(system(command) == 0);
+}
+
 /* ---- bad input ---- */
 
 static void test_config_bad_input(void) {
@@ -566,6 +639,7 @@ static void *run_all(void *unused) {
     }
     test_three_nodes();
     test_seed_leaves();
+    test_chain();
     return NULL;
 }
 

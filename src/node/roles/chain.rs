@@ -317,6 +317,11 @@ impl ChainRole {
         (self.chain.tip_height(), self.chain.head().id())
     }
 
+    /// The encoding of the main chain's block at `height` (genesis at 0), if any.
+    pub fn block_at(&self, height: u64) -> Option<Vec<u8>> {
+        self.chain.block_by_height(height).map(Block::to_bytes)
+    }
+
     /// Whether block `id` is stored (on any branch).
     pub fn contains(&self, id: &BlockId) -> bool {
         self.chain.contains(id)

@@ -144,6 +144,7 @@ impl SwarmNode {
             MachineSetup {
                 core,
                 chain,
+                chain_category: None,
                 swim: SwimConfig::default(),
                 // SWIM needs a higher incarnation after every restart.
                 incarnation: u64::from(setup.boot) << 32,
