@@ -57,6 +57,10 @@ pub struct NodeCore {
     /// Network time minus the local clock: the hybrid clock's physical time is the
     /// driver's `now_ms` corrected by it (the node's network-time role sets it).
     clock_correction_ms: i64,
+    /// The slot this node's counter increments go to: its id in its storage epoch
+    /// (`node::epoch`), so a node that lost its storage never writes into the slot its
+    /// previous life filled.
+    counter_slot: NodeId,
 }
 
 impl NodeCore {
@@ -100,6 +104,7 @@ impl NodeCore {
             finished_syncs: VecDeque::new(),
             strong,
             clock_correction_ms: 0,
+            counter_slot: me,
         })
     }
 
@@ -109,6 +114,12 @@ impl NodeCore {
     /// largest time it issued or saw.
     pub fn set_clock_correction(&mut self, correction_ms: i64) {
         self.clock_correction_ms = correction_ms;
+    }
+
+    /// Counter increments from now on go to this node's slot of storage epoch `epoch`
+    /// (see `node::epoch`); the driver sets it once, at open, before any write.
+    pub fn set_storage_epoch(&mut self, epoch: u64) {
+        self.counter_slot = super::epoch::counter_slot(&self.me, epoch);
     }
 
     /// The hybrid clock's physical time at the driver's `now_ms`.
@@ -223,9 +234,9 @@ impl NodeCore {
         self.check_crdt(category)?;
         let mut counter = self.read_counter(category, key)?;
         let result = if delta >= 0 {
-            counter.increment(self.me, delta as u64)
+            counter.increment(self.counter_slot, delta as u64)
         } else {
-            counter.decrement(self.me, delta.unsigned_abs())
+            counter.decrement(self.counter_slot, delta.unsigned_abs())
         };
         result.map_err(|e| NodeError::Crdt(e.to_string()))?;
         self.write_local(now_ms, category, key, &counter.encode())?;

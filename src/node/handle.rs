@@ -80,6 +80,7 @@ impl Node {
         let seed = seed_from(&id, now);
         let mut rng = crate::sansio::SeededRng::new(seed);
         let mut core = NodeCore::new(core_config(&config), id, rng.fork(), now)?;
+        core.set_storage_epoch(storage_epoch(&config, &id, now)?);
         if config.shards > 1 {
             // Shard 0 is the control thread; shards 1.. are pinned workers.
             let cores: Vec<usize> = config.cores.clone().unwrap_or_else(|| (0..config.shards).collect());
@@ -617,5 +618,23 @@ fn open_chain(
     super::roles::ChainRole::open(disk, &dir, genesis, rules, key, rng, now_ms)
         .map(|(role, _recovered)| role)
         .map_err(|why| NodeError::Io(format!("cannot open the chain of {name:?} in {}: {why}", dir.display())))
+}
+
+/// The node's storage epoch (`node::epoch`): kept in the data directory, fresh for a
+/// new directory and for a node in memory (each start of which is a new life).
+fn storage_epoch(config: &NodeConfig, id: &NodeId, now_ms: u64) -> Result<u64, NodeError> {
+    let mut material = id.0.to_vec();
+    material.extend_from_slice(&now_ms.to_le_bytes());
+    material.extend_from_slice(&std::process::id().to_le_bytes());
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    material.extend_from_slice(&nanos.to_le_bytes());
+    let digest = blake3::hash(&material);
+    let fresh = u64::from_le_bytes(digest.as_bytes()[..8].try_into().unwrap_or([0; 8]));
+    match &config.data_dir {
+        Some(dir) => super::epoch::storage_epoch(&crate::storage::FsDisk, dir, fresh).map_err(|error| {
+            NodeError::Io(format!("cannot read or create the storage epoch in {}: {error}", dir.display()))
+        }),
+        None => Ok(fresh),
+    }
 }
 

@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod config;
 mod core;
 pub mod durable;
+pub mod epoch;
 mod handle;
 mod inbound;
 pub mod machine;

@@ -78,8 +78,6 @@ pub struct Ledger {
     counters: BTreeMap<Vec<u8>, (i64, i64)>,
     /// Per node, counter increments acknowledged (moved to unsure if its storage is wiped).
     counter_acks_by_node: BTreeMap<(u32, Vec<u8>), i64>,
-    /// Nodes whose storage was wiped: their counter slots are unreliable.
-    unreliable_slots: BTreeSet<u32>,
     strong_pending: BTreeMap<(u32, Ticket), PendingStrong>,
     /// The strong categories' history.
     pub history: Vec<Op>,
@@ -121,7 +119,6 @@ impl Ledger {
 
     /// Records a counter increment: acknowledged, or applied but not acknowledged.
     pub fn counter_added(&mut self, node: u32, key: &[u8], delta: i64, acked: bool) {
-        let acked = acked && !self.unreliable_slots.contains(&node);
         let slot = self.counters.entry(key.to_vec()).or_default();
         if acked {
             slot.0 += delta;
@@ -172,10 +169,11 @@ impl Ledger {
     /// node's memory, but none is durable but its own (writes learnt from peers become
     /// durable only with a snapshot), so they are counted, and reported lost if missing
     /// at the end. Writes other nodes acknowledged stay owed: their own logs hold them.
-    /// Blocks only it held are lost at once (a chain persists what it syncs). Its
-    /// counter slot is unreliable from now on: it rejoins under the same id, so its new
-    /// increments may be absorbed by its old slot (see ADR 080); all its increments,
-    /// before and after, count as unsure.
+    /// Blocks only it held are lost at once (a chain persists what it syncs). The
+    /// counter increments it acknowledged before count as unsure; those after are owed
+    /// again: it rejoins under the same id but writes into a new counter slot (its new
+    /// storage epoch, `node::epoch`), so the old slot cannot absorb them (the hazard of
+    /// ADR 080, fixed by issue 16 item 7; seeds 147, 184 and 195 found it).
     pub fn node_wiped(&mut self, node: u32, block_elsewhere: impl Fn(&BlockId) -> bool) {
         let mine: Vec<(u32, String, Vec<u8>)> = self.by_node.keys().filter(|(n, _, _)| *n == node).cloned().collect();
         for key in mine {
@@ -192,7 +190,6 @@ impl Ledger {
             totals.0 -= delta;
             totals.1 += delta;
         }
-        self.unreliable_slots.insert(node);
         for id in self.blocks.remove(&node).unwrap_or_default() {
             if !block_elsewhere(&id) {
                 self.at_risk_writes += 1;

@@ -124,6 +124,15 @@ impl SwarmNode {
         let dir = node_dir(setup.index);
         let (log, recovery) = Log::open_on((setup.disk)(), &dir.join("data"), LogConfig::default()).map_err(open_error)?;
         let mut core = NodeCore::new(setup.core, me, rng.fork(), now_ms).map_err(|e| OpenError::Corrupt(e.to_string()))?;
+        // A new life of the storage (first start, or after a wipe) gets a fresh epoch,
+        // unique per boot; a kept directory keeps its own.
+        let fresh = (u64::from(setup.boot) << 32) | u64::from(setup.index);
+        let epoch = crate::node::epoch::storage_epoch(&*(setup.disk)(), &dir.join("data"), fresh)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => OpenError::Corrupt(format!("storage epoch: {e}")),
+                _ => OpenError::Transient(format!("storage epoch: {e}")),
+            })?;
+        core.set_storage_epoch(epoch);
         durable::replay(&recovery, &mut core, now_ms).map_err(|e| OpenError::Corrupt(e.to_string()))?;
         core.attach_strong_journals(now_ms, |category| {
             let journal_dir = crate::node::strong::journal_dir(&dir, category);
