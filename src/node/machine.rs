@@ -593,6 +593,10 @@ impl Machine {
         if self.addresses.poll_timeout() <= now_ms {
             self.addresses.handle_timeout(now_ms, &peers);
         }
+        // Bounded by membership's own table: a death it no longer tracks (reclaimed)
+        // is forgotten here too, unless the member is still linked.
+        let (swim, links) = (&self.swim, &self.links);
+        self.dead.retain(|id| swim.state_of(id).is_some() || links.contains(id));
         self.plan_dial(now_ms);
         self.pump(now_ms);
     }
