@@ -37,7 +37,7 @@ VALGRIND := valgrind -q --fair-sched=yes --leak-check=full --errors-for-leak-kin
 
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 15
-FUZZ_TARGETS := proof_decode reconcile_message_decode crdt_decode clock_decode gossip_decode membership_decode \
+FUZZ_TARGETS := addresses_decode proof_decode reconcile_message_decode crdt_decode clock_decode gossip_decode membership_decode \
                 wire_decode node_message_decode storage_record_decode chain_decode ffi_calls
 CARGO_FUZZ_VERSION := 0.13.2
 
