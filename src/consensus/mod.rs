@@ -6,7 +6,7 @@
 //! - [`command`]: the entries' commands and the state they build ([`Registers`]);
 //! - [`codec`]: raft messages on the wire, bounded and guarded;
 //! The groups inside the node (the `Raft` channel, the replica mirror) are the node's
-//! strong role, `crate::node::strong`: consensus knows nothing of the node.
+//! strong role (src/node/strong.rs): consensus knows nothing of the node.
 //!
 //! - [`checker`]: a linearizability checker for register histories (Wing & Gong, Lowe);
 //! - [`sim`]: a deterministic cluster of groups with virtual time, loss, partitions,

@@ -51,14 +51,8 @@ pub unsafe extern "C" fn bhs_chain_append(
         let transactions = unsafe { host_transactions(transactions, lengths, count) }?;
         // SAFETY: forwarded caller contract.
         let (height, id) = unsafe { running(node) }?.node.chain_append(category, transactions)?;
-        if !out_height.is_null() {
-            // SAFETY: the caller passes NULL or a writable u64.
-            unsafe { out_height.write(height) };
-        }
-        if !out_id32.is_null() {
-            // SAFETY: the caller passes NULL or 32 writable bytes.
-            unsafe { std::ptr::copy_nonoverlapping(id.as_ptr(), out_id32, 32) };
-        }
+        // SAFETY: forwarded caller contract.
+        unsafe { write_head(height, &id, out_height, out_id32) };
         Ok(())
     })
 }
@@ -81,14 +75,8 @@ pub unsafe extern "C" fn bhs_chain_head(
         let category = unsafe { host_str(category, "category") }?;
         // SAFETY: forwarded caller contract.
         let (height, id) = unsafe { running(node) }?.node.chain_head(category)?;
-        if !out_height.is_null() {
-            // SAFETY: the caller passes NULL or a writable u64.
-            unsafe { out_height.write(height) };
-        }
-        if !out_id32.is_null() {
-            // SAFETY: the caller passes NULL or 32 writable bytes.
-            unsafe { std::ptr::copy_nonoverlapping(id.as_ptr(), out_id32, 32) };
-        }
+        // SAFETY: forwarded caller contract.
+        unsafe { write_head(height, &id, out_height, out_id32) };
         Ok(())
     })
 }
@@ -122,6 +110,21 @@ pub unsafe extern "C" fn bhs_chain_block(
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_block, bhs_buf::from_vec(block), "out_block") }
     })
+}
+
+/// Writes a block's height and id to the host's optional outputs.
+///
+/// # Safety
+/// `out_height` is NULL or a writable u64; `out_id32` NULL or 32 writable bytes.
+unsafe fn write_head(height: u64, id: &[u8; 32], out_height: *mut u64, out_id32: *mut u8) {
+    if !out_height.is_null() {
+        // SAFETY: the caller passes NULL or a writable u64.
+        unsafe { out_height.write(height) };
+    }
+    if !out_id32.is_null() {
+        // SAFETY: the caller passes NULL or 32 writable bytes.
+        unsafe { std::ptr::copy_nonoverlapping(id.as_ptr(), out_id32, 32) };
+    }
 }
 
 /// Reads the host's transactions, refusing counts and lengths over the chain's limits
