@@ -54,9 +54,6 @@ pub struct NodeCore {
     pub(crate) finished_syncs: VecDeque<super::types::FinishedSync>,
     /// The Raft groups of strong categories (src/node/strong.rs).
     pub(crate) strong: crate::node::strong::StrongGroups,
-    /// Network time minus the local clock: the hybrid clock's physical time is the
-    /// driver's `now_ms` corrected by it (the node's network-time role sets it).
-    clock_correction_ms: i64,
     /// The slot this node's counter increments go to: its id in its storage epoch
     /// (`node::epoch`), so a node that lost its storage never writes into the slot its
     /// previous life filled.
@@ -103,17 +100,8 @@ impl NodeCore {
             executor: Arc::new(Inline),
             finished_syncs: VecDeque::new(),
             strong,
-            clock_correction_ms: 0,
             counter_slot: me,
         })
-    }
-
-    /// Stamps writes from network time: the hybrid clock's physical part becomes the
-    /// driver's `now_ms` plus `correction_ms` (network time minus the local clock). The
-    /// clock never goes back whatever the correction does: a hybrid clock keeps the
-    /// largest time it issued or saw.
-    pub fn set_clock_correction(&mut self, correction_ms: i64) {
-        self.clock_correction_ms = correction_ms;
     }
 
     /// Counter increments from now on go to this node's slot of storage epoch `epoch`
@@ -122,9 +110,11 @@ impl NodeCore {
         self.counter_slot = super::epoch::counter_slot(&self.me, epoch);
     }
 
-    /// The hybrid clock's physical time at the driver's `now_ms`.
+    /// The hybrid clock's physical time at the driver's `now_ms`: the driver's clock.
+    /// (Stamping from network time is not wired: with it, the swarm found seed 2285
+    /// never converging; see ADR 081.)
     pub(crate) fn physical_ms(&self, now_ms: u64) -> u64 {
-        now_ms.saturating_add_signed(self.clock_correction_ms)
+        now_ms
     }
 
     /// Runs the hashing and insertion of received batches on `executor` (the engine's

@@ -748,9 +748,6 @@ impl Machine {
         while let Some((to, bytes)) = self.addresses.poll_transmit() {
             self.send(Channel::Addresses, to, bytes);
         }
-        // Writes are stamped from network time (issue 16): the correction follows each
-        // exchange the time role accepts.
-        self.core.set_clock_correction(self.time.correction_ms());
         if let Some(why) = self.core.strong_failure() {
             self.stop(format!("raft journal: {why}"));
         }
