@@ -50,6 +50,10 @@ pub struct GossipConfig {
     pub optimization_threshold: u32,
     /// Largest payload accepted or sent.
     pub max_payload_len: usize,
+    /// Payload bytes kept to answer GRAFTs at most: beyond, the oldest ids are
+    /// forgotten before their `message_ttl_ms` (a node carrying bulk writes must not
+    /// hold a minute of them).
+    pub max_retained_bytes: usize,
 }
 
 impl Default for GossipConfig {
@@ -84,6 +88,7 @@ impl GossipConfig {
             ihave_rate_per_s: 2_000,
             optimization_threshold: 1,
             max_payload_len: 64 * 1024,
+            max_retained_bytes: 64 << 20,
         }
     }
 }

@@ -73,6 +73,8 @@ pub struct HyParView {
     next_rejoin_ms: u64,
     /// NEIGHBOR requests refused in a row; escalates the next one to high priority.
     refusals_in_row: u32,
+    /// When a view one short of full may ask a passive peer next (see `wants_promotion`).
+    next_top_up_ms: u64,
     next_keepalive_ms: u64,
     next_shuffle_ms: u64,
     next_reconnect_ms: u64,
@@ -99,6 +101,7 @@ impl HyParView {
             contacts: Vec::new(),
             next_rejoin_ms: now_ms,
             refusals_in_row: 0,
+            next_top_up_ms: now_ms,
             stats: ViewStats::default(),
         }
     }
@@ -139,6 +142,23 @@ impl HyParView {
     pub fn heard_from(&mut self, now_ms: u64, from: NodeId) {
         if let Some(peer) = self.active.iter_mut().find(|peer| peer.id == from) {
             peer.last_heard_ms = now_ms;
+        }
+    }
+
+    /// The transport lost its connection to `id` (a host that holds connections knows
+    /// at once, where keep-alives would take `neighbor_failure_ms`): an active
+    /// neighbour is failed and replaced from the passive view, as HyParView §4.3 does
+    /// on a TCP failure; a pending NEIGHBOR request to it is given up.
+    pub fn link_failed(&mut self, now_ms: u64, id: NodeId, out: &mut ViewOutput) {
+        if self.pending_neighbor.is_some_and(|(pending, _)| pending == id) {
+            self.pending_neighbor = None;
+            self.passive.retain(|peer| peer.id != id);
+        }
+        if self.is_active(&id) {
+            self.stats.neighbors_failed += 1;
+            self.active.retain(|peer| peer.id != id);
+            out.changes.push(ViewChange::Down(id));
+            self.remember_failed(id, now_ms);
         }
     }
 
@@ -207,7 +227,7 @@ impl HyParView {
                 self.passive.retain(|peer| peer.id != silent);
             }
         }
-        if self.active.len() < self.config.active_view_capacity && self.pending_neighbor.is_none() {
+        if self.wants_promotion(now_ms) {
             self.promote(now_ms, out);
         }
         let stranded = self.passive.is_empty() && self.active.len() < self.config.active_view_capacity;
@@ -343,6 +363,28 @@ impl HyParView {
             self.known.pop_front();
         }
         self.known.push_back((id, now_ms));
+    }
+
+    /// Whether to ask a passive peer to become a neighbour now. A view two or more short
+    /// asks as soon as no request is pending. A view one short asks once per shuffle
+    /// interval: the paper accepts a view that is not full, and asking eagerly churns
+    /// (a high-priority request makes a full peer evict a neighbour, which is then one
+    /// short and asks in turn; seen in a 24-node cluster as a dial and a close every few
+    /// seconds per node), while an island whose members are all one short must still
+    /// escape now and then.
+    fn wants_promotion(&mut self, now_ms: u64) -> bool {
+        let capacity = self.config.active_view_capacity;
+        if self.active.len() >= capacity || self.pending_neighbor.is_some() {
+            return false;
+        }
+        if self.active.len() + 1 < capacity {
+            return true;
+        }
+        if now_ms < self.next_top_up_ms {
+            return false;
+        }
+        self.next_top_up_ms = now_ms + self.config.shuffle_interval_ms;
+        true
     }
 
     fn promote(&mut self, now_ms: u64, out: &mut ViewOutput) {

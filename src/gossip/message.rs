@@ -9,7 +9,7 @@ use crate::time::codec::{put_byte_string, put_varint, DecodeError, Reader};
 /// The format version this code speaks.
 pub const FORMAT_VERSION: u8 = 1;
 /// The largest payload of one broadcast, bytes.
-pub const MAX_PAYLOAD_LEN: usize = 64 * 1024;
+pub const MAX_PAYLOAD_LEN: usize = 1 << 20;
 /// The largest frame, bytes.
 pub const MAX_FRAME_LEN: usize = MAX_PAYLOAD_LEN + 1024;
 /// Message ids in one IHAVE or GRAFT at most.

@@ -11,4 +11,4 @@ pub mod plumtree;
 
 pub use config::GossipConfig;
 pub use message::{GossipError, GossipMessage, MessageId};
-pub use node::{BroadcastError, Gossip, GossipEvent, GossipStats};
+pub use node::{BroadcastError, Gossip, GossipEvent, GossipStats, Refused};

@@ -49,6 +49,15 @@ pub enum BroadcastError {
     Backpressure,
 }
 
+/// Why [`Gossip::handle_message_checked`] refused a frame.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Refused {
+    /// It did not decode.
+    Frame(GossipError),
+    /// The host's check refused a new broadcast's payload.
+    Payload,
+}
+
 /// Counters of the node and its two layers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GossipStats {
@@ -60,6 +69,8 @@ pub struct GossipStats {
     pub events_dropped: u64,
     /// Frames sent.
     pub frames_sent: u64,
+    /// Payloads the host's check refused (see [`Gossip::handle_message_checked`]).
+    pub payloads_refused: u64,
     /// The overlay's counters.
     pub view: ViewStats,
     /// The broadcast tree's counters.
@@ -137,14 +148,34 @@ impl Gossip {
 
     /// A frame from `from`.
     pub fn handle_message(&mut self, now_ms: u64, from: NodeId, bytes: &[u8]) {
+        let _ = self.handle_message_checked(now_ms, from, bytes, |_| true);
+    }
+
+    /// A frame from `from`, where a new broadcast's payload is first given to `check`:
+    /// a payload it refuses is neither delivered nor forwarded (so an honest node never
+    /// relays what it would not accept, and a refused payload names its sender).
+    /// `Err` when the frame did not decode or its payload was refused.
+    pub fn handle_message_checked(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        bytes: &[u8],
+        check: impl FnOnce(&[u8]) -> bool,
+    ) -> Result<(), Refused> {
         let message = match GossipMessage::decode(bytes) {
             Ok(message) => message,
             Err(error) => {
                 self.stats.frames_rejected += 1;
                 self.last_rejection = Some(error);
-                return;
+                return Err(Refused::Frame(error));
             }
         };
+        if let GossipMessage::Gossip { id, payload, .. } = &message {
+            if !self.tree.has_seen(id) && !check(payload) {
+                self.stats.payloads_refused += 1;
+                return Err(Refused::Payload);
+            }
+        }
         self.view.heard_from(now_ms, from);
         match message {
             GossipMessage::Gossip { .. }
@@ -167,6 +198,14 @@ impl Gossip {
                 self.apply_view_output(now_ms, out);
             }
         }
+        Ok(())
+    }
+
+    /// The host lost its connection to `peer`: an active neighbour is replaced now.
+    pub fn handle_link_down(&mut self, now_ms: u64, peer: NodeId) {
+        let mut out = ViewOutput::default();
+        self.view.link_failed(now_ms, peer, &mut out);
+        self.apply_view_output(now_ms, out);
     }
 
     /// The deadline from [`Gossip::poll_timeout`] passed.

@@ -30,6 +30,8 @@ const MAX_LAZY_QUEUE: usize = 4 * MAX_IDS;
 pub struct TreeStats {
     /// Payload frames sent (eager pushes and GRAFT answers).
     pub payloads_sent: u64,
+    /// Bytes of the payloads in those frames.
+    pub payload_bytes_sent: u64,
     /// Payloads received more than once.
     pub duplicates_received: u64,
     /// IHAVE entries sent.
@@ -73,6 +75,8 @@ pub struct Plumtree {
     /// tree optimization; expire in order.
     seen: HashMap<MessageId, (u32, Option<NodeId>, Vec<u8>)>,
     seen_order: VecDeque<(u64, MessageId)>,
+    /// Bytes of the payloads kept in `seen` (bounded by `max_retained_bytes`).
+    retained_bytes: usize,
     missing: HashMap<MessageId, Missing>,
     missing_deadlines: BTreeSet<(u64, MessageId)>,
     lazy_queue: BTreeMap<NodeId, Vec<(MessageId, u32)>>,
@@ -93,6 +97,7 @@ impl Plumtree {
             lazy: Vec::new(),
             seen: HashMap::new(),
             seen_order: VecDeque::new(),
+            retained_bytes: 0,
             missing: HashMap::new(),
             missing_deadlines: BTreeSet::new(),
             lazy_queue: BTreeMap::new(),
@@ -190,6 +195,7 @@ impl Plumtree {
                 for id in ids {
                     if let Some((hops, _, payload)) = self.seen.get(&id) {
                         self.stats.payloads_sent += 1;
+                        self.stats.payload_bytes_sent += payload.len() as u64;
                         out.push((from, GossipMessage::Gossip { id, hops: hops + 1, payload: payload.clone() }));
                     }
                 }
@@ -213,12 +219,20 @@ impl Plumtree {
             self.next_flush_ms = None;
             self.flush_lazy(out);
         }
+        self.expire(Some(now_ms));
+    }
+
+    /// Forgets ids older than `message_ttl_ms` at `now_ms` (when given), and the
+    /// oldest beyond the count and byte bounds.
+    fn expire(&mut self, now_ms: Option<u64>) {
         let ttl_ms = self.config.message_ttl_ms;
-        while self.seen_order.front().is_some_and(|(at_ms, _)| now_ms >= at_ms + ttl_ms)
+        while self.seen_order.front().is_some_and(|(at_ms, _)| now_ms.is_some_and(|now| now >= at_ms + ttl_ms))
             || self.seen_order.len() > MAX_SEEN
+            || self.retained_bytes > self.config.max_retained_bytes
         {
-            if let Some((_, id)) = self.seen_order.pop_front() {
-                self.seen.remove(&id);
+            let Some((_, id)) = self.seen_order.pop_front() else { break };
+            if let Some((_, _, payload)) = self.seen.remove(&id) {
+                self.retained_bytes -= payload.len();
             }
         }
     }
@@ -253,6 +267,7 @@ impl Plumtree {
         for &peer in &self.eager {
             if Some(peer) != from {
                 self.stats.payloads_sent += 1;
+                self.stats.payload_bytes_sent += payload.len() as u64;
                 out.push((peer, GossipMessage::Gossip { id, hops: hops + 1, payload: payload.clone() }));
             }
         }
@@ -268,8 +283,14 @@ impl Plumtree {
         if !self.lazy_queue.is_empty() && self.next_flush_ms.is_none() {
             self.next_flush_ms = Some(now_ms + self.config.ihave_flush_interval_ms);
         }
+        self.retained_bytes += payload.len();
         self.seen.insert(id, (hops, from, payload));
         self.seen_order.push_back((now_ms, id));
+        // The byte bound is kept at once: a burst of large payloads must not wait for
+        // the next timeout to be forgotten.
+        if self.retained_bytes > self.config.max_retained_bytes {
+            self.expire(None);
+        }
     }
 
     fn flush_lazy(&mut self, out: &mut Vec<(NodeId, GossipMessage)>) {
