@@ -147,6 +147,9 @@ pub struct Swim {
     members: BTreeMap<NodeId, Member>,
     probe_order: Vec<NodeId>,
     probe_cursor: usize,
+    /// Members this node may probe, ask to probe or push-pull with, when its host
+    /// bounds them (the members it holds connections to); `None`: every member.
+    probe_scope: Option<BTreeSet<NodeId>>,
     probe: Option<Probe>,
     next_probe_ms: u64,
     next_seq: u64,
@@ -193,6 +196,7 @@ impl Swim {
             members: BTreeMap::new(),
             probe_order: Vec::new(),
             probe_cursor: 0,
+            probe_scope: None,
             probe: None,
             next_seq: 0,
             relays: VecDeque::new(),
@@ -223,6 +227,15 @@ impl Swim {
         if seed != self.me {
             self.send_sync(seed, true);
         }
+    }
+
+    /// Bounds the members this node probes, asks for indirect probes and push-pulls
+    /// with to `scope` (`None`: every member). A host that keeps connections to a
+    /// partial view of the group (HyParView's active view) passes the members it is
+    /// linked to and the ones whose link it lost: every member is still probed by its
+    /// neighbours, and what they conclude reaches everyone on the piggyback.
+    pub fn set_probe_scope(&mut self, scope: Option<BTreeSet<NodeId>>) {
+        self.probe_scope = scope;
     }
 
     // Getters.
@@ -329,7 +342,7 @@ impl Swim {
         self.expire_suspicions(now_ms);
         if now_ms >= self.next_push_pull_ms {
             self.next_push_pull_ms = now_ms + self.config.push_pull_interval_ms;
-            let live: Vec<NodeId> = self.live_members().collect();
+            let live: Vec<NodeId> = self.live_members().filter(|id| self.in_scope(id)).collect();
             if !live.is_empty() {
                 let peer = live[self.rng.index(live.len())];
                 self.send_sync(peer, true);
@@ -396,6 +409,10 @@ impl Swim {
         u64::from(self.local_health) + 1
     }
 
+    fn in_scope(&self, id: &NodeId) -> bool {
+        self.probe_scope.as_ref().map_or(true, |scope| scope.contains(id))
+    }
+
     fn take_seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
@@ -407,10 +424,11 @@ impl Swim {
             while self.probe_cursor < self.probe_order.len() {
                 let candidate = self.probe_order[self.probe_cursor];
                 self.probe_cursor += 1;
-                let probeable = self
-                    .members
-                    .get(&candidate)
-                    .is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect));
+                let probeable = self.in_scope(&candidate)
+                    && self
+                        .members
+                        .get(&candidate)
+                        .is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect));
                 if probeable {
                     return Some(candidate);
                 }
@@ -450,7 +468,7 @@ impl Swim {
             let mut relays: Vec<NodeId> = self
                 .members
                 .iter()
-                .filter(|(id, m)| m.state == MemberState::Alive && **id != probe.target)
+                .filter(|(id, m)| m.state == MemberState::Alive && **id != probe.target && self.in_scope(id))
                 .map(|(id, _)| *id)
                 .collect();
             relays.sort_unstable();
