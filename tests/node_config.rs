@@ -29,3 +29,14 @@ fn the_default_configuration_opens() {
     let node = open_with(CategorySpec::default()).expect("the default category opens");
     node.close().expect("closes");
 }
+
+#[test]
+fn an_active_view_the_overlay_cannot_run_is_refused() {
+    for target_peers in [0, 1, 65] {
+        let error = Node::open(NodeConfig { target_peers, ..NodeConfig::default() }).err().expect("refused");
+        assert!(matches!(error, NodeError::InvalidConfig(_)), "target_peers {target_peers}: {error:?}");
+        assert!(error.to_string().contains("target_peers"), "the error names the setting: {error}");
+    }
+    let node = Node::open(NodeConfig { target_peers: 2, ..NodeConfig::default() }).expect("2 opens");
+    node.close().expect("closes");
+}

@@ -15,6 +15,9 @@ pub struct EngineMetrics {
     pub dials: u64,
     /// Outgoing dials that failed.
     pub dial_failures: u64,
+    /// Links closed because the node no longer needed them (outside its overlay's
+    /// active view and quiet).
+    pub links_closed_unneeded: u64,
     /// Handshakes completed.
     pub handshakes_completed: u64,
     /// Handshakes that failed (garbage, bad crypto, version mismatch).

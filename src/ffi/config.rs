@@ -36,7 +36,7 @@ const MAX_LIST_ENTRIES: usize = 4096;
 pub const CONFIG_KEYS: &str = "listen (host:port), data_dir (path), identity_file (path), identity_secret (64 hex \
      digits), shards (1-16), cores (comma-separated core numbers), io_backend (auto|io_uring|mio), encryption \
      (on|off), peers (comma-separated host:port), allowlist (comma-separated 64-hex-digit node ids, empty: anyone), \
-     max_peers, target_peers (links sought beyond the configured peers), max_frame_len, max_send_queue (bytes), bytes_per_s, requests_per_s, handshake_timeout_ms, \
+     max_peers, target_peers (the overlay's active view: links kept, 2 to 64, default 5), max_frame_len, max_send_queue (bytes), bytes_per_s, requests_per_s, handshake_timeout_ms, \
      anti_entropy_ms, redial_initial_ms, redial_max_ms";
 
 impl bhs_config {

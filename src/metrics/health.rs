@@ -316,7 +316,8 @@ impl HealthReport {
             "],\"membership\":{{\"alive\":{},\"suspect\":{},\"dead\":{},\"left\":{},\"local_health\":{},\
              \"minority_side\":{},\"incarnation\":{},\"sessions\":{}}},\"network_time\":{{\"offset_ms\":{},\
              \"exchanges_accepted\":{},\"adjustments\":{},\"refusals_too_few_agreeing\":{},\"responses_ignored\":{},\
-             \"backward_jumps\":{}}}",
+             \"backward_jumps\":{}}},\"overlay\":{{\"links\":{},\"active\":{},\"active_max\":{},\"passive\":{},\
+             \"broadcasts\":{},\"delivered\":{},\"payload_msgs_sent\":{}}}",
             r.members_alive,
             r.members_suspect,
             r.members_dead,
@@ -331,6 +332,13 @@ impl HealthReport {
             r.time.refusals,
             r.time.responses_ignored,
             r.time.backward_jumps,
+            r.links,
+            r.overlay.active,
+            r.overlay.active_max,
+            r.overlay.passive,
+            r.overlay.broadcasts,
+            r.overlay.delivered,
+            r.overlay.gossip.tree.payloads_sent,
         );
         out.push_str(",\"categories\":[");
         for (index, c) in t.categories.iter().enumerate() {

@@ -203,5 +203,33 @@ fn roles(out: &mut String, r: &crate::node::MachineFigures) {
     }
     family(out, "bhsync_network_time_refusals_total", "counter", "Network time updates refused: too few agreeing peers.");
     let _ = writeln!(out, "bhsync_network_time_refusals_total {}", r.time.refusals);
+    overlay(out, r);
+}
+
+/// The overlay (HyParView's views, Plumtree's broadcasts) and the links it keeps.
+fn overlay(out: &mut String, r: &crate::node::MachineFigures) {
+    let o = &r.overlay;
+    let gauges: [(&str, &str, usize); 4] = [
+        ("bhsync_links", "Peers this node holds a link (connection) to now.", r.links),
+        ("bhsync_overlay_active_peers", "Neighbours in the overlay's active view (links kept).", o.active),
+        ("bhsync_overlay_active_max", "The active view's capacity (target_peers).", o.active_max),
+        ("bhsync_overlay_passive_peers", "Members in the overlay's passive view.", o.passive),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    let counters: [(&str, &str, u64); 6] = [
+        ("bhsync_broadcasts_total", "Broadcasts of this node's writes started on the overlay.", o.broadcasts),
+        ("bhsync_broadcasts_dropped_total", "Broadcasts not started (too large, back-pressure): anti-entropy carries them.", o.broadcasts_dropped),
+        ("bhsync_broadcasts_delivered_total", "Broadcasts from peers delivered here.", o.delivered),
+        ("bhsync_broadcast_payload_msgs_total", "Payload frames sent on the overlay (eager pushes and GRAFT answers).", o.gossip.tree.payloads_sent),
+        ("bhsync_broadcast_payload_bytes_total", "Bytes of the payloads in those frames.", o.gossip.tree.payload_bytes_sent),
+        ("bhsync_broadcast_grafts_total", "GRAFTs sent: payloads pulled after a lazy announcement.", o.gossip.tree.grafts_sent),
+    ];
+    for (name, help, value) in counters {
+        family(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 

@@ -22,6 +22,9 @@ use super::types::{CoreConfig, CoreStats, NodeError, NodeEvent, SyncId, Transmit
 
 /// Target size of one push message's body.
 const PUSH_BATCH_BYTES: usize = 64 * 1024;
+/// Pushes waiting for the host's broadcast tree at most; beyond, anti-entropy carries
+/// the writes.
+const MAX_PENDING_BROADCASTS: usize = 1_024;
 
 /// One node's protocol logic, without IO.
 pub struct NodeCore {
@@ -38,6 +41,12 @@ pub struct NodeCore {
     pub(crate) pending_push: BTreeMap<String, Vec<BatchWriter>>,
     pub(crate) pending_push_count: usize,
     pub(crate) relays: Vec<(NodeId, u8, String, BatchWriter)>,
+    /// Set when the host carries pushes on its broadcast tree (the machine's overlay):
+    /// the core then hands each push over ([`NodeCore::poll_broadcast`]) instead of
+    /// sending it to every session and relaying it.
+    broadcast_by_host: bool,
+    /// Pushes waiting for the host (bounded by [`MAX_PENDING_BROADCASTS`]).
+    broadcasts: VecDeque<Vec<u8>>,
     pub(crate) events: VecDeque<NodeEvent>,
     pub(crate) stats: CoreStats,
     pub(crate) next_session: u32,
@@ -90,6 +99,8 @@ impl NodeCore {
             pending_push: BTreeMap::new(),
             pending_push_count: 0,
             relays: Vec::new(),
+            broadcast_by_host: false,
+            broadcasts: VecDeque::new(),
             events: VecDeque::new(),
             stats: CoreStats::default(),
             next_session: 1,
@@ -247,6 +258,19 @@ impl NodeCore {
 
     // ---- outputs ----
 
+    /// Hands pushes to the host's broadcast tree from now on (see
+    /// [`NodeCore::poll_broadcast`]); pushes from peers are then never relayed here.
+    pub fn set_broadcast_by_host(&mut self, by_host: bool) {
+        self.broadcast_by_host = by_host;
+    }
+
+    /// The next push for the host to broadcast (a `Push` message whose hop count
+    /// [`message::HOPS_CARRIED`] tells receivers not to relay it: the tree does).
+    pub fn poll_broadcast(&mut self) -> Option<Vec<u8>> {
+        self.flush_pushes();
+        self.broadcasts.pop_front()
+    }
+
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.strong_flush();
@@ -378,9 +402,20 @@ impl NodeCore {
             return;
         }
         let priority = self.spec(category).map(|s| s.priority).unwrap_or_default();
+        let hops = if self.broadcast_by_host { message::HOPS_CARRIED } else { hops };
         let (bytes, compressed) = message::encode_push(hops, category, writer, self.config.compress);
         if bytes.len() > self.config.max_message_len {
             self.stats.pushes_dropped += 1;
+            return;
+        }
+        if self.broadcast_by_host {
+            if self.broadcasts.len() >= MAX_PENDING_BROADCASTS {
+                self.stats.pushes_dropped += 1; // Anti-entropy carries it.
+            } else {
+                self.stats.items_out += count;
+                self.stats.compressed_messages += compressed as u64;
+                self.broadcasts.push_back(bytes);
+            }
             return;
         }
         for (id, peer) in self.peers.iter_mut().filter(|(id, p)| p.connected && Some(**id) != except) {

@@ -16,6 +16,7 @@ use super::durable;
 use super::machine::{Durable, Machine, MachineSetup};
 use super::roles::TimeConfig;
 use super::{CoreConfig, NodeCore, NodeError, NodeEvent, SyncResult};
+use crate::gossip::GossipConfig;
 use crate::membership::SwimConfig;
 use crate::engine::commands::{CommandQueue, EventQueue};
 use crate::engine::control::Control;
@@ -126,7 +127,13 @@ impl Node {
             incarnation: now,
             members: Vec::new(),
             time: TimeConfig::default(),
-            target_links: config.target_peers,
+            overlay: GossipConfig {
+                active_view_capacity: config.target_peers,
+                passive_view_capacity: 6 * config.target_peers,
+                max_payload_len: crate::gossip::message::MAX_PAYLOAD_LEN,
+                ..GossipConfig::default()
+            },
+            manage_links: true,
         };
         let machine = Machine::new(setup, rng, now);
         let mut control = Control::new(machine, identity, wire, config, seed);

@@ -34,6 +34,37 @@ impl NodeCore {
         result
     }
 
+    /// Applies a push the host's broadcast tree delivered (from any member, through
+    /// whichever neighbour forwarded it). A fault means nothing was applied, and the
+    /// host neither delivers nor forwards the broadcast.
+    pub fn handle_broadcast(&mut self, now_ms: u64, bytes: &[u8]) -> Result<(), PeerFault> {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
+        self.stats.bytes_in += bytes.len() as u64;
+        let result = self.apply_broadcast(now_ms, bytes);
+        if let Err(fault) = &result {
+            self.stats.faults[fault.kind_index()] += 1;
+        }
+        result
+    }
+
+    fn apply_broadcast(&mut self, now_ms: u64, bytes: &[u8]) -> Result<(), PeerFault> {
+        let decoded = message::decode(bytes, self.config.max_message_len).map_err(|error| match error {
+            DecodeError::Oversized { .. } => PeerFault::Oversized,
+            other => PeerFault::Malformed(other.to_string()),
+        })?;
+        let NodeMessage::Push { category, batch, .. } = decoded else {
+            return Err(PeerFault::Protocol("a broadcast carries only pushes".into()));
+        };
+        if self.spec(category).is_none() {
+            return Err(PeerFault::UnknownCategory(category.to_owned()));
+        }
+        if self.is_strong(category) {
+            return Err(PeerFault::Protocol(format!("{category:?} is strong: it changes only through Raft")));
+        }
+        self.apply_batch(now_ms, category, batch.entries(), &batch.digest, false)?;
+        Ok(())
+    }
+
     fn dispatch(&mut self, now_ms: u64, from: NodeId, bytes: &[u8]) -> Result<(), PeerFault> {
         if !self.peers.get(&from).is_some_and(|p| p.connected) {
             return Ok(()); // A late message from a closed connection.

@@ -16,9 +16,11 @@
 //! own (the chain role and the Raft journals reach storage through the `Disk` interface
 //! the driver opened them on).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 
+use super::links::{Links, PlanInput};
+use super::roles::overlay::{Overlay, OverlayFigures};
 use super::roles::time::TimeStats;
 use super::roles::{Addresses, ChainRole, Role, TimeConfig, TimeRole};
 use super::strong::StrongAnswer;
@@ -26,6 +28,7 @@ use super::types::{FinishedSync, PeerFault, SyncId};
 use super::{durable, NodeCore, NodeError, NodeEvent};
 use crate::consensus::Ticket;
 use crate::crdt::CustomResolver;
+use crate::gossip::{GossipConfig, Refused};
 use crate::membership::{MembershipEvent, Swim, SwimConfig};
 use crate::sansio::SeededRng;
 use crate::state::{Entry, NodeId, Version};
@@ -43,6 +46,8 @@ pub enum Channel {
     Time,
     /// Where peers listen (the address book's exchange).
     Addresses,
+    /// The overlay: HyParView's views and Plumtree's broadcasts of the core's pushes.
+    Gossip,
 }
 
 impl Channel {
@@ -54,6 +59,7 @@ impl Channel {
             Channel::Chain => 3,
             Channel::Time => 4,
             Channel::Addresses => 5,
+            Channel::Gossip => 6,
         }
     }
 
@@ -65,6 +71,7 @@ impl Channel {
             3 => Channel::Chain,
             4 => Channel::Time,
             5 => Channel::Addresses,
+            6 => Channel::Gossip,
             _ => return None,
         })
     }
@@ -111,6 +118,8 @@ pub enum MachineFault {
     Time(String),
     /// An address-book frame.
     Addresses(String),
+    /// An overlay frame that does not decode, or a broadcast the core refused.
+    Overlay(String),
 }
 
 impl std::fmt::Display for MachineFault {
@@ -121,6 +130,7 @@ impl std::fmt::Display for MachineFault {
             MachineFault::Chain(why) => write!(f, "chain: {why}"),
             MachineFault::Time(why) => write!(f, "time: {why}"),
             MachineFault::Addresses(why) => write!(f, "{why}"),
+            MachineFault::Overlay(why) => write!(f, "overlay: {why}"),
         }
     }
 }
@@ -156,18 +166,14 @@ pub struct MachineSetup {
     pub members: Vec<NodeId>,
     /// Network time settings.
     pub time: TimeConfig,
-    /// Links the node seeks: while it has fewer, it asks its driver to dial members
-    /// whose address it knows ([`Machine::poll_dial`]). 0: never (the swarm, where
-    /// every member is linked).
-    pub target_links: usize,
+    /// The overlay's settings; its active view's capacity bounds the links the node
+    /// keeps (see `node::links`).
+    pub overlay: GossipConfig,
+    /// Whether the node plans its links: it asks its driver to dial
+    /// ([`Machine::poll_dial`]) and close ([`Machine::poll_close`]) connections. False
+    /// where the driver links every member (the swarm).
+    pub manage_links: bool,
 }
-
-/// Between two dials the node asks for (ms of the driver's clock).
-const DIAL_INTERVAL_MS: u64 = 250;
-/// A member is not dialled again sooner than this after a dial.
-const REDIAL_MS: u64 = 10_000;
-/// Members waiting for a dial because a role sent to them, at most.
-const WANTED_MAX: usize = 1_024;
 
 /// Membership events kept for the driver at most; beyond, newer ones are dropped
 /// (membership's own state stays exact: the events only report it).
@@ -196,6 +202,12 @@ pub struct MachineFigures {
     pub time_correction_ms: i64,
     /// Network time's counters (exchanges, adjustments, refusals and why).
     pub time: TimeStats,
+    /// Peers linked now.
+    pub links: usize,
+    /// The overlay's views and broadcasts.
+    pub overlay: OverlayFigures,
+    /// Frames dropped because the link they waited for never came up.
+    pub parked_dropped: u64,
 }
 
 /// One node, sans-IO.
@@ -207,16 +219,14 @@ pub struct Machine {
     chain_category: Option<String>,
     time: TimeRole,
     addresses: Addresses,
-    target_links: usize,
-    next_dial_ms: u64,
-    /// When each member was last dialled (pruned after [`REDIAL_MS`]).
-    dialled: BTreeMap<NodeId, u64>,
-    dials: VecDeque<(NodeId, SocketAddr)>,
-    dial_rng: SeededRng,
-    /// Members a role sent to without a link (see [`Machine::dial_wanted`]).
-    wanted: BTreeSet<NodeId>,
-    /// Peers the driver can reach now (connections in the engine).
-    links: BTreeSet<NodeId>,
+    overlay: Overlay,
+    /// Peers the driver can reach now (connections in the engine), and the plans for
+    /// them.
+    links: Links,
+    /// Peers whose links are kept whatever the overlay says: strong voters.
+    pinned: Vec<NodeId>,
+    /// The latest time an input brought (outputs have none of their own).
+    last_now_ms: u64,
     /// Peers membership declared dead or gone (until it sees them up again).
     dead: BTreeSet<NodeId>,
     /// Peers the core holds a session with: linked, not dead, not banned.
@@ -234,22 +244,23 @@ impl Machine {
         let swim = Swim::new(setup.swim, me, setup.incarnation, rng.fork(), &setup.members, now_ms);
         let time = TimeRole::new(me, setup.time, rng.fork(), now_ms);
         let addresses = Addresses::new(me, rng.fork(), now_ms);
-        let dial_rng = rng.fork();
+        let links = Links::new(setup.manage_links, rng.fork(), now_ms);
+        let overlay = Overlay::new(setup.overlay, me, rng.fork(), now_ms);
+        let mut core = setup.core;
+        core.set_broadcast_by_host(true);
+        let pinned = core.strong_peers();
         let mut machine = Machine {
             me,
-            core: setup.core,
+            core,
             swim,
             chain: setup.chain,
             chain_category: setup.chain_category,
             time,
             addresses,
-            target_links: setup.target_links,
-            next_dial_ms: now_ms,
-            dialled: BTreeMap::new(),
-            dials: VecDeque::new(),
-            dial_rng,
-            wanted: BTreeSet::new(),
-            links: BTreeSet::new(),
+            overlay,
+            links,
+            pinned,
+            last_now_ms: now_ms,
             dead: BTreeSet::new(),
             sessions: BTreeSet::new(),
             banned: BTreeSet::new(),
@@ -317,6 +328,9 @@ impl Machine {
             sessions: self.sessions.len(),
             time_correction_ms: self.time.correction_ms(),
             time: self.time.stats(),
+            links: self.links.up().len(),
+            overlay: self.overlay.figures(),
+            parked_dropped: self.links.parked_dropped,
         }
     }
 
@@ -529,6 +543,10 @@ impl Machine {
         if self.stopped.is_some() || self.banned.contains(&from) {
             return Ok(());
         }
+        self.last_now_ms = self.last_now_ms.max(now_ms);
+        if matches!(channel, Channel::Gossip | Channel::Membership) {
+            self.links.note_needed(now_ms, from);
+        }
         let result = self.dispatch(now_ms, from, channel, payload);
         self.pump(now_ms);
         result
@@ -542,19 +560,27 @@ impl Machine {
         if let Some(addr) = listens_on {
             self.addresses.observe(peer, addr);
         }
-        if peer == self.me || !self.links.insert(peer) {
+        if peer == self.me || self.links.is_up(&peer) {
             return;
+        }
+        self.last_now_ms = self.last_now_ms.max(now_ms);
+        for (channel, payload) in self.links.link_up(now_ms, peer) {
+            self.outbox.push_back((peer, channel, payload));
         }
         if self.swim.state_of(&peer).is_none() || self.dead.contains(&peer) {
             self.swim.join(peer);
         }
+        self.overlay.handle_link_up(now_ms, peer);
         self.refresh_session(now_ms, peer);
         self.pump(now_ms);
     }
 
     /// The driver lost its connection to `peer`.
     pub fn handle_link_down(&mut self, now_ms: u64, peer: NodeId) {
-        if self.links.remove(&peer) {
+        if self.links.is_up(&peer) {
+            let neighbour = self.overlay.active().contains(&peer) || self.pinned.contains(&peer);
+            self.links.link_down(now_ms, peer, neighbour && !self.dead.contains(&peer));
+            self.overlay.handle_link_down(now_ms, peer);
             self.refresh_session(now_ms, peer);
             self.pump(now_ms);
         }
@@ -578,9 +604,13 @@ impl Machine {
         if self.core.poll_timeout().is_some_and(|at| at <= now_ms) {
             self.core.handle_timeout(now_ms);
         }
+        self.last_now_ms = self.last_now_ms.max(now_ms);
+        let kept = self.overlay.active().iter().chain(&self.pinned).copied();
+        self.swim.set_probe_scope(self.links.probe_scope(kept));
         if self.swim.poll_timeout().is_some_and(|at| at <= now_ms) {
             self.swim.handle_timeout(now_ms);
         }
+        self.overlay.handle_timeout(now_ms, self.links.up());
         let peers: Vec<NodeId> = self.sessions.iter().copied().collect();
         if let Some(chain) = &mut self.chain {
             if chain.poll_timeout().is_some_and(|at| at <= now_ms) {
@@ -596,57 +626,22 @@ impl Machine {
         // Bounded by membership's own table: a death it no longer tracks (reclaimed)
         // is forgotten here too, unless the member is still linked.
         let (swim, links) = (&self.swim, &self.links);
-        self.dead.retain(|id| swim.state_of(id).is_some() || links.contains(id));
-        self.plan_dial(now_ms);
+        self.dead.retain(|id| swim.state_of(id).is_some() || links.is_up(id));
         self.pump(now_ms);
+        self.plan_links(now_ms);
     }
 
-    /// While the node has fewer links than it seeks, picks one member whose address is
-    /// known, not linked, not dead, not banned and not dialled lately, for the driver to
-    /// dial: a node whose seeds leave keeps the links it found through them.
-    fn plan_dial(&mut self, now_ms: u64) {
-        if self.target_links == 0 || now_ms < self.next_dial_ms {
-            return;
-        }
-        self.next_dial_ms = now_ms + DIAL_INTERVAL_MS;
-        self.dialled.retain(|_, at| now_ms < at.saturating_add(REDIAL_MS));
-        self.dial_wanted(now_ms);
-        if self.links.len() >= self.target_links || !self.dials.is_empty() {
-            return;
-        }
-        let candidates: Vec<(NodeId, SocketAddr)> = self
-            .addresses
-            .known()
-            .filter(|(id, _)| {
-                !self.links.contains(id)
-                    && !self.dead.contains(id)
-                    && !self.banned.contains(id)
-                    && !self.dialled.contains_key(id)
-            })
-            .collect();
-        if candidates.is_empty() {
-            return;
-        }
-        let (peer, addr) = candidates[self.dial_rng.index(candidates.len())];
-        self.dialled.insert(peer, now_ms);
-        self.dials.push_back((peer, addr));
-    }
-
-    /// Members a role sent to without a link (SWIM probes every member it knows, and
-    /// reconnects to dead ones now and then): dialled when their address is known, so
-    /// the probe that follows reaches them. Dead members are dialled too: that is how a
-    /// restarted member is found again.
-    fn dial_wanted(&mut self, now_ms: u64) {
-        let wanted = std::mem::take(&mut self.wanted);
-        for peer in wanted {
-            if self.links.contains(&peer) || self.banned.contains(&peer) || self.dialled.contains_key(&peer) {
-                continue;
-            }
-            if let Some(addr) = self.addresses.address_of(&peer) {
-                self.dialled.insert(peer, now_ms);
-                self.dials.push_back((peer, addr));
-            }
-        }
+    /// Dials what roles need and closes what they no longer do (see `node::links`).
+    fn plan_links(&mut self, now_ms: u64) {
+        let (dead, banned) = (&self.dead, &self.banned);
+        let excluded = |id: &NodeId| dead.contains(id) || banned.contains(id);
+        let input = PlanInput {
+            active: self.overlay.active(),
+            pinned: &self.pinned,
+            known: self.addresses.known().collect(),
+            excluded: &excluded,
+        };
+        self.links.plan(now_ms, input);
     }
 
     fn dispatch(&mut self, now_ms: u64, from: NodeId, channel: Channel, payload: &[u8]) -> Result<(), MachineFault> {
@@ -677,13 +672,26 @@ impl Machine {
             Channel::Addresses => {
                 self.addresses.handle_message(from, payload).map_err(|fault| MachineFault::Addresses(fault.0))
             }
+            Channel::Gossip => {
+                let core = &mut self.core;
+                let mut refusal = None;
+                let checked = self.overlay.handle_message(now_ms, from, payload, |push| {
+                    refusal = core.handle_broadcast(now_ms, push).err();
+                    refusal.is_none()
+                });
+                match checked {
+                    Ok(()) => Ok(()),
+                    Err(Refused::Payload) => Err(MachineFault::Core(refusal.unwrap_or(PeerFault::Oversized))),
+                    Err(Refused::Frame(error)) => Err(MachineFault::Overlay(format!("{error:?}"))),
+                }
+            }
         }
     }
 
     /// Opens or closes the core's session with `peer` by the rule: linked, not dead,
     /// not banned.
     fn refresh_session(&mut self, now_ms: u64, peer: NodeId) {
-        let wanted = self.links.contains(&peer) && !self.dead.contains(&peer) && !self.banned.contains(&peer);
+        let wanted = self.links.is_up(&peer) && !self.dead.contains(&peer) && !self.banned.contains(&peer);
         if wanted {
             self.session_up(now_ms, peer);
         } else {
@@ -715,10 +723,12 @@ impl Machine {
             match event {
                 MembershipEvent::MemberUp(peer) => {
                     self.dead.remove(&peer);
+                    self.links.settled(&peer);
                     self.refresh_session(now_ms, peer);
                 }
                 MembershipEvent::MemberDead(peer) | MembershipEvent::MemberLeft(peer) => {
                     self.dead.insert(peer);
+                    self.links.settled(&peer);
                     self.refresh_session(now_ms, peer);
                 }
                 _ => {}
@@ -731,8 +741,9 @@ impl Machine {
             self.events.push_back(MachineEvent::Strong { category, ticket, result });
         }
         while let Some((to, bytes)) = self.swim.poll_transmit() {
-            self.send(Channel::Membership, to, bytes);
+            self.send(now_ms, Channel::Membership, to, bytes);
         }
+        self.pump_overlay(now_ms);
         let mut chain_frames = Vec::new();
         if let Some(chain) = &mut self.chain {
             while let Some(frame) = chain.poll_transmit() {
@@ -740,13 +751,13 @@ impl Machine {
             }
         }
         for (to, bytes) in chain_frames {
-            self.send(Channel::Chain, to, bytes);
+            self.send(now_ms, Channel::Chain, to, bytes);
         }
         while let Some((to, bytes)) = self.time.poll_transmit() {
-            self.send(Channel::Time, to, bytes);
+            self.send(now_ms, Channel::Time, to, bytes);
         }
         while let Some((to, bytes)) = self.addresses.poll_transmit() {
-            self.send(Channel::Addresses, to, bytes);
+            self.send(now_ms, Channel::Addresses, to, bytes);
         }
         if let Some(why) = self.core.strong_failure() {
             self.stop(format!("raft journal: {why}"));
@@ -756,14 +767,24 @@ impl Machine {
         }
     }
 
-    fn send(&mut self, channel: Channel, to: NodeId, payload: Vec<u8>) {
+    /// The core's pushes onto the broadcast tree, and the overlay's frames out.
+    fn pump_overlay(&mut self, now_ms: u64) {
+        while let Some(push) = self.core.poll_broadcast() {
+            self.overlay.broadcast(now_ms, push);
+        }
+        while let Some((to, bytes)) = self.overlay.poll_transmit() {
+            self.send(now_ms, Channel::Gossip, to, bytes);
+        }
+        self.overlay.settle();
+    }
+
+    fn send(&mut self, now_ms: u64, channel: Channel, to: NodeId, payload: Vec<u8>) {
         if self.banned.contains(&to) {
             return;
         }
-        if self.target_links > 0 && !self.links.contains(&to) && self.wanted.len() < WANTED_MAX {
-            self.wanted.insert(to);
+        if let Some((channel, payload)) = self.links.route(now_ms, to, channel, payload) {
+            self.outbox.push_back((to, channel, payload));
         }
-        self.outbox.push_back((to, channel, payload));
     }
 
     // ---- outputs ----
@@ -775,14 +796,27 @@ impl Machine {
         if let Some(transmit) = self.core.poll_transmit() {
             return Some((transmit.to, Channel::Core, transmit.bytes));
         }
+        if self.outbox.is_empty() && self.stopped.is_none() {
+            self.pump_overlay(self.last_now_ms);
+        }
         self.outbox.pop_front()
     }
 
-    /// A member to dial: the node has fewer links than it seeks (see
-    /// [`MachineSetup::target_links`]). A dial whose handshake proves another key just
-    /// links that other node.
+    /// A member to dial (see `node::links`). A dial whose handshake proves another key
+    /// just links that other node.
     pub fn poll_dial(&mut self) -> Option<(NodeId, SocketAddr)> {
-        self.dials.pop_front()
+        self.links.poll_dial()
+    }
+
+    /// A link no role needs any more: the driver closes it.
+    pub fn poll_close(&mut self) -> Option<NodeId> {
+        self.links.poll_close()
+    }
+
+    /// Whether the node has no neighbour yet: the driver keeps dialling its configured
+    /// seeds only then (afterwards the overlay decides the links).
+    pub fn seeking_seeds(&self) -> bool {
+        self.overlay.active().is_empty()
     }
 
     /// The core's next event for the host (sync results, peers, fatal errors).
@@ -806,12 +840,19 @@ impl Machine {
             return None;
         }
         let chain = self.chain.as_ref().and_then(Role::poll_timeout);
-        let dial = (self.target_links > 0).then_some(self.next_dial_ms);
         let addresses = Some(self.addresses.poll_timeout());
-        [self.core.poll_timeout(), self.swim.poll_timeout(), chain, self.time.poll_timeout(), addresses, dial]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.core.poll_timeout(),
+            self.swim.poll_timeout(),
+            chain,
+            self.time.poll_timeout(),
+            addresses,
+            self.overlay.poll_timeout(),
+            self.links.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next event for the driver.

@@ -264,6 +264,10 @@ pub fn encode_reconcile(to_initiator: bool, category: &str, frame: &[u8]) -> Vec
     out
 }
 
+/// The hop count of a push carried by the host's broadcast tree (the machine's
+/// Plumtree): above any relay bound, so the receiving core never relays it.
+pub const HOPS_CARRIED: u8 = u8::MAX;
+
 /// Encodes a `Push` message; returns it and whether the batch was compressed.
 pub fn encode_push(hops: u8, category: &str, batch: BatchWriter, compress: bool) -> (Vec<u8>, bool) {
     let mut out = Vec::with_capacity(batch.body_len() + category.len() + 64);

@@ -12,6 +12,7 @@ pub mod durable;
 pub mod epoch;
 mod handle;
 mod inbound;
+pub mod links;
 pub mod machine;
 pub mod message;
 mod peer;

@@ -191,6 +191,12 @@ impl NodeCore {
         self.strong.groups.values().find_map(RaftGroup::failure)
     }
 
+    /// The other voters of the strong categories' groups: peers this node must keep
+    /// links to whatever its overlay says (Raft talks to every voter).
+    pub fn strong_peers(&self) -> Vec<NodeId> {
+        self.strong.voters.values().copied().filter(|id| *id != self.me).collect()
+    }
+
     /// The leader of a strong category's group, as this node knows it.
     pub fn strong_leader(&self, category: &str) -> Option<NodeId> {
         self.strong.groups.get(category)?.leader().and_then(|id| self.strong.node_of(id))

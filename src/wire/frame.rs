@@ -71,6 +71,8 @@ pub enum FrameKind {
     Time = 7,
     /// An address-book message (where peers listen).
     Addresses = 8,
+    /// An overlay message (HyParView's views, Plumtree's broadcasts).
+    Gossip = 9,
 }
 
 impl FrameKind {
@@ -85,6 +87,7 @@ impl FrameKind {
             6 => Some(FrameKind::Chain),
             7 => Some(FrameKind::Time),
             8 => Some(FrameKind::Addresses),
+            9 => Some(FrameKind::Gossip),
             _ => None,
         }
     }

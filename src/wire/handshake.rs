@@ -29,12 +29,13 @@ use bytemuck::{Pod, Zeroable};
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
 /// Hashed into the handshake: a peer speaking anything else fails it.
 pub const PROLOGUE: &[u8] = b"bhsync wire protocol";
-/// The oldest protocol version this build speaks. Version 2 carries the whole node's
-/// channels (membership, chain and time frames beside the core's `Data`, ADR 081); a
-/// version-1 node would read them as unknown frames, so the handshake refuses it.
-pub const PROTOCOL_VERSION_MIN: u16 = 2;
+/// The oldest protocol version this build speaks. Version 2 carried the whole node's
+/// channels (membership, chain and time frames beside the core's `Data`, ADR 081);
+/// version 3 carries pushes on the overlay's broadcast tree (`Gossip` frames), which a
+/// version-2 node neither reads nor relays, so the handshake refuses older versions.
+pub const PROTOCOL_VERSION_MIN: u16 = 3;
 /// The newest protocol version this build speaks.
-pub const PROTOCOL_VERSION_MAX: u16 = 2;
+pub const PROTOCOL_VERSION_MAX: u16 = 3;
 /// The longest handshake message we accept (ours are under 200 bytes).
 pub const MAX_HANDSHAKE_MESSAGE: usize = 1024;
 /// The most bytes a peer may send before its half of the handshake is complete: two

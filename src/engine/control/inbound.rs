@@ -126,7 +126,12 @@ impl Control {
                     self.to_close.push((conn, GoAwayReason::Normal));
                     return;
                 }
-                FrameKind::Data | FrameKind::Membership | FrameKind::Chain | FrameKind::Time | FrameKind::Addresses => {}
+                FrameKind::Data
+                | FrameKind::Membership
+                | FrameKind::Chain
+                | FrameKind::Time
+                | FrameKind::Addresses
+                | FrameKind::Gossip => {}
             }
         }
     }
@@ -239,6 +244,7 @@ fn channel_of(kind: FrameKind) -> Option<Channel> {
         FrameKind::Chain => Some(Channel::Chain),
         FrameKind::Time => Some(Channel::Time),
         FrameKind::Addresses => Some(Channel::Addresses),
+        FrameKind::Gossip => Some(Channel::Gossip),
         FrameKind::Ping | FrameKind::Pong | FrameKind::GoAway => None,
     }
 }

@@ -179,11 +179,17 @@ impl Control {
         events.push_batch(&mut self.pending_events);
     }
 
-    /// Dials what is due, closes stalled handshakes, refreshes gauges.
+    /// Dials what is due, closes what the node no longer needs and stalled
+    /// handshakes, refreshes gauges. Configured peers are seeds: dialled (and re-dialled
+    /// with backoff) only while the node has no overlay neighbour.
     pub fn housekeeping(&mut self, backend: &mut dyn Backend) {
         let now = self.now_ms();
         self.dial_members(backend, now);
-        while let Some((slot, addr)) = self.dialer.next_due(now, self.links.len() < self.config.limits.wire.max_peers) {
+        self.close_unneeded();
+        let seeking = self.machine.seeking_seeds();
+        while let Some((slot, addr)) =
+            self.dialer.next_due(now, seeking && self.links.len() < self.config.limits.wire.max_peers)
+        {
             self.metrics.dials += 1;
             match backend.connect(addr) {
                 Ok(conn) => {
@@ -223,6 +229,17 @@ impl Control {
             match backend.connect(addr) {
                 Ok(conn) => self.open_link(conn, addr, Direction::Outbound, None, now),
                 Err(_) => self.metrics.dial_failures += 1,
+            }
+        }
+    }
+
+    /// Closes the links the node no longer needs (outside its overlay's active view
+    /// and quiet: see `node::links`).
+    fn close_unneeded(&mut self) {
+        while let Some(peer) = self.machine.poll_close() {
+            if let Some(&conn) = self.by_peer.get(&peer) {
+                self.metrics.links_closed_unneeded += 1;
+                self.to_close.push((conn, GoAwayReason::Normal));
             }
         }
     }

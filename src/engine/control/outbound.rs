@@ -123,5 +123,6 @@ fn frame_kind(channel: Channel) -> FrameKind {
         Channel::Chain => FrameKind::Chain,
         Channel::Time => FrameKind::Time,
         Channel::Addresses => FrameKind::Addresses,
+        Channel::Gossip => FrameKind::Gossip,
     }
 }

@@ -159,7 +159,11 @@ impl SwarmNode {
                 incarnation: u64::from(setup.boot) << 32,
                 members: setup.members.to_vec(),
                 time: TimeConfig::default(),
-                target_links: 0,
+                overlay: crate::gossip::GossipConfig {
+                    max_payload_len: crate::gossip::message::MAX_PAYLOAD_LEN,
+                    ..crate::gossip::GossipConfig::default()
+                },
+                manage_links: false,
             },
             rng,
             now_ms,
