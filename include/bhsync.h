@@ -572,13 +572,15 @@ bhs_status bhs_node_id(const struct bhs_node *node, uint8_t *out32);
 // `node` is NULL or live; `out` is NULL or writable.
 bhs_status bhs_node_local_addr(const struct bhs_node *node, struct bhs_buf *out);
 
-// Dials `addr` ("host:port") now and keeps re-dialling it whenever the link drops.
-// Returns once the dial is queued, not when the peer is up (watch for
+// Dials `addr` ("host:port") now and keeps re-dialling it whenever the link drops; the
+// link is kept whatever the overlay decides (the config's `peers` are seeds instead:
+// dialled to join, then the overlay chooses the links). Returns once the dial is queued, not when the peer is up (watch for
 // `BHS_EVENT_PEER_UP`). Copies `addr`. Thread-safe.
 //
 // # Safety
 // `node` is NULL or live; `addr` is NULL or a NUL-terminated string.
-bhs_status bhs_node_connect(struct bhs_node *node, const char *addr);
+bhs_status bhs_node_connect(struct bhs_node *node,
+                            const char *addr);
 
 // Stores `value` under `key` in `category`. Keys are 0 to `BHS_MAX_KEY_LEN` bytes,
 // values 0 to `BHS_MAX_VALUE_LEN`; a pointer may be NULL only when its length is 0.

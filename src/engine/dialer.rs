@@ -1,5 +1,12 @@
-//! The peers a node dials: each configured address is dialled at start and re-dialled
-//! after its link drops or a dial fails, with exponential backoff and jitter
+//! The addresses a node dials by address (members learnt through the overlay are dialled
+//! by id: `node::links`). Two kinds:
+//! - *seeds* (`NodeConfig::peers`): dialled while the node has no link at all, to
+//!   join; once it has a neighbour the overlay decides its links;
+//! - *pinned* addresses (`Node::connect`, `bhs_node_connect`): the host asked for this
+//!   link, so it is dialled now, re-dialled whenever it drops, and never closed as
+//!   unneeded.
+//!
+//! A failed dial or a dropped link is retried with exponential backoff and jitter
 //! ([`crate::node::Backoff`]), so a peer that is down is retried ever more slowly and
 //! nodes that lost a peer together do not all knock at once when it returns.
 
@@ -14,6 +21,7 @@ struct Slot {
     backoff: Backoff,
     next_attempt_ms: u64,
     conn: Option<ConnId>,
+    pinned: bool,
 }
 
 /// The dial list.
@@ -44,19 +52,35 @@ impl Dialer {
         self.slots.is_empty()
     }
 
-    /// Adds an address (once).
-    pub fn add(&mut self, addr: SocketAddr) {
-        if self.slots.iter().all(|slot| slot.addr != addr) {
-            self.slots.push(Slot { addr, backoff: Backoff::new(self.backoff), next_attempt_ms: 0, conn: None });
+    /// Adds an address (once); adding a seed's address again as `pinned` pins it.
+    pub fn add(&mut self, addr: SocketAddr, pinned: bool) {
+        match self.slots.iter_mut().find(|slot| slot.addr == addr) {
+            Some(slot) => slot.pinned |= pinned,
+            None => self.slots.push(Slot {
+                addr,
+                backoff: Backoff::new(self.backoff),
+                next_attempt_ms: 0,
+                conn: None,
+                pinned,
+            }),
         }
     }
 
-    /// The next slot due for a dial at `now`, if any and if `room` for another link.
-    pub fn next_due(&mut self, now: u64, room: bool) -> Option<(usize, SocketAddr)> {
+    /// Whether the address dialled from `index` is pinned.
+    pub fn is_pinned(&self, index: usize) -> bool {
+        self.slots.get(index).is_some_and(|slot| slot.pinned)
+    }
+
+    /// The next slot due for a dial at `now`, if any and if `room` for another link:
+    /// a pinned one, or a seed while the node is `seeking` (has no link).
+    pub fn next_due(&mut self, now: u64, seeking: bool, room: bool) -> Option<(usize, SocketAddr)> {
         if !room {
             return None;
         }
-        let index = self.slots.iter().position(|slot| slot.conn.is_none() && slot.next_attempt_ms <= now)?;
+        let index = self
+            .slots
+            .iter()
+            .position(|slot| slot.conn.is_none() && slot.next_attempt_ms <= now && (slot.pinned || seeking))?;
         // Marked as in flight until `connecting` or `failed` says otherwise.
         self.slots[index].next_attempt_ms = u64::MAX;
         Some((index, self.slots[index].addr))

@@ -189,8 +189,9 @@ pub unsafe extern "C" fn bhs_node_local_addr(node: *const bhs_node, out: *mut bh
     })
 }
 
-/// Dials `addr` ("host:port") now and keeps re-dialling it whenever the link drops.
-/// Returns once the dial is queued, not when the peer is up (watch for
+/// Dials `addr` ("host:port") now and keeps re-dialling it whenever the link drops; the
+/// link is kept whatever the overlay decides (the config's `peers` are seeds instead:
+/// dialled to join, then the overlay chooses the links). Returns once the dial is queued, not when the peer is up (watch for
 /// `BHS_EVENT_PEER_UP`). Copies `addr`. Thread-safe.
 ///
 /// # Safety

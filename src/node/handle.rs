@@ -169,7 +169,9 @@ impl Node {
         self.local_addr
     }
 
-    /// Dials a peer now and keeps re-dialling it whenever the link drops.
+    /// Dials a peer now and keeps re-dialling it whenever the link drops; its link is
+    /// kept whatever the overlay decides (addresses in `NodeConfig::peers` are seeds
+    /// instead: dialled to join, then the overlay chooses the links).
     pub fn connect(&self, addr: SocketAddr) -> Result<(), NodeError> {
         self.call(move |driver| driver.add_peer(addr))
     }

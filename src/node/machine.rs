@@ -175,6 +175,9 @@ pub struct MachineSetup {
     pub manage_links: bool,
 }
 
+/// Peers whose links the node keeps whatever the overlay says, at most.
+pub const MAX_PINNED: usize = 256;
+
 /// Membership events kept for the driver at most; beyond, newer ones are dropped
 /// (membership's own state stays exact: the events only report it).
 const MAX_EVENTS: usize = 4_096;
@@ -223,7 +226,8 @@ pub struct Machine {
     /// Peers the driver can reach now (connections in the engine), and the plans for
     /// them.
     links: Links,
-    /// Peers whose links are kept whatever the overlay says: strong voters.
+    /// Peers whose links are kept whatever the overlay says: strong voters, and peers
+    /// the host asked to link (`Machine::pin`).
     pinned: Vec<NodeId>,
     /// The latest time an input brought (outputs have none of their own).
     last_now_ms: u64,
@@ -531,6 +535,14 @@ impl Machine {
     }
 
     // ---- inputs ----
+
+    /// Keeps the link to `peer` whatever the overlay says: the host asked for it
+    /// (`Node::connect`). Bounded: pins beyond [`MAX_PINNED`] are ignored.
+    pub fn pin(&mut self, peer: NodeId) {
+        if peer != self.me && !self.pinned.contains(&peer) && self.pinned.len() < MAX_PINNED {
+            self.pinned.push(peer);
+        }
+    }
 
     /// A frame for `channel` from `from`; `Err` when it is one no honest peer sends.
     pub fn handle_message(

@@ -161,6 +161,9 @@ impl Control {
             link.peer = Some(peer);
             if let Some(slot) = link.dial_slot {
                 self.dialer.established(slot);
+                if self.dialer.is_pinned(slot) {
+                    self.machine.pin(peer);
+                }
             }
         }
         self.by_peer.insert(peer, conn);

@@ -76,7 +76,7 @@ impl Control {
         let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let mut dialer = Dialer::new(&config, SeededRng::new(seed));
         for &addr in &config.peers {
-            dialer.add(addr);
+            dialer.add(addr, false);
         }
         Control {
             machine,
@@ -118,9 +118,10 @@ impl Control {
         self.identity.node_id()
     }
 
-    /// Adds a peer address to dial now and re-dial whenever its link drops.
+    /// Pins a peer address: dialled now, re-dialled whenever its link drops, and its
+    /// link kept whatever the overlay says.
     pub fn add_peer(&mut self, addr: SocketAddr) {
-        self.dialer.add(addr);
+        self.dialer.add(addr, true);
     }
 
     /// How many peer addresses the node dials.
@@ -181,14 +182,14 @@ impl Control {
 
     /// Dials what is due, closes what the node no longer needs and stalled
     /// handshakes, refreshes gauges. Configured peers are seeds: dialled (and re-dialled
-    /// with backoff) only while the node has no overlay neighbour.
+    /// with backoff) only while the node has no link; pinned ones always (`dialer`).
     pub fn housekeeping(&mut self, backend: &mut dyn Backend) {
         let now = self.now_ms();
         self.dial_members(backend, now);
         self.close_unneeded();
         let seeking = self.machine.seeking_seeds();
         while let Some((slot, addr)) =
-            self.dialer.next_due(now, seeking && self.links.len() < self.config.limits.wire.max_peers)
+            self.dialer.next_due(now, seeking, self.links.len() < self.config.limits.wire.max_peers)
         {
             self.metrics.dials += 1;
             match backend.connect(addr) {
