@@ -219,7 +219,9 @@ fn overlay(out: &mut String, r: &crate::node::MachineFigures) {
         family(out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
-    let counters: [(&str, &str, u64); 6] = [
+    let counters: [(&str, &str, u64); 8] = [
+        ("bhsync_passive_visits_total", "Visits to passive-view members (an anti-entropy round beyond the active view).", r.passive_visits),
+        ("bhsync_parked_frames_dropped_total", "Frames dropped because the link they waited for never came up.", r.parked_dropped),
         ("bhsync_broadcasts_total", "Broadcasts of this node's writes started on the overlay.", o.broadcasts),
         ("bhsync_broadcasts_dropped_total", "Broadcasts not started (too large, back-pressure): anti-entropy carries them.", o.broadcasts_dropped),
         ("bhsync_broadcasts_delivered_total", "Broadcasts from peers delivered here.", o.delivered),

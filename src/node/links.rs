@@ -11,6 +11,13 @@
 //! probing it, so it is declared dead by the peers that were its neighbours, and what
 //! they conclude reaches everyone on membership's piggyback.
 //!
+//! Anti-entropy runs over the core's sessions, which follow the links; so that repair
+//! does not depend on the active view alone (a view graph cut in two by failures would
+//! hold two states apart), the node also *visits* a random member of its passive view
+//! now and then (HyParView's passive view as the rotation the design asks for): the
+//! link is dialled, held for [`VISIT_MS`] (the session's first anti-entropy round runs
+//! as it opens), then closed like any other.
+//!
 //! A driver that links every member (the swarm) does not manage links: then nothing is
 //! dialled, parked or closed.
 
@@ -32,6 +39,10 @@ pub const PARK_MS: u64 = 3_000;
 /// How long a lost neighbour stays in membership's probe scope (a few suspicion
 /// timeouts; it leaves earlier when declared dead or linked again).
 pub const LOST_MS: u64 = 30_000;
+/// How long a visit to a passive member holds its link.
+pub const VISIT_MS: u64 = 5_000;
+/// Between two visits.
+pub const VISIT_INTERVAL_MS: u64 = 10_000;
 /// Members with parked frames at most, and frames parked per member at most.
 const PARKED_PEERS_MAX: usize = 64;
 const PARKED_FRAMES_MAX: usize = 32;
@@ -59,7 +70,12 @@ pub struct Links {
     dials: VecDeque<(NodeId, SocketAddr)>,
     closes: VecDeque<NodeId>,
     next_plan_ms: u64,
+    /// Passive members visited, until when their link is held.
+    visits: BTreeMap<NodeId, u64>,
+    next_visit_ms: u64,
     rng: SeededRng,
+    /// Visits started.
+    pub visits_started: u64,
     /// Frames dropped because their link never came up.
     pub parked_dropped: u64,
 }
@@ -92,7 +108,10 @@ impl Links {
             dials: VecDeque::new(),
             closes: VecDeque::new(),
             next_plan_ms: now_ms,
+            visits: BTreeMap::new(),
+            next_visit_ms: now_ms + VISIT_INTERVAL_MS,
             rng,
+            visits_started: 0,
             parked_dropped: 0,
         }
     }
@@ -174,6 +193,25 @@ impl Links {
         None
     }
 
+    /// Every [`VISIT_INTERVAL_MS`], visits one of `passive` (a member of the passive
+    /// view not linked now) for [`VISIT_MS`].
+    pub fn visit(&mut self, now_ms: u64, passive: &[NodeId]) {
+        if !self.managed || now_ms < self.next_visit_ms {
+            return;
+        }
+        self.next_visit_ms = now_ms + VISIT_INTERVAL_MS;
+        let candidates: Vec<NodeId> = passive.iter().filter(|id| !self.up.contains(id)).copied().collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let peer = candidates[self.rng.index(candidates.len())];
+        self.visits.insert(peer, now_ms + VISIT_MS);
+        self.visits_started += 1;
+        if self.wanted.len() < WANTED_MAX {
+            self.wanted.insert(peer);
+        }
+    }
+
     /// Periodic work: drops frames that waited too long, forgets old lost neighbours,
     /// dials what roles want (or a known member when the node is stranded), and closes
     /// links no role needs.
@@ -190,6 +228,7 @@ impl Links {
             }
         }
         self.lost.retain(|_, since| now_ms < since.saturating_add(LOST_MS));
+        self.visits.retain(|_, until| now_ms < *until);
         self.dialled.retain(|_, at| now_ms < at.saturating_add(REDIAL_MS));
         let address_of = |peer: &NodeId| input.known.iter().find(|(id, _)| id == peer).map(|(_, addr)| *addr);
         let mut wanted = std::mem::take(&mut self.wanted);
@@ -207,7 +246,7 @@ impl Links {
             self.dial_any(now_ms, &input);
         }
         for (&peer, &at) in &self.needed {
-            let kept = input.active.contains(&peer) || input.pinned.contains(&peer);
+            let kept = input.active.contains(&peer) || input.pinned.contains(&peer) || self.visits.contains_key(&peer);
             if !kept && now_ms >= at.saturating_add(LINGER_MS) && self.closing.insert(peer) {
                 self.closes.push_back(peer);
             }
@@ -243,5 +282,55 @@ impl Links {
     /// When [`Links::plan`] wants to run next.
     pub fn poll_timeout(&self) -> Option<u64> {
         self.managed.then_some(self.next_plan_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(byte: u8) -> NodeId {
+        NodeId([byte; 32])
+    }
+
+    fn plan(links: &mut Links, now_ms: u64, active: &BTreeSet<NodeId>) {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let known = (1..=9).map(|byte| (id(byte), addr)).collect();
+        links.plan(now_ms, PlanInput { active, pinned: &[], known, excluded: &|_| false });
+    }
+
+    fn closes(links: &mut Links) -> Vec<NodeId> {
+        std::iter::from_fn(|| links.poll_close()).collect()
+    }
+
+    #[test]
+    fn a_link_outside_the_active_view_closes_after_its_linger_and_a_neighbour_stays() {
+        let mut links = Links::new(true, SeededRng::new(1), 0);
+        let active: BTreeSet<NodeId> = [id(1)].into();
+        links.link_up(0, id(1));
+        links.link_up(0, id(2));
+        plan(&mut links, LINGER_MS - 1, &active);
+        assert!(closes(&mut links).is_empty(), "within the linger nothing closes");
+        plan(&mut links, LINGER_MS + DIAL_INTERVAL_MS, &active);
+        assert_eq!(closes(&mut links), vec![id(2)]);
+    }
+
+    #[test]
+    fn a_visit_dials_a_passive_member_and_holds_its_link_for_the_visit_only() {
+        let mut links = Links::new(true, SeededRng::new(1), 0);
+        let active = BTreeSet::new();
+        links.link_up(0, id(1));
+        links.visit(VISIT_INTERVAL_MS, &[id(1), id(3)]);
+        assert_eq!(links.visits_started, 1);
+        plan(&mut links, VISIT_INTERVAL_MS, &active);
+        let dialled: Vec<NodeId> = std::iter::from_fn(|| links.poll_dial()).map(|(peer, _)| peer).collect();
+        assert_eq!(dialled, vec![id(3)], "a linked member is not visited");
+        closes(&mut links);
+        let start = VISIT_INTERVAL_MS + DIAL_INTERVAL_MS;
+        links.link_up(start, id(3));
+        plan(&mut links, start + LINGER_MS + DIAL_INTERVAL_MS, &active);
+        assert!(!closes(&mut links).contains(&id(3)), "held past the linger while visited");
+        plan(&mut links, VISIT_INTERVAL_MS + VISIT_MS + LINGER_MS + 2 * DIAL_INTERVAL_MS, &active);
+        assert!(closes(&mut links).contains(&id(3)), "closed once the visit is over");
     }
 }

@@ -211,6 +211,8 @@ pub struct MachineFigures {
     pub overlay: OverlayFigures,
     /// Frames dropped because the link they waited for never came up.
     pub parked_dropped: u64,
+    /// Visits to passive-view members started (anti-entropy beyond the active view).
+    pub passive_visits: u64,
 }
 
 /// One node, sans-IO.
@@ -335,6 +337,7 @@ impl Machine {
             links: self.links.up().len(),
             overlay: self.overlay.figures(),
             parked_dropped: self.links.parked_dropped,
+            passive_visits: self.links.visits_started,
         }
     }
 
@@ -654,6 +657,8 @@ impl Machine {
             excluded: &excluded,
         };
         self.links.plan(now_ms, input);
+        let passive: Vec<NodeId> = self.overlay.passive().filter(|id| !excluded(id)).collect();
+        self.links.visit(now_ms, &passive);
     }
 
     fn dispatch(&mut self, now_ms: u64, from: NodeId, channel: Channel, payload: &[u8]) -> Result<(), MachineFault> {

@@ -65,6 +65,11 @@ impl Overlay {
         &self.active
     }
 
+    /// The passive view: members known, not linked for the overlay.
+    pub fn passive(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.gossip.view().passive()
+    }
+
     /// Figures for metrics and health.
     pub fn figures(&self) -> OverlayFigures {
         OverlayFigures {
