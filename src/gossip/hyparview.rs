@@ -162,6 +162,29 @@ impl HyParView {
         }
     }
 
+    /// Membership vouches for `id` (it is alive): a candidate for the passive view. So
+    /// a node whose passive view ran dry (its contacts gone, its shuffles answered by
+    /// nobody) still finds neighbours among the members it knows; seen in the swarm as
+    /// two pairs of nodes holding only each other for a minute.
+    pub fn learn(&mut self, now_ms: u64, id: NodeId) {
+        self.add_passive(id, now_ms);
+    }
+
+    /// `id` is gone for good (the node banned it): out of both views, the failed
+    /// neighbours and the contacts, never asked again.
+    pub fn forget(&mut self, id: NodeId, out: &mut ViewOutput) {
+        if self.pending_neighbor.is_some_and(|(pending, _)| pending == id) {
+            self.pending_neighbor = None;
+        }
+        self.passive.retain(|peer| peer.id != id);
+        self.known.retain(|(known, _)| *known != id);
+        self.contacts.retain(|contact| *contact != id);
+        if self.is_active(&id) {
+            self.active.retain(|peer| peer.id != id);
+            out.changes.push(ViewChange::Down(id));
+        }
+    }
+
     /// Notes a frame sent to an active neighbour by the layer above.
     pub fn sent_to(&mut self, now_ms: u64, to: NodeId) {
         if let Some(peer) = self.active.iter_mut().find(|peer| peer.id == to) {

@@ -208,6 +208,18 @@ impl Gossip {
         self.apply_view_output(now_ms, out);
     }
 
+    /// Membership vouches for `peer`: a candidate for the passive view.
+    pub fn learn(&mut self, now_ms: u64, peer: NodeId) {
+        self.view.learn(now_ms, peer);
+    }
+
+    /// `peer` is gone for good (banned): out of every view.
+    pub fn forget(&mut self, now_ms: u64, peer: NodeId) {
+        let mut out = ViewOutput::default();
+        self.view.forget(peer, &mut out);
+        self.apply_view_output(now_ms, out);
+    }
+
     /// The deadline from [`Gossip::poll_timeout`] passed.
     pub fn handle_timeout(&mut self, now_ms: u64) {
         let mut out = ViewOutput::default();

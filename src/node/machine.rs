@@ -304,6 +304,10 @@ impl Machine {
     pub fn swim(&self) -> &Swim {
         &self.swim
     }
+    /// The overlay's active view: the neighbours whose links the node keeps.
+    pub fn overlay_active(&self) -> &BTreeSet<NodeId> {
+        self.overlay.active()
+    }
     /// Why the node stopped, if it did.
     pub fn stopped(&self) -> Option<&str> {
         self.stopped.as_deref()
@@ -497,6 +501,7 @@ impl Machine {
     /// not even route).
     pub fn ban(&mut self, now_ms: u64, peer: NodeId, reason: String) {
         if self.banned.insert(peer) {
+            self.overlay.forget(now_ms, peer);
             self.refresh_session(now_ms, peer);
             self.events.push_back(MachineEvent::Banned { peer, reason });
         }
@@ -625,6 +630,7 @@ impl Machine {
         if self.swim.poll_timeout().is_some_and(|at| at <= now_ms) {
             self.swim.handle_timeout(now_ms);
         }
+        self.refill_passive(now_ms);
         self.overlay.handle_timeout(now_ms, self.links.up());
         let peers: Vec<NodeId> = self.sessions.iter().copied().collect();
         if let Some(chain) = &mut self.chain {
@@ -644,6 +650,20 @@ impl Machine {
         self.dead.retain(|id| swim.state_of(id).is_some() || links.is_up(id));
         self.pump(now_ms);
         self.plan_links(now_ms);
+    }
+
+    /// A passive view that ran dry is refilled from membership's live members (not
+    /// banned, not dead), so a node short of neighbours always has someone to ask.
+    fn refill_passive(&mut self, now_ms: u64) {
+        if self.overlay.passive().next().is_some() {
+            return;
+        }
+        let (banned, dead) = (&self.banned, &self.dead);
+        let live: Vec<NodeId> =
+            self.swim.live_members().filter(|id| !banned.contains(id) && !dead.contains(id)).collect();
+        for peer in live {
+            self.overlay.learn(now_ms, peer);
+        }
     }
 
     /// Dials what roles need and closes what they no longer do (see `node::links`).
@@ -740,6 +760,9 @@ impl Machine {
             match event {
                 MembershipEvent::MemberUp(peer) => {
                     self.dead.remove(&peer);
+                    if !self.banned.contains(&peer) {
+                        self.overlay.learn(now_ms, peer);
+                    }
                     self.links.settled(&peer);
                     self.refresh_session(now_ms, peer);
                 }

@@ -96,6 +96,16 @@ impl Overlay {
         self.gossip.handle_link_down(now_ms, peer);
     }
 
+    /// Membership holds `peer` alive: a candidate neighbour.
+    pub fn learn(&mut self, now_ms: u64, peer: NodeId) {
+        self.gossip.learn(now_ms, peer);
+    }
+
+    /// `peer` was banned: out of every view.
+    pub fn forget(&mut self, now_ms: u64, peer: NodeId) {
+        self.gossip.forget(now_ms, peer);
+    }
+
     /// A frame from `from`; a new broadcast's payload is delivered only if `check`
     /// accepts it (it applies the payload).
     pub fn handle_message(

@@ -213,6 +213,10 @@ impl SwarmNode {
     pub fn swim(&self) -> &Swim {
         self.machine.swim()
     }
+    /// The overlay's active view.
+    pub fn overlay_active(&self) -> &BTreeSet<NodeId> {
+        self.machine.overlay_active()
+    }
     /// Why the node stopped, if it did.
     pub fn stopped(&self) -> Option<&str> {
         self.machine.stopped()

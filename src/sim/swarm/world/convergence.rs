@@ -1,6 +1,7 @@
 //! What the liveness phase waits for, and the checks of running nodes' clocks.
 
 use super::*;
+use crate::membership::MemberState;
 
 /// Which categories two nodes disagree on, and what each sees of the other.
 fn describe_difference(a: &SwarmNode, b: &SwarmNode) -> String {
@@ -66,6 +67,9 @@ impl World {
                 }
             }
         }
+        if let Some(why) = self.membership_or_views_apart(&nodes) {
+            return Some(why);
+        }
         if nodes.len() >= 3 {
             // Network time needs two peers besides the node itself to move.
             let times: Vec<u64> = nodes.iter().map(|&(i, node)| node.network_ms(self.sim.local_now_ms(i))).collect();
@@ -81,5 +85,49 @@ impl World {
             }
         }
         None
+    }
+
+    /// The new roles' liveness: every honest node holds every other honest one alive in
+    /// membership, and the overlay's active views join the honest nodes into one graph
+    /// (a partial view split in two would hold two broadcast trees apart).
+    fn membership_or_views_apart(&self, nodes: &[(u32, &SwarmNode)]) -> Option<String> {
+        for &(index, node) in nodes {
+            for &(other, peer) in nodes {
+                if other != index && node.swim().state_of(&peer.id()) != Some(MemberState::Alive) {
+                    return Some(format!(
+                        "node {index} holds node {other} as {:?} in membership",
+                        node.swim().state_of(&peer.id())
+                    ));
+                }
+            }
+        }
+        let position: BTreeMap<NodeId, usize> = nodes.iter().enumerate().map(|(at, (_, n))| (n.id(), at)).collect();
+        let mut reached = vec![false; nodes.len()];
+        let mut frontier = vec![0];
+        reached[0] = true;
+        while let Some(at) = frontier.pop() {
+            let neighbours = nodes[at].1.overlay_active().iter().filter_map(|id| position.get(id).copied());
+            // Views are symmetric once settled; follow edges both ways so a link being
+            // re-made on one side does not count as a split.
+            let back = nodes.iter().enumerate().filter(|(_, (_, n))| n.overlay_active().contains(&nodes[at].1.id()));
+            for next in neighbours.chain(back.map(|(b, _)| b)).collect::<Vec<_>>() {
+                if !reached[next] {
+                    reached[next] = true;
+                    frontier.push(next);
+                }
+            }
+        }
+        let apart: Vec<u32> = reached.iter().zip(nodes).filter(|(r, _)| !**r).map(|(_, (i, _))| *i).collect();
+        let views: Vec<String> = nodes
+            .iter()
+            .map(|(i, n)| format!("{i}: {:?}", n.overlay_active().iter().map(|id| id.short()).collect::<Vec<_>>()))
+            .collect();
+        (!apart.is_empty()).then(|| {
+            format!(
+                "the overlay's active views leave nodes {apart:?} apart from node {} ({})",
+                nodes[0].0,
+                views.join("; ")
+            )
+        })
     }
 }
