@@ -1,9 +1,11 @@
 //! The admin endpoint of `bhsync node --admin ADDR`: a tiny blocking HTTP/1.1 responder
 //! on one thread (no framework). `GET /metrics`: Prometheus text; `GET /health`: the
 //! JSON health report; `GET /status`: the same report for a person; 404 otherwise.
-//! Requests are bounded (8 KiB of head, 2 s to send it) and served one at a time, each
-//! connection closed after its answer: the endpoint is for a scraper and an operator,
-//! not for the public.
+//! With `--admin-writes` (off by default) it also serves the data API of [`data`]
+//! (`POST /v1/put`, `GET /v1/get`, docs/adr/082-admin-data-api.md).
+//! Requests are bounded (8 KiB of head, a 4 KiB request line, a 1 MiB body, 2 s to send
+//! each part) and served one at a time, each connection closed after its answer: the
+//! endpoint is for a scraper, an operator and a test harness, not for the public.
 //!
 //! Also the matching client, for `bhsync status`.
 
@@ -16,8 +18,14 @@ use std::time::Duration;
 
 use bhsync::node::Node;
 
+mod data;
+
+pub use data::DataApi;
+
 /// The largest request head read.
 const MAX_REQUEST: usize = 8 * 1024;
+/// The longest request line (method, path and query).
+const MAX_REQUEST_LINE: usize = 4 * 1024;
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -29,8 +37,9 @@ pub struct AdminServer {
 }
 
 impl AdminServer {
-    /// Serves on `listener` until dropped.
-    pub fn start(listener: TcpListener, node: Arc<Node>) -> std::io::Result<AdminServer> {
+    /// Serves on `listener` until dropped; the data API answers only when `data_api` is
+    /// [`DataApi::Enabled`].
+    pub fn start(listener: TcpListener, node: Arc<Node>, data_api: DataApi) -> std::io::Result<AdminServer> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -41,7 +50,7 @@ impl AdminServer {
                 }
                 match stream {
                     Ok(stream) => {
-                        let _ = serve(stream, &node);
+                        let _ = serve(stream, &node, data_api);
                     }
                     // Out of descriptors or similar: back off rather than spin.
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -68,54 +77,115 @@ impl Drop for AdminServer {
     }
 }
 
-fn serve(mut stream: TcpStream, node: &Node) -> std::io::Result<()> {
+fn serve(mut stream: TcpStream, node: &Node, data_api: DataApi) -> std::io::Result<()> {
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
     stream.set_write_timeout(Some(READ_TIMEOUT))?;
-    let head = match read_head(&mut stream) {
-        Ok(head) => head,
-        Err(status) => return respond(&mut stream, status, "text/plain", "bad request\n"),
+    let request = match read_request(&mut stream) {
+        Ok(request) => request,
+        Err(status) => return respond(&mut stream, status, "text/plain", b"bad request\n"),
     };
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if method != "GET" {
-        return respond(&mut stream, "405 Method Not Allowed", "text/plain", "only GET\n");
+    let (route, query) = request.target.split_once('?').unwrap_or((request.target.as_str(), ""));
+    if route == "/v1/put" || route == "/v1/get" {
+        let (status, kind, body) = data::answer(node, data_api, &request.method, route, query, &request.body);
+        return respond(&mut stream, status, kind, &body);
     }
-    let answer = match path.split('?').next().unwrap_or("") {
+    if request.method != "GET" {
+        return respond(&mut stream, "405 Method Not Allowed", "text/plain", b"only GET\n");
+    }
+    let answer = match route {
         "/metrics" => node.metrics_prometheus().map(|body| (bhsync::metrics::prometheus::CONTENT_TYPE, body)),
         "/health" => node.health_json().map(|body| ("application/json", body)),
         "/status" => node.health().map(|report| ("text/plain; charset=utf-8", report.to_text())),
-        _ => return respond(&mut stream, "404 Not Found", "text/plain", "try /metrics, /health or /status\n"),
+        _ => {
+            return respond(
+                &mut stream,
+                "404 Not Found",
+                "text/plain",
+                b"try /metrics, /health, /status, /v1/get or /v1/put\n",
+            )
+        }
     };
     match answer {
-        Ok((kind, body)) => respond(&mut stream, "200 OK", kind, &body),
-        Err(error) => respond(&mut stream, "503 Service Unavailable", "text/plain", &format!("{error}\n")),
+        Ok((kind, body)) => respond(&mut stream, "200 OK", kind, body.as_bytes()),
+        Err(error) => respond(&mut stream, "503 Service Unavailable", "text/plain", format!("{error}\n").as_bytes()),
     }
 }
 
-/// Reads up to the end of the request head; `Err` carries the status to answer.
-fn read_head(stream: &mut TcpStream) -> Result<String, &'static str> {
+/// One parsed request: method, target (path and query) and body.
+struct Request {
+    method: String,
+    target: String,
+    body: Vec<u8>,
+}
+
+/// Reads the head (bounded by [`MAX_REQUEST`], its first line by [`MAX_REQUEST_LINE`]) and
+/// a body of `Content-Length` bytes (bounded by [`data::MAX_BODY`]); `Err` carries the
+/// status to answer.
+fn read_request(stream: &mut TcpStream) -> Result<Request, &'static str> {
     let mut buffer = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buffer.windows(4).any(|w| w == b"\r\n\r\n") && !buffer.windows(2).any(|w| w == b"\n\n") {
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        if let Some(at) = buffer.windows(2).position(|w| w == b"\n\n") {
+            break at + 2;
+        }
         if buffer.len() >= MAX_REQUEST {
             return Err("431 Request Header Fields Too Large");
         }
         match stream.read(&mut chunk) {
-            Ok(0) => break,
+            Ok(0) => break buffer.len(),
             Ok(n) => buffer.extend_from_slice(&chunk[..n]),
             Err(_) => return Err("408 Request Timeout"),
         }
+    };
+    let head = std::str::from_utf8(&buffer[..head_end]).map_err(|_| "400 Bad Request")?;
+    let first_line = head.lines().next().unwrap_or("");
+    if first_line.len() > MAX_REQUEST_LINE {
+        return Err("414 URI Too Long");
     }
-    String::from_utf8(buffer).map_err(|_| "400 Bad Request")
+    let mut parts = first_line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("").to_string();
+    let mut content_length = 0usize;
+    for line in head.lines().skip(1) {
+        if let Some((name, value)) = line.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("content-length") {
+                content_length = value.trim().parse().map_err(|_| "400 Bad Request")?;
+            }
+        }
+    }
+    if content_length > data::MAX_BODY {
+        return Err("413 Payload Too Large");
+    }
+    let expects_continue = head.lines().any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("expect") && value.trim().eq_ignore_ascii_case("100-continue")
+        })
+    });
+    if expects_continue && content_length > 0 {
+        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|_| "408 Request Timeout")?;
+    }
+    let mut body = buffer[head_end..].to_vec();
+    body.truncate(content_length);
+    while body.len() < content_length {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err("400 Bad Request"),
+            Ok(n) => body.extend_from_slice(&chunk[..n.min(content_length - body.len())]),
+            Err(_) => return Err("408 Request Timeout"),
+        }
+    }
+    Ok(Request { method, target, body })
 }
 
-fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &str) -> std::io::Result<()> {
+fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &[u8]) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
+    stream.write_all(body)?;
     stream.flush()
 }
 

@@ -6,6 +6,7 @@
 //! listen = "0.0.0.0:7700"
 //! data_dir = "/var/lib/bhsync"
 //! admin = "127.0.0.1:9100"
+//! admin_writes = false           # true: the admin address also serves /v1/put and /v1/get
 //! peers = ["10.0.0.2:7700", "10.0.0.3:7700"]
 //! io_backend = "auto"            # auto | io_uring | mio
 //! shards = 1
@@ -37,6 +38,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub admin: Option<SocketAddr>,
+    pub admin_writes: Option<bool>,
     pub peers: Option<Vec<SocketAddr>>,
     pub io_backend: Option<String>,
     pub shards: Option<usize>,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bhsync::node::Node;
 
-use crate::admin::AdminServer;
+use crate::admin::{AdminServer, DataApi};
 use crate::config::{self, FileConfig};
 use crate::failure::{io_hint, Failure};
 
@@ -41,6 +41,10 @@ pub struct NodeArgs {
     /// IO backend: auto, io_uring or mio.
     #[arg(long, value_name = "NAME")]
     io_backend: Option<String>,
+    /// Also serve the data API on the admin address: POST /v1/put and GET /v1/get
+    /// (anyone who reaches the admin address can then write; off by default).
+    #[arg(long)]
+    admin_writes: bool,
 }
 
 pub fn run(args: &NodeArgs) -> Result<ExitCode, Failure> {
@@ -50,6 +54,10 @@ pub fn run(args: &NodeArgs) -> Result<ExitCode, Failure> {
     };
     merge_flags(&mut file, args);
     let node_config = config::node_config(&file)?;
+    let data_api = if file.admin_writes.unwrap_or(false) { DataApi::Enabled } else { DataApi::Disabled };
+    if data_api == DataApi::Enabled && file.admin.is_none() {
+        return Err(Failure::usage("--admin-writes needs an admin address: add --admin ADDR (or admin = \"ADDR\")"));
+    }
     // The data directory's lock (DIR/LOCK) is taken by the node's log when it opens;
     // a second node on the same directory gets a one-line error from `Node::open`.
     let admin_listener = match file.admin {
@@ -70,7 +78,7 @@ pub fn run(args: &NodeArgs) -> Result<ExitCode, Failure> {
         Arc::new(Node::open(node_config).map_err(|error| Failure::runtime(format!("cannot start the node: {error}")))?);
     let admin = match admin_listener {
         Some(listener) => Some(
-            AdminServer::start(listener, node.clone())
+            AdminServer::start(listener, node.clone(), data_api)
                 .map_err(|error| Failure::runtime(format!("cannot start the admin endpoint: {error}")))?,
         ),
         None => None,
@@ -110,6 +118,8 @@ fn merge_flags(file: &mut FileConfig, args: &NodeArgs) {
     if args.io_backend.is_some() {
         file.io_backend = args.io_backend.clone();
     }
+    if args.admin_writes {
+        file.admin_writes = Some(true);
+    }
     file.peers.get_or_insert_with(Vec::new).extend(args.peers.iter().copied());
 }
-
