@@ -337,9 +337,11 @@ struct Figures {
     admin_get_p50_ms: f64,
     one_hop_samples: usize,
     one_hop_p50_ms: f64,
+    one_hop_p90_ms: f64,
     one_hop_p99_ms: f64,
     broadcasts: usize,
     reach_all_p50_ms: f64,
+    reach_all_p90_ms: f64,
     reach_all_p99_ms: f64,
     reach_all_max_ms: f64,
     delivered_ratio: f64,
@@ -349,12 +351,29 @@ struct Figures {
     dead_detect_first_s: Option<f64>,
     dead_detect_s: Option<f64>,
     join_full_state_s: Option<f64>,
+    /// The machine's load (other work shares it): 1-minute load average before and after.
+    load_average_before: f64,
+    load_average_after: f64,
+    cpus: usize,
+}
+
+/// The 1-minute load average (Linux), NaN elsewhere.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 fn run(options: &Options) -> Figures {
     let mut cluster = Cluster::new(bhsync_binary());
     let mut rng = Rng(options.seed.max(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let mut figures = Figures { nodes: options.nodes, ..Figures::default() };
+    let mut figures = Figures {
+        nodes: options.nodes,
+        load_average_before: load_average(),
+        cpus: std::thread::available_parallelism().map_or(0, usize::from),
+        ..Figures::default()
+    };
     let started = Instant::now();
     for index in 0..options.nodes {
         let seed = (index > 0).then(|| cluster.node((index - 1) / 2).listen);
@@ -422,6 +441,7 @@ fn run(options: &Options) -> Figures {
     one_hop.sort_by(f64::total_cmp);
     figures.one_hop_samples = one_hop.len();
     figures.one_hop_p50_ms = percentile(&one_hop, 50.0);
+    figures.one_hop_p90_ms = percentile(&one_hop, 90.0);
     figures.one_hop_p99_ms = percentile(&one_hop, 99.0);
     std::thread::sleep(Duration::from_secs(1)); // lazy repair of the one-hop writes
 
@@ -445,6 +465,7 @@ fn run(options: &Options) -> Figures {
     reach_all.sort_by(f64::total_cmp);
     figures.broadcasts = options.broadcasts;
     figures.reach_all_p50_ms = percentile(&reach_all, 50.0);
+    figures.reach_all_p90_ms = percentile(&reach_all, 90.0);
     figures.reach_all_p99_ms = percentile(&reach_all, 99.0);
     figures.reach_all_max_ms = reach_all.last().copied().unwrap_or(f64::NAN);
     figures.delivered_ratio = delivered as f64 / pairs as f64;
@@ -532,9 +553,11 @@ fn print_json(figures: &Figures, options: &Options) {
         ("admin_get_p50_ms", json_number(figures.admin_get_p50_ms)),
         ("one_hop_samples", figures.one_hop_samples.to_string()),
         ("one_hop_p50_ms", json_number(figures.one_hop_p50_ms)),
+        ("one_hop_p90_ms", json_number(figures.one_hop_p90_ms)),
         ("one_hop_p99_ms", json_number(figures.one_hop_p99_ms)),
         ("broadcasts", figures.broadcasts.to_string()),
         ("reach_all_p50_ms", json_number(figures.reach_all_p50_ms)),
+        ("reach_all_p90_ms", json_number(figures.reach_all_p90_ms)),
         ("reach_all_p99_ms", json_number(figures.reach_all_p99_ms)),
         ("reach_all_max_ms", json_number(figures.reach_all_max_ms)),
         ("delivered_ratio", json_number(figures.delivered_ratio)),
@@ -544,6 +567,9 @@ fn print_json(figures: &Figures, options: &Options) {
         ("dead_detect_first_s", json_option(figures.dead_detect_first_s)),
         ("dead_detect_s", json_option(figures.dead_detect_s)),
         ("join_full_state_s", json_option(figures.join_full_state_s)),
+        ("cpus", figures.cpus.to_string()),
+        ("load_average_before", json_number(figures.load_average_before)),
+        ("load_average_after", json_number(figures.load_average_after)),
     ];
     for (name, ratio, met) in goals(figures) {
         fields.push((name, json_option(ratio)));
@@ -557,6 +583,10 @@ fn print_table(figures: &Figures, options: &Options, out: &mut dyn Write) {
     let option = |value: Option<f64>, unit: &str| value.map(|v| format!("{v:.3} {unit}")).unwrap_or("—".into());
     let rows = [
         ("nodes (one seed each)", figures.nodes.to_string()),
+        (
+            "machine: cpus, load average before / after",
+            format!("{}, {:.2} / {:.2}", figures.cpus, figures.load_average_before, figures.load_average_after),
+        ),
         ("membership converged", option(figures.membership_converged_s, "s")),
         (
             "links per node (max / mean)",
@@ -565,17 +595,21 @@ fn print_table(figures: &Figures, options: &Options, out: &mut dyn Write) {
         ("admin GET floor (p50)", format!("{:.3} ms", figures.admin_get_p50_ms)),
         ("poll interval", format!("{} µs", options.poll_interval.as_micros())),
         (
-            "one hop p50 / p99",
+            "one hop p50 / p90 / p99",
             format!(
-                "{:.3} / {:.3} ms ({} samples)",
-                figures.one_hop_p50_ms, figures.one_hop_p99_ms, figures.one_hop_samples
+                "{:.3} / {:.3} / {:.3} ms ({} samples)",
+                figures.one_hop_p50_ms, figures.one_hop_p90_ms, figures.one_hop_p99_ms, figures.one_hop_samples
             ),
         ),
         (
-            "reach all p50 / p99 / max",
+            "reach all p50 / p90 / p99 / max",
             format!(
-                "{:.3} / {:.3} / {:.3} ms ({} broadcasts)",
-                figures.reach_all_p50_ms, figures.reach_all_p99_ms, figures.reach_all_max_ms, figures.broadcasts
+                "{:.3} / {:.3} / {:.3} / {:.3} ms ({} broadcasts)",
+                figures.reach_all_p50_ms,
+                figures.reach_all_p90_ms,
+                figures.reach_all_p99_ms,
+                figures.reach_all_max_ms,
+                figures.broadcasts
             ),
         ),
         ("delivered ratio (5 s)", format!("{:.4}", figures.delivered_ratio)),
@@ -600,7 +634,8 @@ fn print_table(figures: &Figures, options: &Options, out: &mut dyn Write) {
 
 fn main() {
     let options = options();
-    let figures = run(&options);
+    let mut figures = run(&options);
+    figures.load_average_after = load_average();
     if options.json {
         print_table(&figures, &options, &mut std::io::stderr());
         print_json(&figures, &options);
