@@ -351,12 +351,36 @@ struct Figures {
     dead_detect_first_s: Option<f64>,
     dead_detect_s: Option<f64>,
     join_full_state_s: Option<f64>,
+    /// During phase 3: wall seconds, and CPU seconds of the bench (its pollers) and of the
+    /// nodes, to show what the measurement itself costs on a shared machine.
+    reach_all_wall_s: f64,
+    reach_all_harness_cpu_s: f64,
+    reach_all_nodes_cpu_s: f64,
     /// Whether phases 4 and 5 ran.
     dead_phase_ran: bool,
     /// The machine's load (other work shares it): 1-minute load average before and after.
     load_average_before: f64,
     load_average_after: f64,
     cpus: usize,
+}
+
+/// CPU seconds (user + system) of one process, from `/proc/PID/stat` (Linux; 0 elsewhere).
+fn process_cpu_s(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the command name (which may hold spaces) start at field 3; utime and
+    // stime are fields 14 and 15.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |t| t.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks / per_second
+}
+
+/// CPU seconds of the bench itself (its pollers) and of all its running nodes.
+fn cpu_split(cluster: &Cluster) -> (f64, f64) {
+    let nodes = cluster.nodes.iter().flatten().map(|node| process_cpu_s(node.child.id())).sum();
+    (process_cpu_s(std::process::id()), nodes)
 }
 
 /// The 1-minute load average (Linux), NaN elsewhere.
@@ -449,6 +473,8 @@ fn run(options: &Options) -> Figures {
 
     // 3. Reach all: K writes from random nodes, each polled on every other node.
     let before = broadcast_counters(&cluster, &everyone);
+    let (harness_cpu_before, nodes_cpu_before) = cpu_split(&cluster);
+    let reach_all_started = Instant::now();
     let (mut reach_all, mut delivered, mut pairs) = (Vec::new(), 0usize, 0usize);
     for broadcast in 0..options.broadcasts {
         let origin = everyone[rng.below(everyone.len())];
@@ -462,6 +488,10 @@ fn run(options: &Options) -> Figures {
             reach_all.push(seen.iter().flatten().map(|&latency| millis(latency)).fold(0.0, f64::max));
         }
     }
+    figures.reach_all_wall_s = reach_all_started.elapsed().as_secs_f64();
+    let (harness_cpu_after, nodes_cpu_after) = cpu_split(&cluster);
+    figures.reach_all_harness_cpu_s = harness_cpu_after - harness_cpu_before;
+    figures.reach_all_nodes_cpu_s = nodes_cpu_after - nodes_cpu_before;
     std::thread::sleep(Duration::from_secs(1)); // lazy announcements and GRAFTs settle
     let after = broadcast_counters(&cluster, &everyone);
     reach_all.sort_by(f64::total_cmp);
@@ -570,6 +600,9 @@ fn print_json(figures: &Figures, options: &Options) {
         ("payload_msgs_per_node", json_number(figures.payload_msgs_per_node)),
         ("payload_bytes_per_node", json_number(figures.payload_bytes_per_node)),
         ("grafts_per_broadcast", json_number(figures.grafts_per_broadcast)),
+        ("reach_all_wall_s", json_number(figures.reach_all_wall_s)),
+        ("reach_all_harness_cpu_s", json_number(figures.reach_all_harness_cpu_s)),
+        ("reach_all_nodes_cpu_s", json_number(figures.reach_all_nodes_cpu_s)),
         ("dead_detect_first_s", json_option(figures.dead_detect_first_s)),
         ("dead_detect_s", json_option(figures.dead_detect_s)),
         ("join_full_state_s", json_option(figures.join_full_state_s)),
@@ -623,6 +656,13 @@ fn print_table(figures: &Figures, options: &Options, out: &mut dyn Write) {
         ("payload msgs per node per broadcast", format!("{:.3}", figures.payload_msgs_per_node)),
         ("payload bytes per node per broadcast", format!("{:.1}", figures.payload_bytes_per_node)),
         ("GRAFTs per broadcast", format!("{:.2}", figures.grafts_per_broadcast)),
+        (
+            "reach all: wall, CPU of bench / nodes",
+            format!(
+                "{:.1} s, {:.1} / {:.1} s",
+                figures.reach_all_wall_s, figures.reach_all_harness_cpu_s, figures.reach_all_nodes_cpu_s
+            ),
+        ),
         (
             "dead node declared (first / all)",
             format!("{} / {}", option(figures.dead_detect_first_s, "s"), option(figures.dead_detect_s, "s")),
