@@ -54,8 +54,8 @@ struct Options {
     one_hop_samples: usize,
     seed: u64,
     poll_interval: Duration,
-    /// Phases 4 and 5 (seconds each; off in the smoke run).
-    dead_and_join: bool,
+    /// Phases 4 and 5 and the longer settling pauses (off in the smoke run).
+    full_run: bool,
 }
 
 fn options() -> Options {
@@ -70,7 +70,7 @@ fn options() -> Options {
             one_hop_samples: 100,
             seed: 1,
             poll_interval: Duration::from_millis(1),
-            dead_and_join: true,
+            full_run: true,
         }
     } else {
         Options {
@@ -80,7 +80,7 @@ fn options() -> Options {
             one_hop_samples: 3,
             seed: 1,
             poll_interval: Duration::from_millis(1),
-            dead_and_join: false,
+            full_run: false,
         }
     };
     let mut args = std::env::args().skip(1);
@@ -354,6 +354,12 @@ struct Figures {
     /// During phase 3: wall seconds, and CPU seconds of the bench (its pollers) and of the
     /// nodes, to show what the measurement itself costs on a shared machine.
     reach_all_wall_s: f64,
+    /// GRAFTs per broadcast in the first and the second half of phase 3: whether lazy
+    /// repair fades as the tree settles.
+    grafts_per_broadcast_first_half: f64,
+    grafts_per_broadcast_second_half: f64,
+    /// CPU the nodes use per second with no writes (probes, anti-entropy, shuffles).
+    idle_nodes_cpu_per_s: f64,
     reach_all_harness_cpu_s: f64,
     reach_all_nodes_cpu_s: f64,
     /// Whether phases 4 and 5 ran.
@@ -427,7 +433,7 @@ fn run(options: &Options) -> Figures {
         std::thread::sleep(Duration::from_millis(200));
     }
     // Let the overlay's joins and first shuffles settle before measuring.
-    std::thread::sleep(Duration::from_secs(if options.dead_and_join { 3 } else { 1 }));
+    std::thread::sleep(Duration::from_secs(if options.full_run { 3 } else { 1 }));
     let links: Vec<f64> = everyone.iter().map(|&i| sample(&metrics(cluster.node(i).admin), "bhsync_links")).collect();
     figures.links_per_node_max = links.iter().copied().fold(0.0, f64::max);
     figures.links_per_node_mean = links.iter().sum::<f64>() / links.len() as f64;
@@ -469,14 +475,23 @@ fn run(options: &Options) -> Figures {
     figures.one_hop_p50_ms = percentile(&one_hop, 50.0);
     figures.one_hop_p90_ms = percentile(&one_hop, 90.0);
     figures.one_hop_p99_ms = percentile(&one_hop, 99.0);
-    std::thread::sleep(Duration::from_secs(1)); // lazy repair of the one-hop writes
+    // Lazy repair of the one-hop writes settles; meanwhile, what idle nodes cost.
+    let (_, idle_before) = cpu_split(&cluster);
+    let idle_started = Instant::now();
+    std::thread::sleep(Duration::from_secs(if options.full_run { 2 } else { 1 }));
+    let (_, idle_after) = cpu_split(&cluster);
+    figures.idle_nodes_cpu_per_s = (idle_after - idle_before) / idle_started.elapsed().as_secs_f64();
 
     // 3. Reach all: K writes from random nodes, each polled on every other node.
     let before = broadcast_counters(&cluster, &everyone);
     let (harness_cpu_before, nodes_cpu_before) = cpu_split(&cluster);
     let reach_all_started = Instant::now();
     let (mut reach_all, mut delivered, mut pairs) = (Vec::new(), 0usize, 0usize);
+    let mut halfway = before;
     for broadcast in 0..options.broadcasts {
+        if broadcast == options.broadcasts / 2 {
+            halfway = broadcast_counters(&cluster, &everyone);
+        }
         let origin = everyone[rng.below(everyone.len())];
         let watchers: Vec<usize> = everyone.iter().copied().filter(|&i| i != origin).collect();
         let key = format!("broadcast-{broadcast}");
@@ -505,8 +520,12 @@ fn run(options: &Options) -> Figures {
     figures.payload_msgs_per_node = (after.payload_msgs - before.payload_msgs) / per_node_broadcast;
     figures.payload_bytes_per_node = (after.payload_bytes - before.payload_bytes) / per_node_broadcast;
     figures.grafts_per_broadcast = (after.grafts - before.grafts) / options.broadcasts as f64;
+    let first_half = (options.broadcasts / 2).max(1) as f64;
+    let second_half = (options.broadcasts - options.broadcasts / 2) as f64;
+    figures.grafts_per_broadcast_first_half = (halfway.grafts - before.grafts) / first_half;
+    figures.grafts_per_broadcast_second_half = (after.grafts - halfway.grafts) / second_half;
 
-    if !options.dead_and_join {
+    if !options.full_run {
         return figures;
     }
 
@@ -600,6 +619,9 @@ fn print_json(figures: &Figures, options: &Options) {
         ("payload_msgs_per_node", json_number(figures.payload_msgs_per_node)),
         ("payload_bytes_per_node", json_number(figures.payload_bytes_per_node)),
         ("grafts_per_broadcast", json_number(figures.grafts_per_broadcast)),
+        ("grafts_per_broadcast_first_half", json_number(figures.grafts_per_broadcast_first_half)),
+        ("grafts_per_broadcast_second_half", json_number(figures.grafts_per_broadcast_second_half)),
+        ("idle_nodes_cpu_per_s", json_number(figures.idle_nodes_cpu_per_s)),
         ("reach_all_wall_s", json_number(figures.reach_all_wall_s)),
         ("reach_all_harness_cpu_s", json_number(figures.reach_all_harness_cpu_s)),
         ("reach_all_nodes_cpu_s", json_number(figures.reach_all_nodes_cpu_s)),
@@ -655,7 +677,16 @@ fn print_table(figures: &Figures, options: &Options, out: &mut dyn Write) {
         ("delivered ratio (5 s)", format!("{:.4}", figures.delivered_ratio)),
         ("payload msgs per node per broadcast", format!("{:.3}", figures.payload_msgs_per_node)),
         ("payload bytes per node per broadcast", format!("{:.1}", figures.payload_bytes_per_node)),
-        ("GRAFTs per broadcast", format!("{:.2}", figures.grafts_per_broadcast)),
+        (
+            "GRAFTs per broadcast (all / 1st / 2nd half)",
+            format!(
+                "{:.2} / {:.2} / {:.2}",
+                figures.grafts_per_broadcast,
+                figures.grafts_per_broadcast_first_half,
+                figures.grafts_per_broadcast_second_half
+            ),
+        ),
+        ("idle nodes' CPU (all nodes)", format!("{:.2} cores", figures.idle_nodes_cpu_per_s)),
         (
             "reach all: wall, CPU of bench / nodes",
             format!(
