@@ -1,5 +1,5 @@
 //! `cargo bench --bench cluster -- [--json] [--nodes N] [--broadcasts K] [--one-hop S]
-//! [--seed X] [--poll-us U]`
+//! [--seed X] [--poll-us U] [--dissemination tree|push|both]`
 //!
 //! The real engine as operators run it (issue 16): N (32) `bhsync node` processes over
 //! loopback, each started with ONE seed address (node i seeds node (i-1)/2, node 0 none),
@@ -22,6 +22,11 @@
 //! `admin_get_p50_ms` floor and `poll_us`), the same for one hop and reach all. Goals
 //! (printed as ratios, ≤ 1 is met): ≤ 1.5 payload messages per node per broadcast with
 //! `delivered_ratio` 1.0; a dead node declared within 5 s; reach_all p99 ≤ 3 × one_hop p99.
+//!
+//! The whole run is made with `dissemination = "tree"` (Plumtree, the engine's) and then
+//! again with `"push"` (the seed design's push gossip: fanout ⌈log2 N⌉ then 3, TTL 10),
+//! side by side; `--dissemination` picks one. The JSON's top-level fields are the first
+//! run's (the tree's), the other run's sit in an object under its name (`"push":{…}`).
 //!
 //! The `bhsync` binary is the one cargo builds beside the bench (the release one under
 //! `cargo bench`); `BHSYNC_BIN` overrides it. Every child is killed when the bench ends,
@@ -56,6 +61,8 @@ struct Options {
     poll_interval: Duration,
     /// Phases 4 and 5 and the longer settling pauses (off in the smoke run).
     full_run: bool,
+    /// The `--dissemination` of the nodes, one full run each.
+    disseminations: Vec<&'static str>,
 }
 
 fn options() -> Options {
@@ -71,6 +78,7 @@ fn options() -> Options {
             seed: 1,
             poll_interval: Duration::from_millis(1),
             full_run: true,
+            disseminations: vec!["tree", "push"],
         }
     } else {
         Options {
@@ -81,6 +89,7 @@ fn options() -> Options {
             seed: 1,
             poll_interval: Duration::from_millis(1),
             full_run: false,
+            disseminations: vec!["tree"],
         }
     };
     let mut args = std::env::args().skip(1);
@@ -92,6 +101,13 @@ fn options() -> Options {
             "--broadcasts" => options.broadcasts = (number(options.broadcasts as u64) as usize).max(1),
             "--one-hop" => options.one_hop_samples = (number(options.one_hop_samples as u64) as usize).max(1),
             "--seed" => options.seed = number(options.seed),
+            "--dissemination" => {
+                options.disseminations = match args.next().as_deref() {
+                    Some("tree") => vec!["tree"],
+                    Some("push") => vec!["push"],
+                    _ => vec!["tree", "push"],
+                }
+            }
             "--poll-us" => options.poll_interval = Duration::from_micros(number(1000).max(50)),
             _ => {} // cargo bench passes --bench; ignore what is not ours.
         }
@@ -136,21 +152,22 @@ struct NodeProcess {
 /// (a panic included).
 struct Cluster {
     binary: PathBuf,
+    dissemination: &'static str,
     dir: PathBuf,
     nodes: Vec<Option<NodeProcess>>,
 }
 
 impl Cluster {
-    fn new(binary: PathBuf) -> Cluster {
+    fn new(binary: PathBuf, dissemination: &'static str) -> Cluster {
         assert!(
             binary.exists(),
             "{} not found: build it with `cargo build --release --bin bhsync` or set BHSYNC_BIN",
             binary.display()
         );
-        let dir = std::env::temp_dir().join(format!("bhsync-bench-cluster-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("bhsync-bench-cluster-{}-{dissemination}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the bench's directory");
-        Cluster { binary, dir, nodes: Vec::new() }
+        Cluster { binary, dissemination, dir, nodes: Vec::new() }
     }
 
     /// Starts node `self.nodes.len()` with at most one seed; waits for its first line.
@@ -161,6 +178,7 @@ impl Cluster {
         command
             .args(["node", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--admin-writes", "--data-dir"])
             .arg(self.dir.join(format!("node-{index}")));
+        command.args(["--dissemination", self.dissemination]);
         if let Some(seed) = seed {
             command.arg("--peer").arg(seed.to_string());
         }
@@ -330,6 +348,7 @@ fn broadcast_counters(cluster: &Cluster, nodes: &[usize]) -> BroadcastCounters {
 /// Everything the run measured; `None` for what it skipped or could not see.
 #[derive(Default)]
 struct Figures {
+    dissemination: &'static str,
     nodes: usize,
     membership_converged_s: Option<f64>,
     links_per_node_max: f64,
@@ -397,10 +416,11 @@ fn load_average() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn run(options: &Options) -> Figures {
-    let mut cluster = Cluster::new(bhsync_binary());
+fn run(options: &Options, dissemination: &'static str) -> Figures {
+    let mut cluster = Cluster::new(bhsync_binary(), dissemination);
     let mut rng = Rng(options.seed.max(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut figures = Figures {
+        dissemination,
         nodes: options.nodes,
         load_average_before: load_average(),
         cpus: std::thread::available_parallelism().map_or(0, usize::from),
@@ -598,8 +618,10 @@ fn goals(figures: &Figures) -> Vec<(&'static str, Option<f64>, Option<bool>)> {
     ]
 }
 
-fn print_json(figures: &Figures, options: &Options) {
+/// One run's figures as the fields of a JSON object (without the braces).
+fn json_fields(figures: &Figures, options: &Options) -> String {
     let mut fields = vec![
+        ("dissemination", format!("\"{}\"", figures.dissemination)),
         ("nodes", figures.nodes.to_string()),
         ("poll_us", options.poll_interval.as_micros().to_string()),
         ("membership_converged_s", json_option(figures.membership_converged_s)),
@@ -638,7 +660,7 @@ fn print_json(figures: &Figures, options: &Options) {
         fields.push((Box::leak(format!("{name}_met").into_boxed_str()), met));
     }
     let body: Vec<String> = fields.iter().map(|(name, value)| format!("\"{name}\":{value}")).collect();
-    println!("{{{}}}", body.join(","));
+    body.join(",")
 }
 
 fn print_table(figures: &Figures, options: &Options, out: &mut dyn Write) {
@@ -700,7 +722,11 @@ fn print_table(figures: &Figures, options: &Options, out: &mut dyn Write) {
         ),
         ("join: full state", option(figures.join_full_state_s, "s")),
     ];
-    let _ = writeln!(out, "cluster bench: {} bhsync node processes over loopback", figures.nodes);
+    let _ = writeln!(
+        out,
+        "cluster bench: {} bhsync node processes over loopback, dissemination = {}",
+        figures.nodes, figures.dissemination
+    );
     for (name, value) in rows {
         let _ = writeln!(out, "  {name:<44} {value}");
     }
@@ -717,12 +743,22 @@ fn print_table(figures: &Figures, options: &Options, out: &mut dyn Write) {
 
 fn main() {
     let options = options();
-    let mut figures = run(&options);
-    figures.load_average_after = load_average();
+    let mut runs = Vec::new();
+    for &dissemination in &options.disseminations {
+        let mut figures = run(&options, dissemination);
+        figures.load_average_after = load_average();
+        if options.json {
+            print_table(&figures, &options, &mut std::io::stderr());
+        } else {
+            print_table(&figures, &options, &mut std::io::stdout());
+        }
+        runs.push(figures);
+    }
     if options.json {
-        print_table(&figures, &options, &mut std::io::stderr());
-        print_json(&figures, &options);
-    } else {
-        print_table(&figures, &options, &mut std::io::stdout());
+        let mut object = json_fields(&runs[0], &options);
+        for other in &runs[1..] {
+            object.push_str(&format!(",\"{}\":{{{}}}", other.dissemination, json_fields(other, &options)));
+        }
+        println!("{{{object}}}");
     }
 }

@@ -54,7 +54,29 @@ pub struct GossipConfig {
     /// forgotten before their `message_ttl_ms` (a node carrying bulk writes must not
     /// hold a minute of them).
     pub max_retained_bytes: usize,
+    /// How payloads travel: Plumtree's tree (the default) or the seed design's push.
+    pub dissemination: Dissemination,
 }
+
+/// How a broadcast's payload travels on the active view.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dissemination {
+    /// Plumtree: eager on tree links, IHAVE elsewhere, GRAFT when late, PRUNE on duplicates.
+    #[default]
+    Tree,
+    /// The seed design's push gossip (src/sim/baseline.rs), kept to be measured against:
+    /// the origin pushes to ⌈log2 N⌉ neighbours (N estimated from the views), every
+    /// receiver of a new payload to [`PUSH_RELAY_FANOUT`] more while it has travelled
+    /// fewer than [`PUSH_TTL_HOPS`] hops; duplicates are dropped, never pruned, and
+    /// nothing is announced or grafted. Only active-view neighbours are linked, so the
+    /// peers are drawn from the active view rather than from every member.
+    Push,
+}
+
+/// Push: neighbours each relay forwards a new payload to.
+pub const PUSH_RELAY_FANOUT: usize = 3;
+/// Push: hops a payload travels at most.
+pub const PUSH_TTL_HOPS: u32 = 10;
 
 impl Default for GossipConfig {
     fn default() -> Self {
@@ -89,6 +111,7 @@ impl GossipConfig {
             optimization_threshold: 1,
             max_payload_len: 64 * 1024,
             max_retained_bytes: 64 << 20,
+            dissemination: Dissemination::Tree,
         }
     }
 }

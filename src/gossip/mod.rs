@@ -9,6 +9,6 @@ pub mod message;
 pub mod node;
 pub mod plumtree;
 
-pub use config::GossipConfig;
+pub use config::{Dissemination, GossipConfig};
 pub use message::{GossipError, GossipMessage, MessageId};
 pub use node::{BroadcastError, Gossip, GossipEvent, GossipStats, Refused};

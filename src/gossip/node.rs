@@ -139,6 +139,7 @@ impl Gossip {
             return Err(BroadcastError::Backpressure);
         }
         let mut frames = Vec::new();
+        self.tree.set_cluster_estimate(self.view.active().count() + self.view.passive().count() + 1);
         let delivery = self.tree.broadcast(now_ms, payload, &mut frames);
         self.push_frames(now_ms, frames);
         let id = delivery.id;

@@ -4,13 +4,17 @@
 //! lazy; a missing payload announced by IHAVE grafts the announcer's link back to
 //! eager after a timeout, which also repairs the tree when a node fails.
 //!
+//! With [`Dissemination::Push`] the same state runs the seed design's push gossip
+//! instead (no tree: see [`Plumtree::push`]), so that one node binary can be measured
+//! both ways.
+//!
 //! Bounds: message ids are remembered (and payloads cached for GRAFTs) for a limited
 //! time and up to a limited number; IHAVE entries are rate-limited per peer and
 //! counted when dropped; announcements of missing messages are capped.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use super::config::GossipConfig;
+use super::config::{Dissemination, GossipConfig, PUSH_RELAY_FANOUT, PUSH_TTL_HOPS};
 use super::message::{GossipMessage, MessageId, MAX_IDS};
 use crate::state::NodeId;
 
@@ -85,6 +89,8 @@ pub struct Plumtree {
     ihave_budget: HashMap<NodeId, (u64, u32)>,
     next_seq: u64,
     stats: TreeStats,
+    /// Push: the cluster's size as the views estimate it (for the origin's fanout).
+    cluster_estimate: usize,
 }
 
 impl Plumtree {
@@ -105,7 +111,14 @@ impl Plumtree {
             ihave_budget: HashMap::new(),
             next_seq: 0,
             stats: TreeStats::default(),
+            cluster_estimate: 1,
         }
+    }
+
+    /// Push: how many nodes the cluster has, as far as this node can tell (its views
+    /// and itself); the origin pushes to ⌈log2⌉ of it.
+    pub fn set_cluster_estimate(&mut self, nodes: usize) {
+        self.cluster_estimate = nodes.max(1);
     }
 
     /// Counters.
@@ -161,6 +174,9 @@ impl Plumtree {
                     // than the first (random latencies let a long path win the race);
                     // then the tree keeps the short path and prunes the old parent.
                     self.stats.duplicates_received += 1;
+                    if self.config.dissemination == Dissemination::Push {
+                        return None;
+                    }
                     let shorter = hops + self.config.optimization_threshold <= first_hops;
                     if let Some(parent) =
                         parent.filter(|p| shorter && *p != from && self.eager.contains(p) && self.eager.contains(&from))
@@ -264,6 +280,11 @@ impl Plumtree {
         if let Some(missing) = self.missing.remove(&id) {
             self.missing_deadlines.remove(&(missing.deadline_ms, id));
         }
+        if self.config.dissemination == Dissemination::Push {
+            self.push(from, id, hops, &payload, out);
+            self.remember(now_ms, from, id, hops, payload);
+            return;
+        }
         for &peer in &self.eager {
             if Some(peer) != from {
                 self.stats.payloads_sent += 1;
@@ -283,6 +304,49 @@ impl Plumtree {
         if !self.lazy_queue.is_empty() && self.next_flush_ms.is_none() {
             self.next_flush_ms = Some(now_ms + self.config.ihave_flush_interval_ms);
         }
+        self.remember(now_ms, from, id, hops, payload);
+    }
+
+    /// Push: a new payload goes to ⌈log2 N⌉ neighbours from its origin, to
+    /// [`PUSH_RELAY_FANOUT`] from a relay while it has travelled fewer than
+    /// [`PUSH_TTL_HOPS`] hops, never back to its sender. The neighbours are drawn by the
+    /// message id (a hash, so uniform and different per message) and this node's id:
+    /// deterministic, with no generator to thread through.
+    fn push(
+        &mut self,
+        from: Option<NodeId>,
+        id: MessageId,
+        hops: u32,
+        payload: &[u8],
+        out: &mut Vec<(NodeId, GossipMessage)>,
+    ) {
+        let fanout = match from {
+            None => (self.cluster_estimate as f64).log2().ceil().max(1.0) as usize,
+            Some(_) if hops < PUSH_TTL_HOPS => PUSH_RELAY_FANOUT,
+            Some(_) => 0,
+        };
+        let mut neighbours: Vec<NodeId> =
+            self.eager.iter().chain(&self.lazy).copied().filter(|peer| Some(*peer) != from).collect();
+        neighbours.sort();
+        neighbours.dedup();
+        if neighbours.is_empty() || fanout == 0 {
+            return;
+        }
+        let mut offset_bytes = [0u8; 8];
+        offset_bytes.copy_from_slice(&id.0[..8]);
+        let mut me_bytes = [0u8; 8];
+        me_bytes.copy_from_slice(&self.me.as_bytes()[..8]);
+        let offset = (u64::from_le_bytes(offset_bytes) ^ u64::from_le_bytes(me_bytes)) as usize % neighbours.len();
+        for step in 0..fanout.min(neighbours.len()) {
+            let peer = neighbours[(offset + step) % neighbours.len()];
+            self.stats.payloads_sent += 1;
+            self.stats.payload_bytes_sent += payload.len() as u64;
+            out.push((peer, GossipMessage::Gossip { id, hops: hops + 1, payload: payload.to_vec() }));
+        }
+    }
+
+    /// Remembers a delivered payload for dedupe (and GRAFT answers), within the bounds.
+    fn remember(&mut self, now_ms: u64, from: Option<NodeId>, id: MessageId, hops: u32, payload: Vec<u8>) {
         self.retained_bytes += payload.len();
         self.seen.insert(id, (hops, from, payload));
         self.seen_order.push_back((now_ms, id));
@@ -389,5 +453,51 @@ impl Plumtree {
             self.neighbor_up(peer);
         }
         out.push((peer, GossipMessage::Graft { ids: vec![id] }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push_node(me: u8, neighbours: &[u8]) -> Plumtree {
+        let config = GossipConfig { dissemination: Dissemination::Push, ..GossipConfig::default() };
+        let mut tree = Plumtree::new(config, NodeId([me; 32]));
+        for &peer in neighbours {
+            tree.neighbor_up(NodeId([peer; 32]));
+        }
+        tree
+    }
+
+    #[test]
+    fn push_sends_log2_n_from_the_origin_three_from_a_relay_and_stops_at_the_ttl() {
+        let mut origin = push_node(0, &[1, 2, 3, 4, 5, 6]);
+        origin.set_cluster_estimate(32);
+        let mut out = Vec::new();
+        let delivery = origin.broadcast(0, b"x".to_vec(), &mut out);
+        assert_eq!(out.len(), 5, "⌈log2 32⌉ = 5 neighbours");
+        let targets: BTreeSet<NodeId> = out.iter().map(|(peer, _)| *peer).collect();
+        assert_eq!(targets.len(), 5, "five distinct neighbours");
+
+        let mut relay = push_node(9, &[0, 1, 2, 3, 4]);
+        let mut out = Vec::new();
+        let gossip = GossipMessage::Gossip { id: delivery.id, hops: 1, payload: b"x".to_vec() };
+        assert!(relay.handle(0, NodeId([0; 32]), gossip.clone(), &mut out).is_some());
+        assert_eq!(out.len(), PUSH_RELAY_FANOUT);
+        assert!(out.iter().all(|(peer, _)| *peer != NodeId([0; 32])), "never back to the sender");
+
+        // A duplicate is dropped: no PRUNE, nothing sent.
+        let mut out = Vec::new();
+        assert!(relay.handle(0, NodeId([1; 32]), gossip, &mut out).is_none());
+        assert!(out.is_empty());
+        assert_eq!(relay.stats().prunes_sent, 0);
+
+        // At the TTL, delivered but not forwarded.
+        let mut last = push_node(8, &[0, 1, 2, 3]);
+        let mut out = Vec::new();
+        let id = MessageId::of(&NodeId([7; 32]), 1, b"y");
+        let at_ttl = GossipMessage::Gossip { id, hops: PUSH_TTL_HOPS, payload: b"y".to_vec() };
+        assert!(last.handle(0, NodeId([0; 32]), at_ttl, &mut out).is_some());
+        assert!(out.is_empty());
     }
 }

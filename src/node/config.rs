@@ -32,6 +32,9 @@ pub struct NodeConfig {
     /// default, HyParView's choice for 10,000 nodes). Configured peers are seeds: dialled
     /// until the node has a neighbour, then the overlay decides.
     pub target_peers: usize,
+    /// How new writes travel on the overlay: Plumtree's tree (the default) or the seed
+    /// design's push gossip, kept to be measured against (`benches/cluster.rs`).
+    pub dissemination: crate::gossip::Dissemination,
     /// When set, only these node ids may connect (both directions).
     pub allowlist: Option<Vec<NodeId>>,
     /// Shards: one pinned thread each. Shard 0 also runs the control role (network,
@@ -133,6 +136,7 @@ impl Default for NodeConfig {
             identity_secret: None,
             peers: Vec::new(),
             target_peers: 5,
+            dissemination: crate::gossip::Dissemination::Tree,
             allowlist: None,
             shards: 1,
             cores: None,

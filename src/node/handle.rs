@@ -131,6 +131,7 @@ impl Node {
                 active_view_capacity: config.target_peers,
                 passive_view_capacity: 6 * config.target_peers,
                 max_payload_len: crate::gossip::message::MAX_PAYLOAD_LEN,
+                dissemination: config.dissemination,
                 ..GossipConfig::default()
             },
             manage_links: true,

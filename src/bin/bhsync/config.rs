@@ -12,6 +12,7 @@
 //! shards = 1
 //! encryption = true
 //! anti_entropy_interval_ms = 2000
+//! dissemination = "tree"         # tree (Plumtree) | push (the seed design's, for comparison)
 //!
 //! [[categories]]
 //! name = "users"
@@ -44,6 +45,7 @@ pub struct FileConfig {
     pub shards: Option<usize>,
     pub encryption: Option<bool>,
     pub anti_entropy_interval_ms: Option<u64>,
+    pub dissemination: Option<String>,
     pub categories: Option<Vec<CategoryConfig>>,
 }
 
@@ -131,6 +133,13 @@ pub fn node_config(file: &FileConfig) -> Result<NodeConfig, Failure> {
     }
     if let Some(ms) = file.anti_entropy_interval_ms {
         config.anti_entropy_interval = Duration::from_millis(ms.max(50));
+    }
+    if let Some(name) = &file.dissemination {
+        config.dissemination = match name.as_str() {
+            "tree" => bhsync::gossip::Dissemination::Tree,
+            "push" => bhsync::gossip::Dissemination::Push,
+            other => return Err(Failure::usage(format!("unknown dissemination '{other}': use tree or push"))),
+        };
     }
     if let Some(categories) = &file.categories {
         config.categories = categories.iter().map(category).collect::<Result<_, _>>()?;

@@ -45,6 +45,10 @@ pub struct NodeArgs {
     /// (anyone who reaches the admin address can then write; off by default).
     #[arg(long)]
     admin_writes: bool,
+    /// How new writes travel: tree (Plumtree, the default) or push (the seed design's
+    /// push gossip, for comparison).
+    #[arg(long, value_name = "NAME")]
+    dissemination: Option<String>,
 }
 
 pub fn run(args: &NodeArgs) -> Result<ExitCode, Failure> {
@@ -117,6 +121,9 @@ fn merge_flags(file: &mut FileConfig, args: &NodeArgs) {
     }
     if args.io_backend.is_some() {
         file.io_backend = args.io_backend.clone();
+    }
+    if args.dissemination.is_some() {
+        file.dissemination = args.dissemination.clone();
     }
     if args.admin_writes {
         file.admin_writes = Some(true);
