@@ -71,6 +71,8 @@ pub enum MembershipEvent {
 pub struct SwimStats {
     /// Direct probes sent.
     pub probes_sent: u64,
+    /// Probes moved to the front of the round by [`Swim::probe_soon`].
+    pub probes_hastened: u64,
     /// Probes that got no ack at all.
     pub probes_failed: u64,
     /// PING-REQs sent.
@@ -331,6 +333,20 @@ impl Swim {
             }
         }
         self.refresh_partition();
+    }
+
+    /// Evidence that `id` may be gone (its link broke): it is the next member probed,
+    /// rather than when its turn in the round comes. Ignored for members not alive or
+    /// suspect, or outside the probe scope.
+    pub fn probe_soon(&mut self, id: NodeId) {
+        let probeable = self.in_scope(&id)
+            && self.members.get(&id).is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect));
+        let at = self.probe_cursor.min(self.probe_order.len());
+        if !probeable || self.probe.as_ref().is_some_and(|p| p.target == id) || self.probe_order.get(at) == Some(&id) {
+            return;
+        }
+        self.probe_order.insert(at, id);
+        self.stats.probes_hastened += 1;
     }
 
     /// The deadline from [`Swim::poll_timeout`] passed.
@@ -901,5 +917,29 @@ impl Process for Swim {
     }
     fn poll_event(&mut self) -> Option<MembershipEvent> {
         Swim::poll_event(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_whose_link_broke_is_probed_next() {
+        let me = NodeId([1; 32]);
+        let members: Vec<NodeId> = (2..=9).map(|byte| NodeId([byte; 32])).collect();
+        let broken = members[5];
+        for seed in 0..20 {
+            let mut swim = Swim::new(SwimConfig::default(), me, 1, SeededRng::new(seed), &members, 0);
+            // One probe round under way, so the broken member's turn may be far.
+            let first = swim.poll_timeout().expect("a probe is due");
+            swim.handle_timeout(first);
+            while swim.poll_transmit().is_some() {}
+            swim.probe_soon(broken);
+            let next = first + SwimConfig::default().probe_interval_ms;
+            swim.handle_timeout(next);
+            let pinged: Vec<NodeId> = std::iter::from_fn(|| swim.poll_transmit()).map(|(to, _)| to).collect();
+            assert!(pinged.contains(&broken), "seed {seed}: the next probe goes to the broken member, not {pinged:?}");
+        }
     }
 }

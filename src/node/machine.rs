@@ -599,7 +599,14 @@ impl Machine {
     pub fn handle_link_down(&mut self, now_ms: u64, peer: NodeId) {
         if self.links.is_up(&peer) {
             let neighbour = self.overlay.active().contains(&peer) || self.pinned.contains(&peer);
-            self.links.link_down(now_ms, peer, neighbour && !self.dead.contains(&peer));
+            let lost = neighbour && !self.dead.contains(&peer);
+            self.links.link_down(now_ms, peer, lost);
+            if lost && self.links.managed() {
+                // A neighbour's link broke (crash, cut): check it now, not when its
+                // turn in the probe round comes (up to a round of the view away).
+                self.swim.set_probe_scope(self.links.probe_scope(self.overlay.active().iter().chain(&self.pinned).copied()));
+                self.swim.probe_soon(peer);
+            }
             self.overlay.handle_link_down(now_ms, peer);
             self.refresh_session(now_ms, peer);
             self.pump(now_ms);
