@@ -211,6 +211,8 @@ bench:
 	$(CARGO) bench --bench time -- --json
 	$(CARGO) bench --bench net -- --json
 	$(CARGO) bench --bench storage -- --json
+	$(CARGO) build --release --bin bhsync
+	$(CARGO) bench --bench cluster -- --json
 
 # Per-call cost of a read: Rust's Node::get, bhs_get called from Rust, from C and from
 # C++, in nanoseconds per call with the ratio to Rust (release builds; about a minute).
