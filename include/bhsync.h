@@ -654,6 +654,19 @@ bhs_status bhs_counter_get(const struct bhs_node *node,
 // or points to 32 writable bytes.
 bhs_status bhs_state_hash(const struct bhs_node *node, const char *category, uint8_t *out32);
 
+// Writes network time to `out_unix_ms`: milliseconds since the Unix epoch as the
+// node's peers agree on it (its clock corrected by the offset its neighbours agree on,
+// never going backwards between two calls; the local clock while too few peers agree),
+// and, when `out_offset_ms` is not NULL, that offset (network minus local, ms).
+// Thread-safe.
+//
+// # Safety
+// `node` is NULL or live; `out_unix_ms` is NULL or writable; `out_offset_ms` is NULL or
+// writable.
+bhs_status bhs_network_time(const struct bhs_node *node,
+                            uint64_t *out_unix_ms,
+                            int64_t *out_offset_ms);
+
 // Runs anti-entropy now with the peer whose 32-byte id is `peer_id`, or with every
 // connected peer when `peer_id` is NULL, and waits until each finishes or `timeout_ms`
 // passes. `BHS_OK` once every sync has finished, successful or not: `*out_report`

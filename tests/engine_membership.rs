@@ -133,3 +133,28 @@ fn a_read_only_in_minority_category_refuses_writes_on_the_minority_side() {
     wait_for("c writes again after the heal", || c.put("guarded", b"after", b"the heal").is_ok());
     wait_for("c catches up with what the majority wrote", || c.get("guarded", b"majority").expect("get").is_some());
 }
+
+/// Issue 16, item 4: network time is read from the running node. On one machine the
+/// peers share a clock, so the agreed offset stays small and the readings match the
+/// system clock; readings never go backwards.
+#[test]
+fn network_time_reads_the_clock_the_peers_agree_on_and_never_goes_back() {
+    let a = Node::open(config(20, Vec::new())).expect("a opens");
+    let b = Node::open(config(21, vec![a.local_addr()])).expect("b opens");
+    let c = Node::open(config(22, vec![a.local_addr()])).expect("c opens");
+    wait_for("each node links to both others", || {
+        [&a, &b, &c].iter().all(|node| node.peers().expect("peers").len() == 2)
+    });
+    let system_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut last = [0u64; 3];
+    for _ in 0..20 {
+        for (at, node) in [&a, &b, &c].iter().enumerate() {
+            let time = node.network_time().expect("network time");
+            assert!(time.unix_ms >= last[at], "node {at}: network time went back: {} then {}", last[at], time.unix_ms);
+            last[at] = time.unix_ms;
+            assert!(time.offset_ms.abs() < 1_000, "node {at}: one machine, one clock: offset {time:?}");
+            assert!(time.unix_ms.abs_diff(system_ms()) < 2_000, "node {at}: {time:?} far from the system clock");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

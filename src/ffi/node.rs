@@ -397,6 +397,37 @@ pub unsafe extern "C" fn bhs_state_hash(node: *const bhs_node, category: *const 
     })
 }
 
+/// Writes network time to `out_unix_ms`: milliseconds since the Unix epoch as the
+/// node's peers agree on it (its clock corrected by the offset its neighbours agree on,
+/// never going backwards between two calls; the local clock while too few peers agree),
+/// and, when `out_offset_ms` is not NULL, that offset (network minus local, ms).
+/// Thread-safe.
+///
+/// # Safety
+/// `node` is NULL or live; `out_unix_ms` is NULL or writable; `out_offset_ms` is NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn bhs_network_time(
+    node: *const bhs_node,
+    out_unix_ms: *mut u64,
+    out_offset_ms: *mut i64,
+) -> bhs_status {
+    guard(|| {
+        if out_unix_ms.is_null() {
+            return Err(FfiError::invalid("out_unix_ms is NULL"));
+        }
+        // SAFETY: forwarded caller contract.
+        let time = unsafe { running(node) }?.node.network_time()?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_unix_ms, time.unix_ms, "out_unix_ms") }?;
+        if !out_offset_ms.is_null() {
+            // SAFETY: checked non-NULL.
+            unsafe { write_out(out_offset_ms, time.offset_ms, "out_offset_ms") }?;
+        }
+        Ok(())
+    })
+}
+
 /// What one `bhs_sync` call did, summed over the peers it synced with. Written by the
 /// library; `size` is `sizeof(bhs_sync_report)` of the library that filled it, and
 /// `reserved` is zero (room for fields a later version adds without changing the size).

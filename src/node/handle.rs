@@ -65,6 +65,15 @@ pub struct NodeMetrics {
     pub node: NodeId,
 }
 
+/// A reading of network time ([`Node::network_time`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetworkTime {
+    /// Milliseconds since the Unix epoch, as the node's peers agree on it.
+    pub unix_ms: u64,
+    /// Network time minus the local clock, in milliseconds.
+    pub offset_ms: i64,
+}
+
 impl Node {
     /// Opens a node: loads or creates its identity, binds its listening socket, starts
     /// its engine and dials its configured peers.
@@ -285,6 +294,18 @@ impl Node {
     /// same state.
     pub fn state_hash(&self) -> Result<Digest, NodeError> {
         self.call(|driver| driver.machine.core().state_hash())
+    }
+
+    /// Network time: the node's clock corrected by the offset its peers agree on (the
+    /// four-timestamp exchange with its neighbours, the clock filter and Marzullo's
+    /// selection; `node::roles::time`), never going backwards from one read to the
+    /// next. Alone, or without enough agreeing peers, it is the local clock.
+    pub fn network_time(&self) -> Result<NetworkTime, NodeError> {
+        self.call(|driver| {
+            let local_ms = driver.now_ms();
+            let time = driver.machine.time();
+            NetworkTime { unix_ms: time.now_ms(local_ms), offset_ms: time.correction_ms() }
+        })
     }
 
     /// The root of one category.

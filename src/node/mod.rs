@@ -26,7 +26,7 @@ pub use self::core::NodeCore;
 pub use crate::engine::control::SyncResult;
 pub use backoff::{Backoff, BackoffConfig};
 pub use config::{Limits, NodeConfig};
-pub use handle::{Node, NodeMetrics};
+pub use handle::{NetworkTime, Node, NodeMetrics};
 pub use strong::{raft_id, StrongAnswer};
 pub use machine::{Channel, Durable, Machine, MachineEvent, MachineFault, MachineFigures, MachineSetup};
 pub use message::{DecodeError as MessageDecodeError, NodeMessage};

@@ -238,6 +238,19 @@ static void read_everything_back(bhs_node **nodes) {
     }
 }
 
+/* Network time: one machine, one clock, so close to the system clock; never back. */
+static void check_network_time(bhs_node *node) {
+    uint64_t first = 0, second = 0;
+    int64_t offset = 0;
+    CHECK(bhs_network_time(node, &first, &offset) == BHS_OK && offset > -1000 && offset < 1000);
+    CHECK(bhs_network_time(node, &second, NULL) == BHS_OK && second >= first);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t system_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+    CHECK(second + 2000 > system_ms && second < system_ms + 2000);
+    CHECK(bhs_network_time(node, NULL, NULL) == BHS_INVALID_ARGUMENT);
+}
+
 static void check_metrics_and_health(bhs_node *node) {
     bhs_node_metrics m;
     CHECK(bhs_metrics(node, &m) == BHS_OK);
@@ -272,6 +285,7 @@ static void test_three_nodes(void) {
     fprintf(stderr, "test_node: 3 nodes connected in %.2f s, %d writes in %.2f s, in step after %.2f s\n",
             connected - start, NODES * KEYS_PER_NODE, written - connected, synced - written);
     check_metrics_and_health(nodes[0]);
+    check_network_time(nodes[1]);
 
     bhs_sync_report report;
     CHECK(bhs_sync(nodes[0], id1, 10000, &report) == BHS_OK && report.peers == 1 && report.peers_succeeded == 1);
