@@ -183,27 +183,30 @@ fn reads(admin: SocketAddr, key: &str, value: &[u8]) -> bool {
     matches!(http(admin, "GET", &format!("/v1/get?category={CATEGORY}&key={key}"), b""), Ok((200, body)) if body == value)
 }
 
-/// Polls `check` over `nodes` until it holds for all of them in one sweep, or the phase's
-/// deadline passes (then panics with the last sweep's observations). Prints the time.
+/// Polls `observe` over `nodes` until `holds` is true for all of them in one sweep, or the phase's
+/// deadline passes (then panics with the last sweep's observations). Prints the time and
+/// returns the sweep that held.
 fn phase<T: std::fmt::Debug>(
     cluster: &Cluster,
     name: &str,
     nodes: &[usize],
     mut observe: impl FnMut(usize) -> T,
     holds: impl Fn(&T) -> bool,
-) {
+) -> Vec<(usize, T)> {
     let started = Instant::now();
     loop {
         let seen: Vec<(usize, T)> = nodes.iter().map(|&i| (i, observe(i))).collect();
         if seen.iter().all(|(_, observation)| holds(observation)) {
             println!("cluster_processes: {name}: {:.1} s", started.elapsed().as_secs_f64());
-            return;
+            return seen;
         }
         if started.elapsed() > PHASE_DEADLINE {
             let failing: Vec<&(usize, T)> = seen.iter().filter(|(_, observation)| !holds(observation)).collect();
             panic!(
-                "phase '{name}' did not hold within {PHASE_DEADLINE:?}; (node, observation) of the nodes \
-                 where it fails in the last sweep: {failing:?}; all: {seen:?}; logs in {}; reproduce: {REPRODUCE}",
+                "phase '{name}' did not hold within {PHASE_DEADLINE:?}: it fails on {} of {} nodes in the last \
+                 sweep, (node, observation): {failing:?}; logs in {}; reproduce: {REPRODUCE}",
+                failing.len(),
+                seen.len(),
                 cluster.dir.display()
             );
         }
@@ -226,14 +229,14 @@ fn a_cluster_of_processes_converges_spreads_writes_and_declares_the_killed_dead(
     let want_alive = (NODES - 1) as f64;
     phase(
         &cluster,
-        "1. every node counts N-1 alive",
+        &format!("1. every node counts N-1 = {want_alive} members alive"),
         &everyone,
         |i| sample(&metrics(cluster.node(i).admin), "bhsync_members{state=\"alive\"}"),
         |alive| *alive == Some(want_alive),
     );
 
     // 2. Links settle: at some instant every node holds ≤ active_max + 2 links.
-    phase(
+    let links = phase(
         &cluster,
         "2. every node holds <= active_max + 2 links",
         &everyone,
@@ -242,6 +245,13 @@ fn a_cluster_of_processes_converges_spreads_writes_and_declares_the_killed_dead(
             (sample(&text, "bhsync_links"), sample(&text, "bhsync_overlay_active_max"))
         },
         |&(links, active_max)| matches!((links, active_max), (Some(l), Some(m)) if m > 0.0 && l <= m + 2.0),
+    );
+    let per_node: Vec<f64> = links.iter().filter_map(|(_, (links, _))| *links).collect();
+    println!(
+        "cluster_processes:    links per node then: max {} / mean {:.1}, active_max {}",
+        per_node.iter().copied().fold(0.0, f64::max),
+        per_node.iter().sum::<f64>() / per_node.len() as f64,
+        links[0].1 .1.unwrap_or_default()
     );
 
     // 3. A write on one node is readable on all.
@@ -265,7 +275,7 @@ fn a_cluster_of_processes_converges_spreads_writes_and_declares_the_killed_dead(
     }
     phase(
         &cluster,
-        "4a. every survivor counts the killed dead",
+        &format!("4a. every survivor counts >= {KILLED} members dead"),
         &survivors,
         |i| sample(&metrics(cluster.node(i).admin), "bhsync_members{state=\"dead\"}"),
         |dead| dead.is_some_and(|dead| dead >= KILLED as f64),
