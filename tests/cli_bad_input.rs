@@ -54,6 +54,16 @@ fn an_unreadable_or_invalid_configuration_is_named_with_the_fix() {
     let typo = dir.join("typo.toml");
     std::fs::write(&typo, "lissten = \"127.0.0.1:0\"\n").unwrap();
     assert_one_line(&["node", "--config", typo.to_str().unwrap()], 2, &["unknown field `lissten`"]);
+    let mode = dir.join("mode.toml");
+    std::fs::write(&mode, "[[categories]]\nname = \"blocks\"\nmode = \"eventually\"\n").unwrap();
+    assert_one_line(&["node", "--config", mode.to_str().unwrap()], 2, &["blocks", "eventually", "eventual, strong or chain"]);
+    let partition = dir.join("partition.toml");
+    std::fs::write(&partition, "[[categories]]\nname = \"users\"\npartition = \"read_only\"\n").unwrap();
+    assert_one_line(
+        &["node", "--config", partition.to_str().unwrap()],
+        2,
+        &["users", "read_only", "accept or read_only_in_minority"],
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

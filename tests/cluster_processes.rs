@@ -15,9 +15,9 @@
 //!    (`bhsync_members{state="dead"}`), and a new write on a survivor reaches every
 //!    survivor.
 //!
-//! Not here: a category with `partition = "read_only_in_minority"`. The node's TOML
-//! configuration (`src/bin/bhsync/config.rs`) declares a category's name, merge and
-//! priority only, so a `bhsync node` process cannot be given that policy yet.
+//! Not here yet: a category with `partition = "read_only_in_minority"` on a minority
+//! side (the TOML key exists; killing a quarter leaves the survivors a majority, and a
+//! split needs namespaces); `tests/engine_membership.rs` shows the policy in process.
 //!
 //! Every phase polls with a generous deadline (a debug build on a loaded machine) and
 //! prints how long it took; no timing is asserted beyond those deadlines. Every child is

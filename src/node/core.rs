@@ -67,6 +67,7 @@ pub struct NodeCore {
     /// (`node::epoch`), so a node that lost its storage never writes into the slot its
     /// previous life filled.
     counter_slot: NodeId,
+    clock_correction_ms: i64,
 }
 
 impl NodeCore {
@@ -112,6 +113,7 @@ impl NodeCore {
             finished_syncs: VecDeque::new(),
             strong,
             counter_slot: me,
+            clock_correction_ms: 0,
         })
     }
 
@@ -121,11 +123,16 @@ impl NodeCore {
         self.counter_slot = super::epoch::counter_slot(&self.me, epoch);
     }
 
-    /// The hybrid clock's physical time at the driver's `now_ms`: the driver's clock.
-    /// (Stamping from network time is not wired: with it, the swarm found seed 2285
-    /// never converging; see ADR 081.)
+    /// The hybrid clock's physical time at the driver's `now_ms`: network time, the
+    /// driver's clock plus the correction the time role agreed on with the peers (0
+    /// until enough of them agree). The hybrid clock itself never goes back.
     pub(crate) fn physical_ms(&self, now_ms: u64) -> u64 {
-        now_ms
+        now_ms.saturating_add_signed(self.clock_correction_ms)
+    }
+
+    /// Network time minus the driver's clock: the hybrid clock reads network time.
+    pub fn set_clock_correction_ms(&mut self, correction_ms: i64) {
+        self.clock_correction_ms = correction_ms;
     }
 
     /// Runs the hashing and insertion of received batches on `executor` (the engine's

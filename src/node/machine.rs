@@ -647,6 +647,7 @@ impl Machine {
         }
         if self.time.poll_timeout().is_some_and(|at| at <= now_ms) {
             self.time.handle_timeout(now_ms, &peers);
+            self.core.set_clock_correction_ms(self.time.correction_ms());
         }
         if self.addresses.poll_timeout() <= now_ms {
             self.addresses.handle_timeout(now_ms, &peers);
@@ -711,7 +712,10 @@ impl Machine {
                 None => Err(MachineFault::Chain("a chain frame to a node without a chain".into())),
             },
             Channel::Time => {
-                self.time.handle_message(now_ms, from, payload).map_err(|fault| MachineFault::Time(fault.0))
+                let result =
+                    self.time.handle_message(now_ms, from, payload).map_err(|fault| MachineFault::Time(fault.0));
+                self.core.set_clock_correction_ms(self.time.correction_ms());
+                result
             }
             Channel::Addresses => {
                 self.addresses.handle_message(from, payload).map_err(|fault| MachineFault::Addresses(fault.0))

@@ -18,6 +18,8 @@
 //! name = "users"
 //! merge = "lww"                  # lww | crdt
 //! priority = "high"              # critical | high | medium | low
+//! mode = "eventual"              # eventual | strong | chain (Node::open refuses what it cannot run)
+//! partition = "accept"           # accept | read_only_in_minority (refuse writes on a minority side)
 //! ```
 
 use std::net::SocketAddr;
@@ -28,7 +30,7 @@ use serde::Deserialize;
 
 use bhsync::engine::io::BackendChoice;
 use bhsync::node::NodeConfig;
-use bhsync::state::{CategorySpec, MergeRule, Priority};
+use bhsync::state::{CategorySpec, MergeRule, Mode, PartitionPolicy, Priority};
 
 use crate::failure::{io_hint, Failure};
 
@@ -56,6 +58,8 @@ pub struct CategoryConfig {
     pub name: String,
     pub merge: Option<String>,
     pub priority: Option<String>,
+    pub mode: Option<String>,
+    pub partition: Option<String>,
 }
 
 /// Reads and parses the file: one-line errors that name the file.
@@ -108,7 +112,28 @@ fn category(config: &CategoryConfig) -> Result<(String, CategorySpec), Failure> 
             )))
         }
     };
-    Ok((config.name.clone(), CategorySpec { merge, priority, ..CategorySpec::default() }))
+    let mode = match config.mode.as_deref().unwrap_or("eventual") {
+        "eventual" => Mode::Eventual,
+        "strong" => Mode::Strong,
+        "chain" => Mode::Chain,
+        other => {
+            return Err(Failure::usage(format!(
+                "category '{}': unknown mode '{other}': use eventual, strong or chain",
+                config.name
+            )))
+        }
+    };
+    let partition_policy = match config.partition.as_deref().unwrap_or("accept") {
+        "accept" => PartitionPolicy::KeepWriting,
+        "read_only_in_minority" => PartitionPolicy::ReadOnly,
+        other => {
+            return Err(Failure::usage(format!(
+                "category '{}': unknown partition '{other}': use accept or read_only_in_minority",
+                config.name
+            )))
+        }
+    };
+    Ok((config.name.clone(), CategorySpec { merge, priority, mode, partition_policy }))
 }
 
 /// The node's configuration from the file (already merged with flags by the caller).
