@@ -110,3 +110,41 @@ fn without_admin_writes_the_data_api_answers_403_and_names_the_flag() {
         assert!(String::from_utf8_lossy(&body).contains("--admin-writes"), "{}", String::from_utf8_lossy(&body));
     }
 }
+
+#[test]
+fn a_chain_category_is_appended_to_and_its_head_read_over_http() {
+    let config = std::env::temp_dir().join(format!("bhsync-cli-admin-api-chain-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        "[[categories]]\nname = \"default\"\n\n[[categories]]\nname = \"ledger\"\nmode = \"chain\"\n",
+    )
+    .expect("write the configuration");
+    let node = start("chain", &["--admin-writes", "--config", config.to_str().expect("utf-8 path")]);
+    let _ = std::fs::remove_file(&config);
+
+    let (code, body) = request(&node.admin, "GET", "/v1/chain/head?category=ledger", b"");
+    let text = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(code, 200, "{text}");
+    assert!(text.starts_with("{\"height\":0,\"block\":\""), "genesis is the first head: {text}");
+    for (height, transaction) in [(1, b"first".as_slice()), (2, b"second".as_slice())] {
+        let (code, body) = request(&node.admin, "POST", "/v1/chain/append?category=ledger", transaction);
+        let text = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(code, 200, "{text}");
+        assert!(text.starts_with(&format!("{{\"height\":{height},\"block\":\"")), "{text}");
+        let (_, head) = request(&node.admin, "GET", "/v1/chain/head?category=ledger", b"");
+        assert_eq!(head, body, "the head is the block just appended");
+    }
+
+    // A category that is not a chain, a missing category, a wrong method.
+    let (code, body) = request(&node.admin, "POST", "/v1/chain/append?category=default", b"tx");
+    assert_eq!(code, 404, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("\"error\":\"unknown_category\""));
+    let (code, _) = request(&node.admin, "GET", "/v1/chain/head", b"");
+    assert_eq!(code, 400);
+    let (code, _) = request(&node.admin, "GET", "/v1/chain/append?category=ledger", b"");
+    assert_eq!(code, 405);
+    // A put into the chain category is refused by its mode.
+    let (code, body) = request(&node.admin, "POST", "/v1/put?category=ledger&key=k", b"v");
+    assert_eq!(code, 409, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("\"error\":\"wrong_mode\""));
+}

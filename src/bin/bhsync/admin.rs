@@ -2,7 +2,8 @@
 //! on one thread (no framework). `GET /metrics`: Prometheus text; `GET /health`: the
 //! JSON health report; `GET /status`: the same report for a person; 404 otherwise.
 //! With `--admin-writes` (off by default) it also serves the data API of [`data`]
-//! (`POST /v1/put`, `GET /v1/get`, docs/adr/082-admin-data-api.md).
+//! (`POST /v1/put`, `GET /v1/get`, `POST /v1/chain/append`, `GET /v1/chain/head`;
+//! docs/adr/082-admin-data-api.md).
 //! Requests are bounded (8 KiB of head, a 4 KiB request line, a 1 MiB body, 2 s to send
 //! each part) and served one at a time, each connection closed after its answer: the
 //! endpoint is for a scraper, an operator and a test harness, not for the public.
@@ -85,7 +86,7 @@ fn serve(mut stream: TcpStream, node: &Node, data_api: DataApi) -> std::io::Resu
         Err(status) => return respond(&mut stream, status, "text/plain", b"bad request\n"),
     };
     let (route, query) = request.target.split_once('?').unwrap_or((request.target.as_str(), ""));
-    if route == "/v1/put" || route == "/v1/get" {
+    if data::ROUTES.contains(&route) {
         let (status, kind, body) = data::answer(node, data_api, &request.method, route, query, &request.body);
         return respond(&mut stream, status, kind, &body);
     }
@@ -101,7 +102,7 @@ fn serve(mut stream: TcpStream, node: &Node, data_api: DataApi) -> std::io::Resu
                 &mut stream,
                 "404 Not Found",
                 "text/plain",
-                b"try /metrics, /health, /status, /v1/get or /v1/put\n",
+                b"try /metrics, /health, /status, /v1/get, /v1/put, /v1/chain/append or /v1/chain/head\n",
             )
         }
     };
