@@ -80,6 +80,11 @@ func (n *Node) keyed(op, category string, key []byte, fn func(*C.bhs_node, *C.ch
 	if len(key) > MaxKeyLen {
 		return invalid(op, "key longer than MaxKeyLen")
 	}
+	return n.categorized(op, category, fn)
+}
+
+// categorized runs a call that takes the node and a category.
+func (n *Node) categorized(op, category string, fn func(*C.bhs_node, *C.char) C.bhs_status) error {
 	return n.with(func(handle *C.bhs_node) error {
 		cat, release, err := n.category(op, category)
 		if err != nil {

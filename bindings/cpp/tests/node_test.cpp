@@ -1,12 +1,17 @@
 // GoogleTest suite of the C++ binding: three nodes over loopback (write on each, sync,
 // equal state hashes, every value read back), a conflict resolver written in C++ (a
-// lambda), events, counters, and errors surfacing as bhsync::Error with their status.
-// Run through ctest (`make cpp-test`).
+// lambda), events, counters, network time, a chain category, and errors surfacing as
+// bhsync::Error with their status. Run through ctest (`make cpp-test`).
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -239,6 +244,133 @@ TEST(Node, MovesTransferOwnershipAndManyThreadsShareOneNode) {
     }
     for (auto &thread : threads) thread.join();
     EXPECT_GE(node.metrics().size, sizeof(bhsync::Metrics));
+}
+
+TEST(Node, NetworkTimeOfALoneNodeIsTheLocalClockAndNeverGoesBack) {
+    auto node = bhsync::Node::open(bhsync::Config{});
+    bhsync::NetworkTime first = node.network_time();
+    EXPECT_GT(first.offset_ms, -1000);
+    EXPECT_LT(first.offset_ms, 1000);
+    EXPECT_EQ(first.offset(), std::chrono::milliseconds(first.offset_ms));
+    bhsync::NetworkTime previous = first;
+    for (int i = 0; i < 50; i++) {
+        bhsync::NetworkTime now = node.network_time();
+        ASSERT_GE(now.unix_ms, previous.unix_ms) << "network time went backwards";
+        previous = now;
+    }
+    auto drift = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() -
+                                                                       previous.time_point());
+    EXPECT_LT(std::abs(drift.count()), 2000) << "network time is " << drift.count() << " ms from the local clock";
+    node.shutdown();
+    try {
+        node.network_time();
+        FAIL() << "a stopped node must throw";
+    } catch (const bhsync::Error &error) {
+        EXPECT_EQ(error.status(), BHS_CLOSED);
+    }
+}
+
+// A data directory for one test, removed with everything in it at the end.
+class TempDir {
+public:
+    TempDir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "bhsync-cpp-chain-XXXXXX").string();
+        if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+        path_ = pattern;
+    }
+    TempDir(const TempDir &) = delete;
+    TempDir &operator=(const TempDir &) = delete;
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    std::string path() const { return path_.string(); }
+
+private:
+    std::filesystem::path path_;
+};
+
+bhsync::Config chain_config(int index, const TempDir &dir) {
+    bhsync::Config config;
+    std::string secret(64, '6');
+    secret[2] = static_cast<char>('a' + index);  // byte 1 differs: X25519 clamps byte 0
+    config.set("identity_secret", secret).set("data_dir", dir.path()).add_category("ledger", "mode=chain");
+    return config;
+}
+
+// Nodes with a chain category; the directories outlive the nodes (declared first).
+class ChainNodes : public ::testing::Test {
+protected:
+    void open(int count) {
+        for (int i = 0; i < count; i++) nodes.push_back(bhsync::Node::open(chain_config(i, dirs[i])));
+        for (int i = 0; i < count; i++)
+            for (int j = i + 1; j < count; j++) nodes[i].connect(nodes[j].local_addr());
+    }
+
+    TempDir dirs[3];
+    std::vector<bhsync::Node> nodes;
+};
+
+TEST_F(ChainNodes, BlocksAppendedOnOneNodeReachEveryNodeAndReadBack) {
+    open(3);
+    bhsync::Node &a = nodes[0];
+    bhsync::ChainHead genesis = a.chain_head("ledger");
+    EXPECT_EQ(genesis.height, 0u);
+
+    bhsync::ChainHead first = a.chain_append("ledger", {"pay 5", "pay 7"});
+    EXPECT_EQ(first.height, 1u);
+    EXPECT_NE(first.id, genesis.id);
+    std::vector<bhsync::Bytes> owned = {bhsync::Bytes{'p', 'a', 'y', ' ', '9'}, bhsync::Bytes{}};  // empty allowed
+    bhsync::ChainHead second = a.chain_append("ledger", owned);
+    EXPECT_EQ(second.height, 2u);
+    EXPECT_EQ(a.chain_head("ledger"), second);
+    auto block = a.chain_block("ledger", 1);
+    ASSERT_TRUE(block.has_value());
+    EXPECT_EQ(block->size(), 176u + 4 + 2 * (4 + 5));
+    EXPECT_EQ(bhsync::ByteView(*block).as_string().substr(block->size() - 5), "pay 7");
+    EXPECT_EQ(a.chain_block("ledger", 2)->size(), 176u + 4 + (4 + 5) + 4);
+
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    for (int n = 1; n < 3; n++) {
+        while (nodes[n].chain_head("ledger") != second) {
+            ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+                << "node " << n << " is at height " << nodes[n].chain_head("ledger").height << " after 30 s";
+            std::this_thread::sleep_for(50ms);
+        }
+        EXPECT_EQ(nodes[n].chain_block("ledger", 1), block);
+    }
+    EXPECT_FALSE(nodes[1].chain_block("ledger", 3).has_value());  // above the head
+}
+
+TEST_F(ChainNodes, BadArgumentsThrowInvalidArgument) {
+    open(1);
+    bhsync::Node &node = nodes[0];
+    std::vector<bhsync::ByteView> too_many(BHS_MAX_BLOCK_TRANSACTIONS + 1);
+    std::string too_long(BHS_MAX_TRANSACTION_LEN + 1, 'x');
+    std::vector<std::function<void()>> calls = {
+        [&] { node.chain_append("default", {"tx"}); },  // not the chain category
+        [&] { node.chain_head("nosuch"); },
+        [&] { node.chain_block("default", 0); },
+        [&] { node.chain_append("", {"tx"}); },
+        [&] { node.chain_append("ledger", too_many); },
+        [&] { node.chain_append("ledger", {too_long}); },
+        [&] { node.chain_append("ledger", {bhsync::ByteView(nullptr, 3)}); },
+    };
+    for (std::size_t i = 0; i < calls.size(); i++) {
+        try {
+            calls[i]();
+            ADD_FAILURE() << "call " << i << " must throw";
+        } catch (const bhsync::Error &error) {
+            EXPECT_EQ(error.status(), BHS_INVALID_ARGUMENT) << "call " << i << ": " << error.what();
+        }
+    }
+    try {
+        node.put("ledger", "k", "v");
+        FAIL() << "a put into the chain category must throw";
+    } catch (const bhsync::Error &error) {
+        EXPECT_EQ(error.status(), BHS_WRONG_MODE);
+    }
+    EXPECT_EQ(node.chain_head("ledger").height, 0u);  // nothing was appended
 }
 
 }  // namespace

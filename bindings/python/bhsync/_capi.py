@@ -18,6 +18,8 @@ BHS_ABI_VERSION = 1
 BHS_MAX_KEY_LEN = 1024
 BHS_MAX_VALUE_LEN = 1048576
 BHS_MAX_CATEGORY_NAME_LEN = 64
+BHS_MAX_BLOCK_TRANSACTIONS = 10000
+BHS_MAX_TRANSACTION_LEN = 65536
 
 status = c_uint32
 
@@ -151,6 +153,20 @@ _declare("bhs_set_conflict_resolver", status, _node, c_char_p, bhs_conflict_reso
 _declare("bhs_buf_copy", status, c_char_p, c_size_t, POINTER(bhs_buf))
 _declare("bhs_metrics", status, _node, POINTER(bhs_node_metrics))
 _declare("bhs_health_json", status, _node, POINTER(bhs_buf))
+_declare("bhs_network_time", status, _node, POINTER(c_uint64), POINTER(c_int64))
+_declare(
+    "bhs_chain_append",
+    status,
+    _node,
+    c_char_p,
+    POINTER(c_char_p),
+    POINTER(c_size_t),
+    c_size_t,
+    POINTER(c_uint64),
+    _out32,
+)
+_declare("bhs_chain_head", status, _node, c_char_p, POINTER(c_uint64), _out32)
+_declare("bhs_chain_block", status, _node, c_char_p, c_uint64, POINTER(bhs_buf))
 
 
 def take_buf(buf: bhs_buf) -> bytes:

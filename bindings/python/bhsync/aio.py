@@ -39,11 +39,11 @@ import collections
 import concurrent.futures
 import threading
 from concurrent.futures import Executor
-from typing import Any, AsyncIterator, Callable, Deque, Dict, Optional, TypeVar
+from typing import Any, AsyncIterator, Callable, Deque, Dict, Iterable, Optional, TypeVar
 
 from . import node as _blocking
 from .errors import ClosedError
-from .node import BytesLike, Config, Event, Resolver, SyncReport
+from .node import BytesLike, ChainHead, Config, Event, NetworkTime, Resolver, SyncReport
 
 __all__ = ["Node"]
 
@@ -175,6 +175,25 @@ class Node:
     async def state_hash(self, category: Optional[str] = None) -> bytes:
         node = self.blocking
         return await self._call(lambda: node.state_hash(category))
+
+    # -- time and chain ---------------------------------------------------------------
+
+    async def network_time(self) -> NetworkTime:
+        node = self.blocking
+        return await self._call(node.network_time)
+
+    async def chain_append(self, category: str, transactions: Iterable[BytesLike]) -> ChainHead:
+        """Appends one block of ``transactions``; returns once it is durable."""
+        node = self.blocking
+        return await self._call(lambda: node.chain_append(category, transactions))
+
+    async def chain_head(self, category: str) -> ChainHead:
+        node = self.blocking
+        return await self._call(lambda: node.chain_head(category))
+
+    async def chain_block(self, category: str, height: int) -> Optional[bytes]:
+        node = self.blocking
+        return await self._call(lambda: node.chain_block(category, height))
 
     # -- sync and events --------------------------------------------------------------
 

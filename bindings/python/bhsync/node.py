@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import datetime as _datetime
 import enum
 import json
 import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _capi
 from ._capi import lib
@@ -27,8 +28,11 @@ ABI_VERSION: int = _capi.BHS_ABI_VERSION
 MAX_KEY_LEN: int = _capi.BHS_MAX_KEY_LEN
 MAX_VALUE_LEN: int = _capi.BHS_MAX_VALUE_LEN
 MAX_CATEGORY_NAME_LEN: int = _capi.BHS_MAX_CATEGORY_NAME_LEN
+MAX_BLOCK_TRANSACTIONS: int = _capi.BHS_MAX_BLOCK_TRANSACTIONS
+MAX_TRANSACTION_LEN: int = _capi.BHS_MAX_TRANSACTION_LEN
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_UINT64_MAX = 2**64 - 1
 _TIMEOUT_MS_MAX = 2**32 - 1
 
 
@@ -156,6 +160,33 @@ class SyncReport:
     round_trips: int = 0
     items_applied: int = 0
     items_sent: int = 0
+
+
+@dataclass(frozen=True)
+class NetworkTime:
+    """Network time (:meth:`Node.network_time`): ``unix_ms``, milliseconds since the Unix
+    epoch as the node's peers agree on it (never lower than at the node's previous read),
+    and ``offset_ms``, network time minus the local clock (0 while too few peers agree)."""
+
+    unix_ms: int
+    offset_ms: int
+
+    @property
+    def timestamp(self) -> float:
+        """``unix_ms`` in seconds, as :func:`time.time` counts."""
+        return self.unix_ms / 1000
+
+    def to_datetime(self) -> _datetime.datetime:
+        """``unix_ms`` as an aware datetime in UTC."""
+        return _datetime.datetime.fromtimestamp(self.unix_ms / 1000, tz=_datetime.timezone.utc)
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """A block of a chain category: its ``height`` (genesis at 0) and its 32-byte ``id``."""
+
+    height: int
+    id: bytes
 
 
 @dataclass(frozen=True)
@@ -341,6 +372,66 @@ class Node:
         out = (ctypes.c_uint8 * 32)()
         self._call(lib.bhs_state_hash, cat, out)
         return bytes(out)
+
+    # -- time -------------------------------------------------------------------------
+
+    def network_time(self) -> NetworkTime:
+        """Network time: the node's clock corrected by the offset its peers agree on,
+        never going backwards between two calls; the local clock while too few peers
+        agree (``bhs_network_time``)."""
+        unix_ms = ctypes.c_uint64()
+        offset_ms = ctypes.c_int64()
+        self._call(lib.bhs_network_time, ctypes.byref(unix_ms), ctypes.byref(offset_ms))
+        return NetworkTime(unix_ms=unix_ms.value, offset_ms=offset_ms.value)
+
+    # -- chain ------------------------------------------------------------------------
+
+    def chain_append(self, category: str, transactions: Iterable[BytesLike]) -> ChainHead:
+        """Appends ``transactions`` to a ``mode=chain`` category (the node needs a
+        ``data_dir``) as one block signed by this node, on its current head; returns the
+        new block once it is durable (the GIL is released meanwhile). Peers learn it by
+        the chain's sync; fork choice keeps the highest chain (ties: the lowest head id),
+        so a block appended on a losing branch may later leave the main chain. Over
+        :data:`MAX_BLOCK_TRANSACTIONS` or :data:`MAX_TRANSACTION_LEN`, or in a category
+        that is not the node's chain: :class:`InvalidArgumentError`, nothing appended."""
+        cat = _category(category)
+        if isinstance(transactions, (bytes, bytearray, memoryview, str)):
+            raise TypeError("transactions must be an iterable of bytes-like objects, not one bytes or str")
+        txs = [_bytes("transaction", tx, MAX_TRANSACTION_LEN) for tx in transactions]
+        if len(txs) > MAX_BLOCK_TRANSACTIONS:
+            raise InvalidArgumentError(f"{len(txs)} transactions, over the bound of {MAX_BLOCK_TRANSACTIONS}")
+        pointers = (ctypes.c_char_p * len(txs))(*txs)
+        lengths = (ctypes.c_size_t * len(txs))(*(len(tx) for tx in txs))
+        height = ctypes.c_uint64()
+        block_id = (ctypes.c_uint8 * 32)()
+        self._call(lib.bhs_chain_append, cat, pointers, lengths, len(txs), ctypes.byref(height), block_id)
+        return ChainHead(height=height.value, id=bytes(block_id))
+
+    def chain_head(self, category: str) -> ChainHead:
+        """The head of a chain category: the last block of its main chain (the genesis
+        block, height 0, on a fresh chain)."""
+        cat = _category(category)
+        height = ctypes.c_uint64()
+        block_id = (ctypes.c_uint8 * 32)()
+        self._call(lib.bhs_chain_head, cat, ctypes.byref(height), block_id)
+        return ChainHead(height=height.value, id=bytes(block_id))
+
+    def chain_block(self, category: str, height: int) -> Optional[bytes]:
+        """The encoded block at ``height`` of the main chain (genesis at 0), or ``None``
+        above the head. The encoding: a 176-byte header (height, timestamp ms, parent id,
+        transactions' Merkle root, proposer key, Ed25519 signature; little endian), a u32
+        transaction count, then each transaction as a u32 length and its bytes."""
+        if isinstance(height, bool) or not isinstance(height, int):
+            raise TypeError(f"height must be int, not {type(height).__name__}")
+        if not 0 <= height <= _UINT64_MAX:
+            raise InvalidArgumentError("height must fit in 64 unsigned bits")
+        cat = _category(category)
+        buf = _capi.bhs_buf()
+        try:
+            self._call(lib.bhs_chain_block, cat, height, ctypes.byref(buf))
+        except NotFoundError:
+            return None
+        return _capi.take_buf(buf)
 
     # -- sync and events --------------------------------------------------------------
 

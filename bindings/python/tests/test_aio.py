@@ -152,3 +152,20 @@ def test_errors_and_type_checks_are_those_of_the_blocking_node() -> None:
             assert len(node.id) == 32
 
     run(main)
+
+
+def test_network_time_and_a_chain_are_awaited_too(tmp_path) -> None:
+    async def main() -> None:
+        chain = bhsync.Config(data_dir=str(tmp_path), identity_secret=secret(30), categories={"ledger": "mode=chain"})
+        async with aio.Node(chain) as node:
+            first = await node.network_time()
+            assert (await node.network_time()).unix_ms >= first.unix_ms
+            head = await node.chain_append("ledger", [b"pay 5"])
+            assert head.height == 1 and await node.chain_head("ledger") == head
+            block = await node.chain_block("ledger", 1)
+            assert block is not None and block.endswith(b"pay 5")
+            assert await node.chain_block("ledger", 2) is None
+            with pytest.raises(bhsync.InvalidArgumentError):
+                await node.chain_head("users")
+
+    run(main)

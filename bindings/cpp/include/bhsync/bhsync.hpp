@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,6 +49,33 @@ using Hash = std::array<std::uint8_t, 32>;
 using Metrics = bhs_node_metrics;
 /// What a sync did, summed over its peers.
 using SyncReport = bhs_sync_report;
+/// The 32-byte id of a chain block.
+using BlockId = std::array<std::uint8_t, 32>;
+
+/// Network time as Node::network_time reads it.
+struct NetworkTime {
+    /// Milliseconds since the Unix epoch as the node's peers agree on it; never lower
+    /// than the node's previous read.
+    std::uint64_t unix_ms = 0;
+    /// Network time minus the local clock, in milliseconds (0 while too few peers agree).
+    std::int64_t offset_ms = 0;
+
+    /// `unix_ms` on the system clock (whose epoch is the Unix epoch).
+    std::chrono::system_clock::time_point time_point() const {
+        return std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::milliseconds(static_cast<std::int64_t>(unix_ms))));
+    }
+    std::chrono::milliseconds offset() const { return std::chrono::milliseconds(offset_ms); }
+};
+
+/// A block of a chain category: its height (genesis at 0) and its id.
+struct ChainHead {
+    std::uint64_t height = 0;
+    BlockId id{};
+
+    bool operator==(const ChainHead &other) const noexcept { return height == other.height && id == other.id; }
+    bool operator!=(const ChainHead &other) const noexcept { return !(*this == other); }
+};
 
 /// A borrowed run of bytes: what keys and values are passed as.
 class ByteView {
@@ -354,6 +382,61 @@ public:
         Hash hash{};
         detail::check(bhs_state_hash(handle_, detail::c_str(category).c_str(), hash.data()));
         return hash;
+    }
+
+    /// Network time: the node's clock corrected by the offset its peers agree on, never
+    /// going backwards between two calls; the local clock while too few peers agree.
+    NetworkTime network_time() const {
+        NetworkTime time;
+        detail::check(bhs_network_time(handle_, &time.unix_ms, &time.offset_ms));
+        return time;
+    }
+
+    /// Appends `transactions` to a mode=chain category (the node needs a data_dir) as
+    /// one block signed by this node, on its current head; returns the block once it is
+    /// durable. Peers learn it by the chain's sync; fork choice keeps the highest chain
+    /// (ties: the lowest head id), so a block on a losing branch may later leave the
+    /// main chain. Throws Error(BHS_INVALID_ARGUMENT) over BHS_MAX_BLOCK_TRANSACTIONS or
+    /// BHS_MAX_TRANSACTION_LEN, or for a category that is not the node's chain.
+    ChainHead chain_append(std::string_view category, const std::vector<ByteView> &transactions) {
+        std::vector<const std::uint8_t *> pointers;
+        std::vector<std::size_t> lengths;
+        pointers.reserve(transactions.size());
+        lengths.reserve(transactions.size());
+        for (const ByteView &transaction : transactions) {
+            pointers.push_back(transaction.data());
+            lengths.push_back(transaction.size());
+        }
+        ChainHead head;
+        detail::check(bhs_chain_append(handle_, detail::c_str(category).c_str(), pointers.data(), lengths.data(),
+                                       transactions.size(), &head.height, head.id.data()));
+        return head;
+    }
+
+    /// As above, from any range of what a ByteView is made from (strings, Bytes, …).
+    template <typename Range>
+    ChainHead chain_append(std::string_view category, const Range &transactions) {
+        return chain_append(category, std::vector<ByteView>(std::begin(transactions), std::end(transactions)));
+    }
+
+    /// The head of a chain category: the last block of its main chain (genesis, height
+    /// 0, on a fresh chain).
+    ChainHead chain_head(std::string_view category) const {
+        ChainHead head;
+        detail::check(bhs_chain_head(handle_, detail::c_str(category).c_str(), &head.height, head.id.data()));
+        return head;
+    }
+
+    /// The encoded block at `height` of the main chain (genesis at 0), or std::nullopt
+    /// above the head. The encoding: a 176-byte header (height, timestamp ms, parent id,
+    /// transactions' Merkle root, proposer key, Ed25519 signature; little endian), a u32
+    /// transaction count, then each transaction as a u32 length and its bytes.
+    std::optional<Bytes> chain_block(std::string_view category, std::uint64_t height) const {
+        bhs_buf buf{};
+        bhs_status status = bhs_chain_block(handle_, detail::c_str(category).c_str(), height, &buf);
+        if (status == BHS_NOT_FOUND) return std::nullopt;
+        detail::check(status);
+        return detail::take(buf);
     }
 
     /// Anti-entropy now with `peer` (or every connected peer) and wait for it; throws
