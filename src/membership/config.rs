@@ -42,6 +42,19 @@ pub struct SwimConfig {
     pub reconnect_interval_ms: u64,
     /// A known-but-gone member is forgotten after this long (Serf `ReconnectTimeout`).
     pub forget_after_ms: u64,
+    /// When the host bounds the probe scope (a partial view), one probe in this many
+    /// goes to a member outside it, in a shuffled round of its own (0: never), while
+    /// the group looks quiet. SWIM's completeness (§3.1) comes from every member
+    /// probing every other in turn; with a partial view a member is probed only by its
+    /// neighbours, and after a split those are all on its own side, so without these
+    /// probes the other side would count it alive for ever — and a minority side could
+    /// take itself for a majority (found by `tests/cluster_processes.rs`). Each costs a
+    /// short-lived connection, hence the slow pace while quiet (one per 16 s).
+    pub outside_probe_every: u32,
+    /// The same, while this member holds a suspect or a dead member (dead ones are held
+    /// `dead_reclaim_ms` before reclamation): a split shows first as neighbours dying,
+    /// and then the rest of the other side must be found quickly.
+    pub outside_probe_every_alarmed: u32,
     /// Largest frame accepted or produced, bytes.
     pub max_frame_len: usize,
 }
@@ -62,6 +75,8 @@ impl Default for SwimConfig {
             push_pull_interval_ms: 15_000,
             reconnect_interval_ms: 2_000,
             forget_after_ms: 3_600_000,
+            outside_probe_every: 32,
+            outside_probe_every_alarmed: 2,
             max_frame_len: super::message::MAX_FRAME_LEN,
         }
     }

@@ -73,6 +73,8 @@ pub struct SwimStats {
     pub probes_sent: u64,
     /// Probes moved to the front of the round by [`Swim::probe_soon`].
     pub probes_hastened: u64,
+    /// Probes sent to a member outside the probe scope (`outside_probe_every`).
+    pub outside_probes: u64,
     /// Pings sent at once to spread a departure (see `spread_departures`).
     pub departure_pushes: u64,
     /// Probes that got no ack at all.
@@ -154,6 +156,10 @@ pub struct Swim {
     /// Members this node may probe, ask to probe or push-pull with, when its host
     /// bounds them (the members it holds connections to); `None`: every member.
     probe_scope: Option<BTreeSet<NodeId>>,
+    /// The round of members outside the probe scope (`outside_probe_every`).
+    outside_order: Vec<NodeId>,
+    outside_cursor: usize,
+    probes_started: u64,
     probe: Option<Probe>,
     next_probe_ms: u64,
     next_seq: u64,
@@ -203,6 +209,9 @@ impl Swim {
             probe_order: Vec::new(),
             probe_cursor: 0,
             probe_scope: None,
+            outside_order: Vec::new(),
+            outside_cursor: 0,
+            probes_started: 0,
             probe: None,
             next_seq: 0,
             relays: VecDeque::new(),
@@ -442,6 +451,13 @@ impl Swim {
     }
 
     fn next_probe_target(&mut self) -> Option<NodeId> {
+        self.probes_started += 1;
+        if self.probe_scope.is_some() && self.outside_turn() {
+            if let Some(target) = self.next_outside_target() {
+                self.stats.outside_probes += 1;
+                return Some(target);
+            }
+        }
         // At most two passes: the rest of this round, then a reshuffled new round.
         for _ in 0..2 {
             while self.probe_cursor < self.probe_order.len() {
@@ -460,6 +476,37 @@ impl Swim {
             self.probe_order.sort_unstable();
             self.rng.shuffle(&mut self.probe_order);
             self.probe_cursor = 0;
+        }
+        None
+    }
+
+    /// Whether this probe goes outside the scope: one in `outside_probe_every`, or in
+    /// `outside_probe_every_alarmed` while some member is suspect or dead.
+    fn outside_turn(&self) -> bool {
+        let alarmed = self.members.values().any(|m| matches!(m.state, MemberState::Suspect | MemberState::Dead));
+        let every = if alarmed { self.config.outside_probe_every_alarmed } else { self.config.outside_probe_every };
+        every > 0 && self.probes_started % u64::from(every) == 0
+    }
+
+    /// The next live member outside the probe scope, in a shuffled round of its own.
+    fn next_outside_target(&mut self) -> Option<NodeId> {
+        for _ in 0..2 {
+            while self.outside_cursor < self.outside_order.len() {
+                let candidate = self.outside_order[self.outside_cursor];
+                self.outside_cursor += 1;
+                let probeable = !self.in_scope(&candidate)
+                    && self
+                        .members
+                        .get(&candidate)
+                        .is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect));
+                if probeable {
+                    return Some(candidate);
+                }
+            }
+            self.outside_order = self.live_members().filter(|id| !self.in_scope(id)).collect();
+            self.outside_order.sort_unstable();
+            self.rng.shuffle(&mut self.outside_order);
+            self.outside_cursor = 0;
         }
         None
     }
@@ -995,5 +1042,72 @@ mod tests {
         // Heard again: nothing new, nothing pushed.
         swim.handle_message(20, members[1], &news.to_bytes());
         assert_eq!(swim.stats().departure_pushes, 3);
+    }
+
+    /// With a bounded scope, members outside it are still probed: one probe in
+    /// `outside_probe_every` (`..._alarmed` while a member is suspect or dead), each
+    /// outside member once per round of them. Without it a side of a split would count
+    /// the other side's members alive for ever.
+    #[test]
+    fn members_outside_the_probe_scope_are_still_probed_in_turn() {
+        let me = NodeId([1; 32]);
+        let members: Vec<NodeId> = (2..=13).map(|byte| NodeId([byte; 32])).collect();
+        let scope: BTreeSet<NodeId> = members[..4].iter().copied().collect();
+        let outside: BTreeSet<NodeId> = members[4..].iter().copied().collect();
+        let config = SwimConfig::default();
+        let mut swim = Swim::new(config.clone(), me, 1, SeededRng::new(3), &members, 0);
+        swim.set_probe_scope(Some(scope.clone()));
+        let mut now = 0;
+        // Quiet: enough probes for every outside member to come up once.
+        let quiet = config.outside_probe_every as usize * outside.len();
+        let targets = run_acked_probes(&mut swim, &mut now, quiet);
+        check_outside_round(&targets, &scope, &outside, "quiet");
+        assert_eq!(swim.stats().outside_probes, outside.len() as u64);
+        // A neighbour declared dead: the outside round runs faster.
+        let news = Message::Ping {
+            seq: 1,
+            updates: vec![Update { node: members[0], incarnation: 0, state: MemberState::Dead, from: None }],
+        };
+        swim.handle_message(now, members[1], &news.to_bytes());
+        while swim.poll_transmit().is_some() {}
+        let alarmed = config.outside_probe_every_alarmed as usize * outside.len();
+        let targets = run_acked_probes(&mut swim, &mut now, alarmed);
+        check_outside_round(&targets, &scope, &outside, "alarmed");
+        // Without a scope (a driver linking every member) the rule does not apply.
+        let mut unbounded = Swim::new(config, me, 1, SeededRng::new(3), &members, 0);
+        for step in 0..40 {
+            unbounded.handle_timeout(step * 500);
+            while unbounded.poll_transmit().is_some() {}
+        }
+        assert_eq!(unbounded.stats().outside_probes, 0);
+    }
+
+    /// Runs `count` probes, acking every ping so that nobody is suspected; the targets.
+    fn run_acked_probes(swim: &mut Swim, now: &mut u64, count: usize) -> Vec<NodeId> {
+        let mut targets = Vec::new();
+        while targets.len() < count {
+            *now = swim.poll_timeout().expect("a deadline").max(*now);
+            let probes = swim.stats().probes_sent;
+            swim.handle_timeout(*now);
+            let frames: Vec<(NodeId, Vec<u8>)> = std::iter::from_fn(|| swim.poll_transmit()).collect();
+            if swim.stats().probes_sent > probes {
+                // The probe's ping is the first frame of its turn.
+                targets.push(frames[0].0);
+            }
+            for (to, frame) in frames {
+                if let Ok(Message::Ping { seq, .. }) = Message::decode(&frame) {
+                    swim.handle_message(*now, to, &Message::Ack { seq, updates: Vec::new() }.to_bytes());
+                }
+            }
+            while swim.poll_transmit().is_some() {}
+        }
+        targets
+    }
+
+    fn check_outside_round(targets: &[NodeId], scope: &BTreeSet<NodeId>, outside: &BTreeSet<NodeId>, when: &str) {
+        let probed_outside: Vec<NodeId> = targets.iter().filter(|t| outside.contains(t)).copied().collect();
+        assert_eq!(probed_outside.len(), outside.len(), "{when}: one round outside the scope: {targets:?}");
+        assert_eq!(&probed_outside.iter().copied().collect::<BTreeSet<_>>(), outside, "{when}: each outside member");
+        assert!(targets.iter().all(|t| scope.contains(t) || outside.contains(t)));
     }
 }
