@@ -481,16 +481,16 @@ bhs_status bhs_config_set(struct bhs_config *config, const char *key, const char
 // low", "partition=accept|read_only_in_minority"; "" or NULL takes the defaults
 // (eventual, lww, medium, accept). With read_only_in_minority, writes to the category
 // fail with `BHS_READ_ONLY` while membership sees this node on a minority side. A bad
-// name or spec: `BHS_INVALID_ARGUMENT`, nothing changed; mode=chain is refused by
-// `bhs_node_open` (the node does not run chain categories yet). Counters need merge=crdt; a resolver
+// name or spec: `BHS_INVALID_ARGUMENT`, nothing changed. A node runs at most one
+// mode=chain category, and only with a data directory (`bhs_node_open` refuses
+// otherwise with `BHS_INVALID_ARGUMENT`); it is written with `bhs_chain_append`, not
+// `bhs_put`. Counters need merge=crdt; a resolver
 // registered with `bhs_set_conflict_resolver` needs merge=custom. Copies both strings;
 // thread-safe.
 //
 // # Safety
 // `config` is NULL or live; `name` and `spec` are NULL or NUL-terminated strings.
-bhs_status bhs_config_add_category(struct bhs_config *config,
-                                   const char *name,
-                                   const char *spec);
+bhs_status bhs_config_add_category(struct bhs_config *config, const char *name, const char *spec);
 
 // The message of the last failed call on this thread ("" if none), NUL-terminated and
 // owned by the library: valid until the next failing `bhs_*` call on the same thread.
