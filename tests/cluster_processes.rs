@@ -14,7 +14,8 @@
 //! 4. **a split** (namespaces only: the last third of the nodes' ports move to a second
 //!    bridge): each side declares the other dead; the smaller side says it is on a
 //!    minority side and refuses writes to the `read_only_in_minority` category with the
-//!    typed error `read_only` (409), while the larger side accepts them; both sides keep
+//!    typed error `read_only` (409), while the larger side accepts them; only the smaller
+//!    side counts a partition event (`bhsync_partition_events_total`); both sides keep
 //!    writing the default (`accept`) category;
 //! 5. **the heal** (the ports move back): every node counts the N-1 others alive again,
 //!    no node is on a minority side, the writes of both sides reach every node, and the
@@ -435,7 +436,8 @@ fn a_split_refuses_guarded_writes_on_the_minority_and_heals(cluster: &Cluster, n
     let (majority_alive, minority_alive) = ((NODES - MINORITY - 1) as f64, (MINORITY - 1) as f64);
     let observe = |i: usize| {
         let text = metrics(cluster, i);
-        (sample(&text, "bhsync_members{state=\"alive\"}"), sample(&text, "bhsync_membership_minority_side"))
+        let alive = sample(&text, "bhsync_members{state=\"alive\"}");
+        (alive, sample(&text, "bhsync_membership_minority_side"), sample(&text, "bhsync_partition_events_total"))
     };
     phase(
         cluster,
@@ -445,14 +447,16 @@ fn a_split_refuses_guarded_writes_on_the_minority_and_heals(cluster: &Cluster, n
         ),
         &majority,
         observe,
-        |&(alive, minority)| alive == Some(majority_alive) && minority == Some(0.0),
+        |&(alive, minority, events)| alive == Some(majority_alive) && minority == Some(0.0) && events == Some(0.0),
     );
     phase(
         cluster,
         &format!("4b. the minority counts {minority_alive} alive and says it is on a minority side"),
         &minority,
         observe,
-        |&(alive, minority)| alive == Some(minority_alive) && minority == Some(1.0),
+        |&(alive, minority, events)| {
+            alive == Some(minority_alive) && minority == Some(1.0) && events.is_some_and(|events| events >= 1.0)
+        },
     );
     for &i in &minority {
         let (code, body) = try_put(cluster, i, GUARDED, "during-split", b"refused");

@@ -37,7 +37,7 @@ pub fn render(m: &NodeMetrics) -> String {
         ("bhsync_syncs_succeeded_total", "Syncs that succeeded.", m.core.syncs_succeeded),
         ("bhsync_syncs_failed_total", "Syncs that failed and were retried.", m.core.syncs_failed),
         ("bhsync_conflicts_total", "Conflicts resolved by a merge rule.", m.core.conflicts),
-        ("bhsync_partition_events_total", "Peer links that went down while up.", t.partition_events),
+        ("bhsync_partition_events_total", "Times membership found this node on a minority side of a partition.", t.partition_events),
         ("bhsync_partitions_injected_total", "Partitions asked for by the host.", t.partitions_injected),
         ("bhsync_peer_ups_total", "Peer links that came up.", t.peer_ups),
         ("bhsync_handshakes_completed_total", "Handshakes completed.", m.engine.handshakes_completed),

@@ -15,8 +15,10 @@
 //! - **consistency lag** with a peer: time since the last sync with it that succeeded
 //!   (how stale our view of its writes may be); for a peer never synced, since it was
 //!   first seen. The node's lag is the largest over its peers;
-//! - **partition event**: a peer link that was up went down (the node did not close it
-//!   itself). `partitions_injected` counts partitions asked for with `Node::partition`.
+//! - **partition event**: membership (SWIM) found this node on a minority side: the
+//!   members it reaches are not a strict majority of those it knows. A link going down
+//!   is not one (links follow the overlay's view); it is counted per peer.
+//!   `partitions_injected` counts partitions asked for with `Node::partition`.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -143,7 +145,7 @@ pub struct TelemetrySnapshot {
     pub categories: Vec<CategoryFigures>,
     /// Current rates.
     pub rates: Rates,
-    /// Links that went down while up (see the module doc).
+    /// Times membership found this node on a minority side (see the module doc).
     pub partition_events: u64,
     /// Partitions asked for with `Node::partition`.
     pub partitions_injected: u64,
@@ -279,12 +281,17 @@ impl Telemetry {
         }
     }
 
-    /// A peer's link went down.
+    /// A peer's link went down (counted per peer; links come and go with the
+    /// overlay, so a link down is not a partition).
     pub fn on_peer_down(&mut self, peer: NodeId, now_ms: u64) {
-        self.partition_events += 1;
         if let Some(state) = self.peer(peer, now_ms) {
             state.downs += 1;
         }
+    }
+
+    /// Membership found this node on a minority side (a partition event).
+    pub fn on_partition_detected(&mut self) {
+        self.partition_events += 1;
     }
 
     /// A partition was asked for (the demo and tests).
@@ -451,13 +458,15 @@ mod tests {
     }
 
     #[test]
-    fn peer_downs_are_partition_events() {
+    fn partition_events_are_minority_detections_not_link_downs() {
         let mut telemetry = Telemetry::new(0, 1 << 20);
         telemetry.on_peer_up(peer(1), 0);
         telemetry.on_peer_down(peer(1), 10);
         telemetry.on_partition_injected();
         let snapshot = telemetry.snapshot(20, &[]);
-        assert_eq!((snapshot.partition_events, snapshot.partitions_injected, snapshot.peer_ups), (1, 1, 1));
+        assert_eq!((snapshot.partition_events, snapshot.partitions_injected, snapshot.peer_ups), (0, 1, 1));
+        telemetry.on_partition_detected();
+        assert_eq!(telemetry.snapshot(30, &[]).partition_events, 1);
         assert_eq!((snapshot.peers[0].ups, snapshot.peers[0].downs), (1, 1));
     }
 }

@@ -379,6 +379,9 @@ impl Control {
             }
             MachineEvent::Membership(event) => {
                 tracing::debug!(node = %self.identity.node_id().short(), ?event, "membership");
+                if matches!(event, crate::membership::MembershipEvent::PartitionDetected { .. }) {
+                    self.telemetry.on_partition_detected();
+                }
                 self.pending_events.push(NodeEvent::Membership(event));
             }
             // The engine disconnects by its misbehaviour score, never through a ban.
