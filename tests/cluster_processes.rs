@@ -1,6 +1,7 @@
 //! A real cluster in a test (issue 16): 24 `bhsync node` processes, each in its own
 //! network namespace on a bridge (loopback where the machine does not allow namespaces),
-//! each started with ONE seed address (node i seeds node (i-1)/2, node 0 none), watched
+//! each started with ONE seed address (node i seeds node (i-1)/2, node 0 none; in
+//! namespaces every node starts before its seed listens), watched
 //! through their admin `/metrics` and written and read through the admin data API
 //! (`--admin-writes`, ADR 082). The test shows, phase by phase, that:
 //!
@@ -159,6 +160,8 @@ struct NodeProcess {
     admin: SocketAddr,
     /// The node's network namespace (its admin address is inside), when it has one.
     netns: Option<std::fs::File>,
+    /// Hands over the child's first line; `None` once it was read.
+    first_line: Option<std::sync::Mutex<mpsc::Receiver<Option<std::io::Result<String>>>>>,
 }
 
 /// The children, their directory and their namespaces; every child is killed on drop (a
@@ -188,10 +191,16 @@ impl Cluster {
         Cluster { dir, config, nodes: Vec::new(), namespaces }
     }
 
-    /// Starts the next node with at most one seed and waits for its first line
-    /// (`bhsync node ID listening on ADDR admin http://ADDR`).
+    /// Starts the next node with at most one seed and waits for its first line.
     fn spawn(&mut self, seed: Option<SocketAddr>) {
         let index = self.nodes.len();
+        self.launch(index, seed);
+        self.settle(index);
+    }
+
+    /// Starts node `index` with at most one seed; [`Cluster::settle`] reads its
+    /// addresses.
+    fn launch(&mut self, index: usize, seed: Option<SocketAddr>) {
         let log = std::fs::File::create(self.dir.join(format!("node-{index}.log"))).expect("log file");
         let netns = self.namespaces.as_ref().map(|namespaces| namespaces.open(index));
         let listen = match netns {
@@ -230,24 +239,33 @@ impl Cluster {
             let _ = sender.send(lines.next());
             for _ in lines {}
         });
+        let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+        let first_line = Some(std::sync::Mutex::new(receiver));
+        if self.nodes.len() <= index {
+            self.nodes.resize_with(index + 1, || None);
+        }
+        self.nodes[index] = Some(NodeProcess { child, listen: unknown, admin: unknown, netns, first_line });
+    }
+
+    /// Waits for node `index`'s first line (`bhsync node ID listening on ADDR admin
+    /// http://ADDR`) and takes its addresses from it.
+    fn settle(&mut self, index: usize) {
+        let dir = self.dir.display().to_string();
+        let node = self.nodes[index].as_mut().expect("a launched node");
+        let Some(receiver) = node.first_line.take() else { return };
+        let receiver = receiver.into_inner().expect("the first line's receiver");
         let line = match receiver.recv_timeout(START_DEADLINE) {
             Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("node {index}: no first line within {START_DEADLINE:?} ({other:?}); logs in {}; reproduce: {REPRODUCE}", self.dir.display());
-            }
+            other => panic!("node {index}: no first line within {START_DEADLINE:?} ({other:?}); logs in {dir}; reproduce: {REPRODUCE}"),
         };
         let words: Vec<&str> = line.split_whitespace().collect();
         let parsed = (words.len() == 8 && words[3] == "listening" && words[6] == "admin")
             .then(|| Some((words[5].parse().ok()?, words[7].trim_start_matches("http://").parse().ok()?)))
             .flatten();
         let Some((listen, admin)) = parsed else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("node {index}: unexpected first line {line:?}; logs in {}", self.dir.display());
+            panic!("node {index}: unexpected first line {line:?}; logs in {dir}");
         };
-        self.nodes.push(Some(NodeProcess { child, listen, admin, netns }));
+        (node.listen, node.admin) = (listen, admin);
     }
 
     fn node(&self, index: usize) -> &NodeProcess {
@@ -529,9 +547,21 @@ fn blocks_from_several_nodes_end_in_one_head(cluster: &Cluster) {
 fn a_cluster_of_processes_converges_splits_heals_agrees_on_a_chain_and_declares_the_killed_dead() {
     let started = Instant::now();
     let mut cluster = Cluster::new();
-    for index in 0..NODES {
-        let seed = (index > 0).then(|| cluster.node((index - 1) / 2).listen);
-        cluster.spawn(seed);
+    if cluster.namespaces.is_some() {
+        // As a careless rollout starts them: every node before its seed, so that each
+        // first dials a seed that does not listen yet, and is dialled by the nodes it
+        // seeds meanwhile. (Nodes that were dialled by others before their own seed
+        // answered once formed islands for ever; `engine::dialer`.)
+        for index in (0..NODES).rev() {
+            cluster.launch(index, (index > 0).then(|| Namespaces::address((index - 1) / 2)));
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        (0..NODES).for_each(|index| cluster.settle(index));
+    } else {
+        for index in 0..NODES {
+            let seed = (index > 0).then(|| cluster.node((index - 1) / 2).listen);
+            cluster.spawn(seed);
+        }
     }
     println!("cluster_processes: {NODES} nodes started: {:.1} s", started.elapsed().as_secs_f64());
     let everyone: Vec<usize> = (0..NODES).collect();

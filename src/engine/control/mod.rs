@@ -182,7 +182,8 @@ impl Control {
 
     /// Dials what is due, closes what the node no longer needs and stalled
     /// handshakes, refreshes gauges. Configured peers are seeds: dialled (and re-dialled
-    /// with backoff) only while the node has no link; pinned ones always (`dialer`).
+    /// with backoff) until one of them answered once and while the node has no link;
+    /// pinned ones always (`dialer`).
     pub fn housekeeping(&mut self, backend: &mut dyn Backend) {
         let now = self.now_ms();
         self.dial_members(backend, now);
@@ -319,7 +320,7 @@ impl Control {
         if let Some(at) = self.machine.poll_timeout() {
             deadline = deadline.min(at);
         }
-        if let Some(at) = self.dialer.next_deadline() {
+        if let Some(at) = self.dialer.next_deadline(self.machine.seeking_seeds()) {
             deadline = deadline.min(at);
         }
         if self.links.values().any(|link| link.peer.is_none()) {
