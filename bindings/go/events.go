@@ -32,11 +32,34 @@ const (
 	// EventConflict: two versions of Key in Category conflicted and were resolved;
 	// Merged when a merged value was stored, Failed and Message when the rule failed.
 	EventConflict EventKind = C.BHS_EVENT_CONFLICT
+	// EventLeader: the Raft group of the strong Category has a new leader, Peer (zero
+	// when unknown), in term Count.
+	EventLeader EventKind = C.BHS_EVENT_LEADER
+	// EventPartition: the strong Category lost (Reachable false) or regained (Reachable
+	// true) a quorum of its Raft group. With an empty Category, the node's membership
+	// saw itself on a minority side, or a majority reachable again: Count members are
+	// reachable and Message says how many are known.
+	EventPartition EventKind = C.BHS_EVENT_PARTITION
+	// EventMemberUp: membership (SWIM) counts Peer as a live member: it joined or came
+	// back.
+	EventMemberUp EventKind = C.BHS_EVENT_MEMBER_UP
+	// EventMemberSuspect: membership suspects Peer; it may still refute.
+	EventMemberSuspect EventKind = C.BHS_EVENT_MEMBER_SUSPECT
+	// EventMemberDead: membership declared Peer dead.
+	EventMemberDead EventKind = C.BHS_EVENT_MEMBER_DEAD
+	// EventMemberLeft: Peer left the membership on purpose.
+	EventMemberLeft EventKind = C.BHS_EVENT_MEMBER_LEFT
+	// EventMemberRefuted: this node refuted a suspicion about itself; Count is its new
+	// incarnation.
+	EventMemberRefuted EventKind = C.BHS_EVENT_MEMBER_REFUTED
 )
 
 var eventKindNames = map[EventKind]string{
 	EventPeerUp: "PeerUp", EventPeerDown: "PeerDown", EventUpdated: "Updated", EventStreamed: "Streamed",
 	EventSyncFinished: "SyncFinished", EventFatal: "Fatal", EventConflict: "Conflict",
+	EventLeader: "Leader", EventPartition: "Partition", EventMemberUp: "MemberUp",
+	EventMemberSuspect: "MemberSuspect", EventMemberDead: "MemberDead", EventMemberLeft: "MemberLeft",
+	EventMemberRefuted: "MemberRefuted",
 }
 
 func (k EventKind) String() string {
@@ -48,16 +71,23 @@ func (k EventKind) String() string {
 
 // Event is something that happened on a node. Fields a Kind does not use are zero.
 type Event struct {
-	Kind     EventKind
+	Kind EventKind
+	// Peer: the peer of EventPeerUp, EventPeerDown and EventSyncFinished, the leader of
+	// EventLeader (zero when unknown), the member of EventMember{Up,Suspect,Dead,Left}.
 	Peer     NodeID
 	Category string
 	Key      []byte
-	// Count: entries applied (EventSyncFinished) or streamed (EventStreamed).
+	// Count: entries applied (EventSyncFinished) or streamed (EventStreamed), the term
+	// (EventLeader), the members reachable (EventPartition with no Category), or this
+	// node's new incarnation (EventMemberRefuted).
 	Count  uint64
 	SyncID uint32
 	// Merged: a conflict produced a merged value. Failed: the sync or resolution failed.
 	Merged, Failed bool
-	// Message: why a sync, a resolution or the engine failed.
+	// Reachable: an EventPartition reports a quorum (or a majority) reachable again.
+	Reachable bool
+	// Message: why a sync, a resolution or the engine failed, or how many members an
+	// EventPartition knows.
 	Message string
 }
 
@@ -97,6 +127,8 @@ func convertEvent(raw *C.bhs_event) (Event, bool) {
 		Merged:   raw.flags&C.BHS_EVENT_FLAG_MERGED != 0,
 		Failed:   raw.flags&C.BHS_EVENT_FLAG_FAILED != 0,
 		Message:  string(copyBuf(&raw.message)),
+		// The flag is defined for EventPartition only; other kinds leave it false.
+		Reachable: kind == EventPartition && raw.flags&C.BHS_EVENT_FLAG_REACHABLE != 0,
 	}
 	for i := range event.Peer {
 		event.Peer[i] = byte(raw.peer[i])

@@ -1,7 +1,8 @@
 // GoogleTest suite of the C++ binding: three nodes over loopback (write on each, sync,
 // equal state hashes, every value read back), a conflict resolver written in C++ (a
-// lambda), events, counters, network time, a chain category, and errors surfacing as
-// bhsync::Error with their status. Run through ctest (`make cpp-test`).
+// lambda), events (membership's among them), counters, network time, a chain category,
+// and errors surfacing as bhsync::Error with their status. Run through ctest
+// (`make cpp-test`).
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -12,6 +13,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <iterator>
+#include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -167,6 +171,66 @@ TEST(Node, AThrowingResolverFallsBackToTheLastWriter) {
     while (auto event = b.poll_event())
         failed_conflict |= event->kind == bhsync::Event::ConflictResolved && event->failed();
     EXPECT_TRUE(failed_conflict);
+}
+
+// Generous: SWIM's suspicion timeout is 2-12 s at this size (Lifeguard, ADR 020), and the
+// machine running the tests may be busy.
+constexpr auto kMemberEventLimit = 40s;
+
+// Polls `node` until every id of `want` was named by an event of one of `kinds`, or
+// `within` passed; returns the kind seen for each id named.
+std::map<bhsync::NodeId, std::uint32_t> await_peers(bhsync::Node &node, const std::set<std::uint32_t> &kinds,
+                                                    const std::set<bhsync::NodeId> &want,
+                                                    std::chrono::seconds within) {
+    std::map<bhsync::NodeId, std::uint32_t> seen;
+    auto deadline = std::chrono::steady_clock::now() + within;
+    while (seen.size() < want.size() && std::chrono::steady_clock::now() < deadline) {
+        auto event = node.poll_event(100ms);
+        if (event && kinds.count(event->kind) && want.count(event->peer)) seen[event->peer] = event->kind;
+    }
+    return seen;
+}
+
+TEST_F(ThreeNodes, MembersComeUpOnJoinAndAClosedNodeIsReportedDead) {
+    connect_all();
+    const std::set<std::uint32_t> up{bhsync::Event::MemberUp};
+    EXPECT_EQ(await_peers(nodes[0], up, {nodes[1].id(), nodes[2].id()}, kMemberEventLimit).size(), 2u)
+        << "node 0 did not see nodes 1 and 2 up";
+    EXPECT_EQ(await_peers(nodes[1], up, {nodes[0].id(), nodes[2].id()}, kMemberEventLimit).size(), 2u)
+        << "node 1 did not see nodes 0 and 2 up";
+
+    bhsync::NodeId gone = nodes[2].id();
+    nodes[2].close();
+    const std::set<std::uint32_t> down{bhsync::Event::MemberDead, bhsync::Event::MemberLeft};
+    for (int i = 0; i < 2; i++) {
+        auto seen = await_peers(nodes[i], down, {gone}, kMemberEventLimit);
+        EXPECT_EQ(seen.count(gone), 1u) << "node " << i << " did not see node 2 dead or left";
+    }
+}
+
+// Converts a C event as poll_event does (its buffers are empty, so freeing is harmless).
+bhsync::Event converted(std::uint32_t kind, std::uint32_t flags, std::uint8_t peer_byte) {
+    bhs_event raw{};
+    raw.size = sizeof(bhs_event);
+    raw.kind = kind;
+    raw.flags = flags;
+    raw.count = 3;
+    std::fill(std::begin(raw.peer), std::end(raw.peer), peer_byte);
+    return bhsync::detail::event_of(raw);
+}
+
+TEST(Event, MemberKindsNameThePeerOnlyAPartitionIsReachableUnknownKindsPassThrough) {
+    auto dead = converted(BHS_EVENT_MEMBER_DEAD, 0, 7);
+    EXPECT_EQ(dead.kind, bhsync::Event::MemberDead);
+    bhsync::NodeId sevens;
+    sevens.fill(7);
+    EXPECT_EQ(dead.peer, sevens);
+    auto partition = converted(BHS_EVENT_PARTITION, BHS_EVENT_FLAG_REACHABLE, 0);
+    EXPECT_TRUE(partition.reachable());
+    EXPECT_EQ(partition.count, 3u);
+    EXPECT_FALSE(converted(BHS_EVENT_CONFLICT, BHS_EVENT_FLAG_REACHABLE, 0).reachable());
+    auto later = converted(99, 0, 0);  // a kind from a newer library keeps its number
+    EXPECT_EQ(later.kind, 99u);
 }
 
 // B and C are given only A's address: they learn each other's through A, link, and keep

@@ -109,6 +109,7 @@ IO_BACKENDS = {1: "io_uring", 2: "mio"}
 BHS_TIMEOUT = 64
 BHS_EVENT_FLAG_MERGED = 1
 BHS_EVENT_FLAG_FAILED = 2
+BHS_EVENT_FLAG_REACHABLE = 4
 
 # The layouts of the header (the library asserts the same sizes on its side).
 assert ctypes.sizeof(bhs_buf) == 24 and ctypes.sizeof(bhs_sync_report) == 104 and ctypes.sizeof(bhs_event) == 192

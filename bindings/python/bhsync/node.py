@@ -127,15 +127,53 @@ class EventKind(enum.IntEnum):
     SYNC_FINISHED = 5
     FATAL = 6
     CONFLICT = 7
+    #: The Raft group of the strong ``category`` has a new leader, ``peer`` (``b""``
+    #: when unknown), in term ``count``.
+    LEADER = 8
+    #: The strong ``category`` lost (``reachable`` false) or regained a quorum of its
+    #: Raft group. With an empty ``category``: membership saw this node on a minority
+    #: side (or a majority reachable again); ``count`` members are reachable and
+    #: ``message`` says how many are known.
+    PARTITION = 9
+    #: Membership (SWIM) counts ``peer`` as a live member: it joined or came back.
+    MEMBER_UP = 10
+    #: Membership suspects ``peer``; it may still refute.
+    MEMBER_SUSPECT = 11
+    #: Membership declared ``peer`` dead.
+    MEMBER_DEAD = 12
+    #: ``peer`` left the membership on purpose.
+    MEMBER_LEFT = 13
+    #: This node refuted a suspicion about itself; ``count`` is its new incarnation.
+    MEMBER_REFUTED = 14
+
+
+# The kinds whose ``peer`` names a node (for LEADER, all zero means no leader known).
+_PEER_KINDS = frozenset(
+    {
+        EventKind.PEER_UP,
+        EventKind.PEER_DOWN,
+        EventKind.SYNC_FINISHED,
+        EventKind.LEADER,
+        EventKind.MEMBER_UP,
+        EventKind.MEMBER_SUSPECT,
+        EventKind.MEMBER_DEAD,
+        EventKind.MEMBER_LEFT,
+    }
+)
 
 
 @dataclass(frozen=True)
 class Event:
     """Something that happened on a node; fields a kind does not use are empty.
 
-    ``count`` is the entries applied (``SYNC_FINISHED``) or streamed (``STREAMED``);
-    ``merged``: a conflict stored a merged value; ``failed``: the sync or the
-    resolution failed, and ``message`` says why (also the fatal error)."""
+    ``peer`` is the 32-byte id of the peer (``PEER_UP``, ``PEER_DOWN``,
+    ``SYNC_FINISHED``), the leader (``LEADER``) or the member (``MEMBER_*``);
+    ``count`` is the entries applied (``SYNC_FINISHED``) or streamed (``STREAMED``),
+    the term (``LEADER``), the members reachable (``PARTITION`` without a category) or
+    the new incarnation (``MEMBER_REFUTED``); ``merged``: a conflict stored a merged
+    value; ``failed``: the sync or the resolution failed, and ``message`` says why
+    (also the fatal error, or how many members a ``PARTITION`` knows); ``reachable``: a
+    ``PARTITION`` reports a quorum reachable again."""
 
     kind: EventKind
     peer: bytes = b""
@@ -146,6 +184,7 @@ class Event:
     merged: bool = False
     failed: bool = False
     message: str = ""
+    reachable: bool = False
 
 
 @dataclass(frozen=True)
@@ -583,7 +622,7 @@ def _event(raw: "_capi.bhs_event") -> Optional[Event]:
         return None  # a kind from a newer library: skipped, as the header asks
     return Event(
         kind=kind,
-        peer=bytes(raw.peer) if kind in (EventKind.PEER_UP, EventKind.PEER_DOWN, EventKind.SYNC_FINISHED) else b"",
+        peer=_peer(kind, bytes(raw.peer)),
         category=_capi.buf_bytes(raw.category).decode(errors="replace"),
         key=_capi.buf_bytes(raw.key),
         count=raw.count,
@@ -591,7 +630,15 @@ def _event(raw: "_capi.bhs_event") -> Optional[Event]:
         merged=bool(raw.flags & _capi.BHS_EVENT_FLAG_MERGED),
         failed=bool(raw.flags & _capi.BHS_EVENT_FLAG_FAILED),
         message=_capi.buf_bytes(raw.message).decode(errors="replace"),
+        reachable=kind == EventKind.PARTITION and bool(raw.flags & _capi.BHS_EVENT_FLAG_REACHABLE),
     )
+
+
+def _peer(kind: EventKind, raw: bytes) -> bytes:
+    """The event's peer id, or ``b""`` when its kind names none (or no leader is known)."""
+    if kind not in _PEER_KINDS or raw == bytes(len(raw)):
+        return b""
+    return raw
 
 
 def _open(config: Config) -> ctypes.c_void_p:

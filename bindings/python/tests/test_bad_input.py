@@ -144,8 +144,10 @@ def test_the_package_constants_match_the_header() -> None:
     assert defines["BHS_MAX_VALUE_LEN"] == bhsync.MAX_VALUE_LEN
     for kind in bhsync.EventKind:
         assert defines[f"BHS_EVENT_{kind.name}"] == kind.value
+    kinds = {name: code for name, code in defines.items() if name.startswith("BHS_EVENT_") and "_FLAG_" not in name}
+    assert kinds == {f"BHS_EVENT_{kind.name}": kind.value for kind in bhsync.EventKind}, "an event kind lacks its EventKind"
     from bhsync import _capi
 
     for name in ("BHS_TIMEOUT", "BHS_RESOLVE_LOCAL", "BHS_RESOLVE_REMOTE", "BHS_RESOLVE_MERGED",
-                 "BHS_EVENT_FLAG_MERGED", "BHS_EVENT_FLAG_FAILED"):
+                 "BHS_EVENT_FLAG_MERGED", "BHS_EVENT_FLAG_FAILED", "BHS_EVENT_FLAG_REACHABLE"):
         assert defines[name] == getattr(_capi, name), name

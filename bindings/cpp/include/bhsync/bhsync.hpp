@@ -213,7 +213,8 @@ private:
 /// A conflict resolver. Runs on the node's engine thread.
 using Resolver = std::function<Resolution(const Conflict &)>;
 
-/// An event from the node (kinds: BHS_EVENT_* in include/bhsync.h).
+/// An event from the node (kinds: BHS_EVENT_* in include/bhsync.h). Fields a kind does
+/// not use are zero or empty.
 struct Event {
     enum Kind : std::uint32_t {
         PeerUp = BHS_EVENT_PEER_UP,
@@ -223,19 +224,44 @@ struct Event {
         SyncFinished = BHS_EVENT_SYNC_FINISHED,
         Fatal = BHS_EVENT_FATAL,
         ConflictResolved = BHS_EVENT_CONFLICT,
+        /// The Raft group of the strong `category` has a new leader, `peer` (all zero
+        /// when unknown), in term `count`.
+        Leader = BHS_EVENT_LEADER,
+        /// The strong `category` lost (`!reachable()`) or regained a quorum of its Raft
+        /// group. With an empty `category`: membership saw this node on a minority side
+        /// (or a majority reachable again); `count` members are reachable, `message`
+        /// says how many are known.
+        Partition = BHS_EVENT_PARTITION,
+        /// Membership (SWIM) counts `peer` as a live member: it joined or came back.
+        MemberUp = BHS_EVENT_MEMBER_UP,
+        /// Membership suspects `peer`; it may still refute.
+        MemberSuspect = BHS_EVENT_MEMBER_SUSPECT,
+        /// Membership declared `peer` dead.
+        MemberDead = BHS_EVENT_MEMBER_DEAD,
+        /// `peer` left the membership on purpose.
+        MemberLeft = BHS_EVENT_MEMBER_LEFT,
+        /// This node refuted a suspicion about itself; `count` is its new incarnation.
+        MemberRefuted = BHS_EVENT_MEMBER_REFUTED,
     };
     /// A Kind, or a value from a newer library (skip what you do not know).
     std::uint32_t kind = 0;
+    /// The peer (PeerUp, PeerDown, SyncFinished), the leader (Leader) or the member
+    /// (MemberUp, MemberSuspect, MemberDead, MemberLeft).
     NodeId peer{};
     std::string category;
     Bytes key;
     std::string message;
+    /// Entries applied (SyncFinished) or streamed (Streamed), the term (Leader), the
+    /// members reachable (Partition without a category), the new incarnation
+    /// (MemberRefuted).
     std::uint64_t count = 0;
     std::uint32_t sync_id = 0;
     std::uint32_t flags = 0;
 
     bool failed() const noexcept { return (flags & BHS_EVENT_FLAG_FAILED) != 0; }
     bool merged() const noexcept { return (flags & BHS_EVENT_FLAG_MERGED) != 0; }
+    /// A Partition event reports a quorum (or a majority) reachable again.
+    bool reachable() const noexcept { return kind == Partition && (flags & BHS_EVENT_FLAG_REACHABLE) != 0; }
 };
 
 namespace detail {
