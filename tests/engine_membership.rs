@@ -38,17 +38,20 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Drains `node`'s events; whether one says `peer` is dead.
-fn saw_death(node: &Node, peer: NodeId) -> bool {
+/// Drains `node`'s events; whether one says `peer` left.
+fn saw_departure(node: &Node, peer: NodeId) -> bool {
     let mut seen = false;
     while let Some(event) = node.poll_event(Duration::ZERO) {
-        seen |= event == NodeEvent::Membership(MembershipEvent::MemberDead(peer));
+        seen |= event == NodeEvent::Membership(MembershipEvent::MemberLeft(peer));
     }
     seen
 }
 
+/// A node closed on purpose says goodbye (SWIM's `Left`): its peers report it left,
+/// not dead after a suspicion (SIGKILLed nodes are declared dead:
+/// `tests/cluster_processes.rs`).
 #[test]
-fn members_learn_each_other_and_a_closed_node_is_declared_dead() {
+fn members_learn_each_other_and_a_closed_node_is_reported_left() {
     let a = Node::open(config(0, Vec::new())).expect("a opens");
     let b = Node::open(config(1, vec![a.local_addr()])).expect("b opens");
     let c = Node::open(config(2, vec![a.local_addr(), b.local_addr()])).expect("c opens");
@@ -61,21 +64,22 @@ fn members_learn_each_other_and_a_closed_node_is_declared_dead() {
     let gone = c.id();
     c.close().expect("c closes");
     let (mut a_saw, mut b_saw) = (false, false);
-    wait_for("a and b declare the closed node dead", || {
-        a_saw |= saw_death(&a, gone);
-        b_saw |= saw_death(&b, gone);
+    wait_for("a and b report the closed node left", || {
+        a_saw |= saw_departure(&a, gone);
+        b_saw |= saw_departure(&b, gone);
         a_saw && b_saw
     });
     for node in [&a, &b] {
         let roles = node.metrics().expect("metrics").roles;
-        assert_eq!((roles.members_alive, roles.members_dead), (1, 1), "{roles:?}");
+        assert_eq!((roles.members_alive, roles.members_dead, roles.members_left), (1, 0, 1), "{roles:?}");
+        assert!(!roles.partitioned, "a member that left does not count for the partition rule: {roles:?}");
         let health = node.health_json().expect("health");
-        assert!(health.contains("\"membership\":{\"alive\":1,\"suspect\":0,\"dead\":1"), "{health}");
+        assert!(health.contains("\"membership\":{\"alive\":1,\"suspect\":0,\"dead\":0,\"left\":1"), "{health}");
         let prometheus = node.metrics_prometheus().expect("prometheus");
-        assert!(prometheus.contains("bhsync_members{state=\"dead\"} 1"), "{prometheus}");
+        assert!(prometheus.contains("bhsync_members{state=\"left\"} 1"), "{prometheus}");
     }
 
-    a.put("default", b"after", b"the death").expect("a writes");
+    a.put("default", b"after", b"the departure").expect("a writes");
     wait_for("the write reaches b", || b.get("default", b"after").expect("get").is_some());
 }
 

@@ -12,7 +12,7 @@
 //! The state the loop drives is [`Control`]; the backend is kept apart so that the
 //! event sink can borrow the one while the backend runs.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::commands::{CommandQueue, EventQueue, MAX_COMMANDS};
 use super::control::Control;
@@ -27,6 +27,9 @@ pub struct Driver {
     commands: Arc<CommandQueue>,
     events: Arc<EventQueue>,
 }
+
+/// How long a clean close waits for its goodbyes to reach the kernel at most.
+const GOODBYE_GRACE: Duration = Duration::from_millis(200);
 
 impl Driver {
     /// Builds the driver; call [`Driver::run`] on the shard's thread.
@@ -44,8 +47,14 @@ impl Driver {
         while !self.control.stopping {
             self.turn();
         }
-        self.control.shutdown(&mut *self.backend);
-        // One last poll pushes the goodbyes out before the sockets close.
+        self.control.shutdown_begin(&mut *self.backend);
+        // The goodbyes go out before the sockets close (a close discards what the
+        // kernel has not taken), for a bounded time: a stalled peer cannot hold a close.
+        let deadline = Instant::now() + GOODBYE_GRACE;
+        while self.control.goodbyes_pending(&*self.backend) && Instant::now() < deadline {
+            let _ = self.backend.poll(Some(Duration::from_millis(5)), &mut |_| {});
+        }
+        self.control.shutdown_finish(&mut *self.backend);
         let _ = self.backend.poll(Some(Duration::ZERO), &mut |_| {});
         self.control.publish_events(&self.events);
         self.events.wake_all();

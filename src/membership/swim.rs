@@ -391,14 +391,19 @@ impl Swim {
 
     // Mutators.
 
-    /// Leaves the group on purpose: tells a few members and stops probing.
+    /// Leaves the group on purpose: tells a few members (every neighbour in scope, when
+    /// the host bounds the scope: those are the members it holds links to) and stops
+    /// probing.
     pub fn leave(&mut self, _now_ms: u64) {
         self.left = true;
         let update = Update { node: self.me, incarnation: self.incarnation, state: MemberState::Left, from: None };
         self.piggyback.push(update);
         let live: Vec<NodeId> = self.live_members().collect();
-        for _ in 0..live.len().min(self.config.indirect_checks) {
-            let peer = live[self.rng.index(live.len())];
+        let targets: Vec<NodeId> = match &self.probe_scope {
+            Some(scope) => live.into_iter().filter(|id| scope.contains(id)).collect(),
+            None => (0..live.len().min(self.config.indirect_checks)).map(|_| live[self.rng.index(live.len())]).collect(),
+        };
+        for peer in targets {
             let seq = self.take_seq();
             let updates = vec![update];
             self.push_frame(peer, Message::Ping { seq, updates });

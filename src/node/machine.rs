@@ -488,6 +488,17 @@ impl Machine {
         Ok(self.chain_of(category)?.block_at(height))
     }
 
+    /// The host closes the node on purpose: its neighbours are told it leaves (SWIM's
+    /// `Left`), so they report it left at once instead of dead seconds later, and do
+    /// not count it among the known members of the partition rule — a cluster scaled
+    /// down cleanly does not leave its remaining nodes on a "minority side".
+    pub fn leave(&mut self, now_ms: u64) {
+        let kept = self.overlay.active().iter().chain(&self.pinned).copied();
+        self.swim.set_probe_scope(self.links.probe_scope(kept));
+        self.swim.leave(now_ms);
+        self.pump(now_ms);
+    }
+
     /// Stops the node (fail-stop) after its driver failed to make its state durable:
     /// it refuses every later command and ignores the network until restarted.
     pub fn stop(&mut self, why: String) {

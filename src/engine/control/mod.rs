@@ -427,15 +427,37 @@ impl Control {
         }
     }
 
-    /// Says goodbye to every peer and fails the syncs still waiting.
-    pub fn shutdown(&mut self, backend: &mut dyn Backend) {
+    /// The first half of a clean close: a last snapshot, then goodbyes to every peer
+    /// (membership's `Left`, then a `GoAway`) handed to the backend but not yet closed
+    /// — closing discards what the kernel has not taken, so the driver lets them drain
+    /// ([`Control::goodbyes_pending`]) before [`Control::shutdown_finish`].
+    pub fn shutdown_begin(&mut self, backend: &mut dyn Backend) {
+        let now = self.now_ms();
+        self.machine.leave(now);
         self.snapshot(true);
         self.flush(backend);
+        for link in self.links.values_mut().filter(|link| link.session.is_established()) {
+            let _ = link.session.send_goaway(GoAwayReason::Shutdown);
+        }
         let conns: Vec<ConnId> = self.links.keys().copied().collect();
         for conn in conns {
-            self.to_close.push((conn, GoAwayReason::Shutdown));
+            self.flush_link(backend, conn);
         }
-        self.close_queued(backend);
+    }
+
+    /// Whether some link still has bytes the kernel has not taken.
+    pub fn goodbyes_pending(&self, backend: &dyn Backend) -> bool {
+        self.links.keys().any(|&conn| backend.queued_bytes(conn) > 0)
+    }
+
+    /// Closes every link and fails the syncs still waiting.
+    pub fn shutdown_finish(&mut self, backend: &mut dyn Backend) {
+        let now = self.now_ms();
+        let conns: Vec<ConnId> = self.links.keys().copied().collect();
+        for conn in conns {
+            backend.close(conn);
+            self.on_closed(conn, now);
+        }
         for (_, waiter) in self.sync_waiters.drain() {
             waiter(Err(SyncError::PeerDown));
         }

@@ -88,7 +88,7 @@ impl Control {
         self.close_queued(backend);
     }
 
-    fn flush_link(&mut self, backend: &mut dyn Backend, conn: ConnId) {
+    pub(super) fn flush_link(&mut self, backend: &mut dyn Backend, conn: ConnId) {
         let Some(link) = self.links.get_mut(&conn) else { return };
         loop {
             self.scratch.clear();
