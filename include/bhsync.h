@@ -154,16 +154,20 @@ typedef struct bhs_event {
   uint32_t size;
   // One of `BHS_EVENT_*`.
   uint32_t kind;
-  // The peer's id (peer up/down, sync finished); zero otherwise.
+  // The peer's id (peer up/down, sync finished, the member of a `BHS_EVENT_MEMBER_*`
+  // but refuted), the leader's id (leader; zero while none is known); zero otherwise.
   uint8_t peer[32];
   // The category name (UTF-8, not NUL-terminated).
   struct bhs_buf category;
   // The key.
   struct bhs_buf key;
   // A human-readable detail (UTF-8, not NUL-terminated): why a sync or a conflict
-  // failed, or the fatal error.
+  // failed, the fatal error, or, for a node-wide partition event, "R of K known
+  // members reachable".
   struct bhs_buf message;
-  // Entries applied (sync finished) or streamed (streamed).
+  // Entries applied (sync finished) or streamed (streamed); the term (leader); the
+  // members reachable, this node included (a node-wide partition event); the new
+  // incarnation (member refuted).
   uint64_t count;
   // The sync's id (sync finished).
   uint32_t sync_id;

@@ -73,16 +73,20 @@ pub struct bhs_event {
     pub size: u32,
     /// One of `BHS_EVENT_*`.
     pub kind: u32,
-    /// The peer's id (peer up/down, sync finished); zero otherwise.
+    /// The peer's id (peer up/down, sync finished, the member of a `BHS_EVENT_MEMBER_*`
+    /// but refuted), the leader's id (leader; zero while none is known); zero otherwise.
     pub peer: [u8; 32],
     /// The category name (UTF-8, not NUL-terminated).
     pub category: bhs_buf,
     /// The key.
     pub key: bhs_buf,
     /// A human-readable detail (UTF-8, not NUL-terminated): why a sync or a conflict
-    /// failed, or the fatal error.
+    /// failed, the fatal error, or, for a node-wide partition event, "R of K known
+    /// members reachable".
     pub message: bhs_buf,
-    /// Entries applied (sync finished) or streamed (streamed).
+    /// Entries applied (sync finished) or streamed (streamed); the term (leader); the
+    /// members reachable, this node included (a node-wide partition event); the new
+    /// incarnation (member refuted).
     pub count: u64,
     /// The sync's id (sync finished).
     pub sync_id: u32,
