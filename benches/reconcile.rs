@@ -1,4 +1,4 @@
-//! `cargo bench --bench reconcile -- [--json] [--n N]`
+//! `cargo bench --bench reconcile -- [--json] [--n N] [--d D1,D2,…]`
 //!
 //! Reconciliation against negentropy 0.5 (crates.io) in the same run, on the same
 //! differences, with the node's default session configuration (`CoreConfig::default()`:
@@ -9,28 +9,48 @@
 //! - "recent": d differences split between the sides among the most recent items
 //!   (clustered at the end of negentropy's timestamp order, its favourable case);
 //! - "spread": the same counts spread evenly over the order;
-//! - "versions": d/2 keys held by both sides in different versions (d differing ids).
+//! - "versions": d/2 keys held by both sides in different versions (d differing ids);
+//! - "offline": 8 origins write in turn; the lagging node misses the last d writes, a
+//!   third of which (every third write) overwrite a key it holds, chosen at random
+//!   (seed [`OVERWRITE_SEED`]), the other two thirds create keys;
+//! - "lossy": "offline", and the lagging node also lost 1% of the n older pushes, chosen
+//!   at random (seed [`LOSS_SEED`]).
+//!
+//! In "offline" and "lossy" an item's version is its write (hlc = write number, origin
+//! and counter from the writing origin), its value 100 pseudo-random bytes, and
+//! negentropy gets the same item sets: id = BLAKE3(key ‖ write number), timestamp = write
+//! time. The lagging node initiates (it comes back and syncs).
 //!
 //! Per row: bytes in both directions and round trips until both sides know the
 //! difference, the wall and CPU time both sides spent (one process, no network), and
-//! for bhsync the bytes and time including the entry transfer. Sessions that exhaust the
+//! for bhsync the bytes and time including the entry transfer; for "offline" and "lossy"
+//! also the overhead beyond the entries that had to travel. Sessions that exhaust the
 //! sketch before the split fallback are counted (`reconcile::in_process` drops them).
 //! Then prints the sketch memory a category costs, changes 1% of one side's keys and
 //! times the update (sketch maintenance included) and the next session.
 //! Run by `cargo test` as a smoke test with n = 20,000.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use bhsync::engine::shard_runner::{apply_routed, prepare_routed};
 use bhsync::node::{CoreConfig, NodeConfig};
-use bhsync::reconcile::message::Message;
+use bhsync::reconcile::message::{entry_wire_len, Message, HEADER_LEN};
 use bhsync::reconcile::{CodedSymbol, Initiator, Outcome, Responder, SessionConfig, SessionError, SessionReport, SetSketch};
-use bhsync::state::{CategorySpec, CategoryState, NodeId, TreePath, Version};
+use bhsync::sansio::SeededRng;
+use bhsync::state::{CategorySpec, CategoryState, Entry, NodeId, TreePath, Version};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 
 const VALUE_LEN: usize = 100;
 const CREATED_AT: u64 = 1_700_000_000;
+/// Origins writing in turn in "offline" and "lossy".
+const ORIGINS: u64 = 8;
+/// Picks the keys the missed writes overwrite ("offline" and "lossy").
+const OVERWRITE_SEED: u64 = 0x0FF1_13E5;
+/// Picks the older pushes the lagging node lost ("lossy").
+const LOSS_SEED: u64 = 0x1055_E5ED;
+/// Of the n older pushes, the fraction the lagging node lost ("lossy").
+const LOSS_RATE: f64 = 0.01;
 /// Position bits added per split of the fallback (as `reconcile::in_process` and the node).
 const SPLIT_BITS: u32 = 4;
 /// Threads that hash the items when a state is built.
@@ -64,6 +84,10 @@ fn options() -> Options {
         match arg.as_str() {
             "--json" => options.json = true,
             "--n" => options.n = args.next().and_then(|v| v.parse().ok()).unwrap_or(options.n),
+            "--d" => {
+                let list = args.next().unwrap_or_default();
+                options.differences = list.split(',').filter_map(|d| d.trim().parse().ok()).collect();
+            }
             _ => {}
         }
     }
@@ -121,6 +145,8 @@ enum Shape {
     Recent,
     Spread,
     Versions,
+    Offline,
+    Lossy,
 }
 
 impl Shape {
@@ -129,25 +155,55 @@ impl Shape {
             Shape::Recent => "recent",
             Shape::Spread => "spread",
             Shape::Versions => "versions",
+            Shape::Offline => "offline",
+            Shape::Lossy => "lossy",
         }
     }
 
+    /// Whether items are writes of 8 origins (else the original shapes' encoding).
+    fn is_written(self) -> bool {
+        matches!(self, Shape::Offline | Shape::Lossy)
+    }
+
     fn version(self, held: Held) -> Version {
-        Version { hlc: 1 + held.write, origin: NodeId([1; 32]), counter: 1, tombstone: false }
+        if self.is_written() {
+            let origin = origin(held.write % ORIGINS);
+            Version { hlc: 1 + held.write, origin, counter: 1 + held.write / ORIGINS, tombstone: false }
+        } else {
+            Version { hlc: 1 + held.write, origin: NodeId([1; 32]), counter: 1, tombstone: false }
+        }
     }
 
     fn value(self, held: Held) -> [u8; VALUE_LEN] {
         let mut value = [held.write as u8; VALUE_LEN];
-        value[..8].copy_from_slice(&(held.key as u64).to_le_bytes());
+        if self.is_written() {
+            // Pseudo-random bytes: values that compress no better than real payloads.
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(&(held.key as u64).to_le_bytes()).update(&held.write.to_le_bytes());
+            hasher.finalize_xof().fill(&mut value);
+        } else {
+            value[..8].copy_from_slice(&(held.key as u64).to_le_bytes());
+        }
         value
     }
 
     /// Negentropy's (timestamp, id) for an item.
     fn negentropy_item(self, held: Held, n: usize) -> (u64, [u8; 32]) {
-        let mut id = key(held.key);
-        id[31] ^= held.write as u8;
-        (timestamp(held.key, n, self == Shape::Spread), id)
+        if self.is_written() {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(&key(held.key)).update(&held.write.to_le_bytes());
+            (CREATED_AT + held.write, *hasher.finalize().as_bytes())
+        } else {
+            let mut id = key(held.key);
+            id[31] ^= held.write as u8;
+            (timestamp(held.key, n, self == Shape::Spread), id)
+        }
     }
+}
+
+/// The node id of origin `index` (of [`ORIGINS`]).
+fn origin(index: u64) -> NodeId {
+    NodeId(*blake3::hash(&index.to_le_bytes()).as_bytes())
 }
 
 /// The 32-byte key (and negentropy id in the original shapes) of item `i`.
@@ -155,7 +211,8 @@ fn key(i: usize) -> [u8; 32] {
     *blake3::hash(&(i as u64).to_le_bytes()).as_bytes()
 }
 
-/// One version a side holds: the key's index and its version variant (0 or 1).
+/// One version a side holds: the key's index and the write that made the version (in
+/// the original shapes, 0 or 1 for the version variant).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct Held {
     key: usize,
@@ -168,11 +225,13 @@ struct Scenario {
     d: usize,
     a: Vec<Held>,
     b: Vec<Held>,
+    /// Older pushes the lagging node lost ("lossy").
+    lost: usize,
 }
 
 fn original(shape: Shape, d: usize, a: Vec<(usize, u64)>, b: Vec<(usize, u64)>) -> Scenario {
     let held = |items: Vec<(usize, u64)>| items.into_iter().map(|(key, write)| Held { key, write }).collect();
-    Scenario { shape, d, a: held(a), b: held(b) }
+    Scenario { shape, d, a: held(a), b: held(b), lost: 0 }
 }
 
 /// Differences among the most recent items: A's last d/2 items are missing from B,
@@ -199,6 +258,40 @@ fn versions(n: usize, d: usize) -> Scenario {
     let a = (0..n).map(|i| (i, 0)).collect();
     let b = (0..n).map(|i| (i, u64::from(i < d / 2))).collect();
     original(Shape::Versions, d, a, b)
+}
+
+/// Writes 0..n create keys 0..n (origins in turn); the lagging node `a` holds them, the
+/// up-to-date node `b` also holds writes n..n+d: every third overwrites a distinct key
+/// chosen at random among the first n, the others create keys n, n+1, … With `lossy`,
+/// `a` also lacks 1% of writes 0..n, chosen at random.
+fn offline(n: usize, d: usize, lossy: bool) -> Scenario {
+    assert!(d / 3 <= n / 2, "offline: {} overwrites cannot pick distinct keys among {n} fast", d / 3);
+    let older: Vec<Held> = (0..n).map(|i| Held { key: i, write: i as u64 }).collect();
+    let mut up_to_date = older.clone();
+    let mut overwrite_rng = SeededRng::new(OVERWRITE_SEED);
+    let mut overwritten = HashSet::with_capacity(d / 3);
+    let mut next_key = n;
+    for missed in 0..d {
+        let write = (n + missed) as u64;
+        if missed % 3 == 2 {
+            let target = loop {
+                let candidate = overwrite_rng.index(n);
+                if overwritten.insert(candidate) {
+                    break candidate;
+                }
+            };
+            debug_assert_eq!(up_to_date[target].key, target, "the first n versions are indexed by key");
+            up_to_date[target].write = write;
+        } else {
+            up_to_date.push(Held { key: next_key, write });
+            next_key += 1;
+        }
+    }
+    let mut loss_rng = SeededRng::new(LOSS_SEED);
+    let lagging: Vec<Held> = if lossy { older.into_iter().filter(|_| !loss_rng.chance(LOSS_RATE)).collect() } else { older };
+    let lost = n - lagging.len();
+    let shape = if lossy { Shape::Lossy } else { Shape::Offline };
+    Scenario { shape, d, a: lagging, b: up_to_date, lost }
 }
 
 fn bhsync_state(shape: Shape, items: &[Held], shards: usize, capacity: usize) -> CategoryState {
@@ -416,39 +509,81 @@ fn run_negentropy(a: &NegentropyStorageVector, b: &NegentropyStorageVector) -> N
     NegentropyRun { bytes, round_trips, elapsed: stopwatch.elapsed(), difference: have.len() + need.len() }
 }
 
+/// The versions `b` holds that `a` lacks: for "offline" and "lossy", exactly the entries
+/// that had to travel (only the live version of an overwritten key).
+fn entries_needed(scenario: &Scenario) -> Vec<Entry> {
+    let held: HashSet<Held> = scenario.a.iter().copied().collect();
+    let shape = scenario.shape;
+    let entry = |h: Held| Entry { key: key(h.key).to_vec(), value: shape.value(h).to_vec(), version: shape.version(h) };
+    scenario.b.iter().copied().filter(|h| !held.contains(h)).map(entry).collect()
+}
+
+/// The bytes `entries` take in `Items` frames cut at the frame cap (as the session cuts
+/// them; zstd where it pays): what the entries themselves cost on the wire.
+fn encoded_len(entries: &[Entry], config: &SessionConfig) -> u64 {
+    let budget = config.max_frame_len - HEADER_LEN - 24;
+    let (mut total, mut start) = (0u64, 0usize);
+    while start < entries.len() {
+        let (mut end, mut size) = (start, 0usize);
+        while end < entries.len() && (end == start || size + entry_wire_len(&entries[end]) <= budget) {
+            size += entry_wire_len(&entries[end]);
+            end += 1;
+        }
+        let mut frame = Vec::with_capacity(size + HEADER_LEN + 24);
+        Message::Items { part: 0, entries: entries[start..end].to_vec() }.encode(1, 1, &mut frame);
+        total += frame.len() as u64;
+        start = end;
+    }
+    total
+}
+
+/// What the entries that had to travel cost, and the bytes beyond them.
+struct Transfer {
+    entries: usize,
+    entries_bytes: u64,
+    overhead_bytes: i64,
+}
+
 struct Row {
     scenario: &'static str,
     n: usize,
     d: usize,
+    lost: usize,
     bhsync: BhsyncRun,
     negentropy: NegentropyRun,
+    transfer: Option<Transfer>,
 }
 
 fn print_header() {
     println!(
-        "{:<8} {:>7} {:>6} {:>6} | {:>9} {:>3} {:>3} {:>3} {:>7} {:>7} | {:>9} {:>2} {:>7} {:>7} | {:>5} {:>10} {:>2}",
+        "{:<8} {:>7} {:>6} {:>6} | {:>9} {:>3} {:>3} {:>3} {:>7} {:>7} | {:>9} {:>2} {:>7} {:>7} | {:>5} {:>10} {:>8} {:>2}",
         "shape", "n", "d", "diff", "bhs B", "rt", "rtN", "ses", "bhs ms", "bhs cpu", "neg B", "rt", "neg ms", "neg cpu", "ratio",
-        "bhs+items", "ok"
+        "bhs+items", "overhead", "ok"
     );
 }
 
 fn print_row(row: &Row, json: bool) {
     let (b, neg) = (&row.bhsync, &row.negentropy);
     let ratio = b.bytes_to_difference as f64 / neg.bytes.max(1) as f64;
+    let overhead = row.transfer.as_ref().map(|t| t.overhead_bytes);
     if json {
+        let or_null = |value: Option<String>| value.unwrap_or_else(|| "null".into());
         println!(
-            "{{\"bench\":\"reconcile\",\"scenario\":\"{s}\",\"shape\":\"{s}\",\"n\":{},\"d\":{},\"difference\":{},\"bhsync_bytes\":{},\"bhsync_round_trips\":{},\"bhsync_round_trips_node\":{},\"bhsync_sessions\":{},\"bhsync_ms\":{:.3},\"bhsync_cpu_ms\":{:.3},\"negentropy_bytes\":{},\"negentropy_round_trips\":{},\"negentropy_ms\":{:.3},\"negentropy_cpu_ms\":{:.3},\"negentropy_difference\":{},\"bytes_ratio\":{:.3},\"bhsync_total_bytes\":{},\"bhsync_total_ms\":{:.3},\"bhsync_total_cpu_ms\":{:.3},\"bhsync_item_bytes\":{},\"converged\":{}}}",
-            row.n, row.d, b.difference, b.bytes_to_difference, b.round_trips, b.round_trips_node, b.sessions,
+            "{{\"bench\":\"reconcile\",\"scenario\":\"{s}\",\"shape\":\"{s}\",\"n\":{},\"d\":{},\"lost\":{},\"difference\":{},\"bhsync_bytes\":{},\"bhsync_round_trips\":{},\"bhsync_round_trips_node\":{},\"bhsync_sessions\":{},\"bhsync_ms\":{:.3},\"bhsync_cpu_ms\":{:.3},\"negentropy_bytes\":{},\"negentropy_round_trips\":{},\"negentropy_ms\":{:.3},\"negentropy_cpu_ms\":{:.3},\"negentropy_difference\":{},\"bytes_ratio\":{:.3},\"bhsync_total_bytes\":{},\"bhsync_total_ms\":{:.3},\"bhsync_total_cpu_ms\":{:.3},\"bhsync_item_bytes\":{},\"entries\":{},\"entries_bytes\":{},\"overhead_bytes\":{},\"converged\":{}}}",
+            row.n, row.d, row.lost, b.difference, b.bytes_to_difference, b.round_trips, b.round_trips_node, b.sessions,
             b.to_difference.wall_ms, b.to_difference.cpu_ms, neg.bytes, neg.round_trips, neg.elapsed.wall_ms,
-            neg.elapsed.cpu_ms, neg.difference, ratio, b.total_bytes, b.total.wall_ms, b.total.cpu_ms, b.item_bytes, b.converged,
+            neg.elapsed.cpu_ms, neg.difference, ratio, b.total_bytes, b.total.wall_ms, b.total.cpu_ms, b.item_bytes,
+            or_null(row.transfer.as_ref().map(|t| t.entries.to_string())),
+            or_null(row.transfer.as_ref().map(|t| t.entries_bytes.to_string())),
+            or_null(overhead.map(|o| o.to_string())), b.converged,
             s = row.scenario,
         );
     } else {
         println!(
-            "{:<8} {:>7} {:>6} {:>6} | {:>9} {:>3} {:>3} {:>3} {:>7.2} {:>7.2} | {:>9} {:>2} {:>7.2} {:>7.2} | {:>5.2} {:>10} {:>2}",
+            "{:<8} {:>7} {:>6} {:>6} | {:>9} {:>3} {:>3} {:>3} {:>7.2} {:>7.2} | {:>9} {:>2} {:>7.2} {:>7.2} | {:>5.2} {:>10} {:>8} {:>2}",
             row.scenario, row.n, row.d, b.difference, b.bytes_to_difference, b.round_trips, b.round_trips_node, b.sessions,
             b.to_difference.wall_ms, b.to_difference.cpu_ms, neg.bytes, neg.round_trips, neg.elapsed.wall_ms,
-            neg.elapsed.cpu_ms, ratio, b.total_bytes,
+            neg.elapsed.cpu_ms, ratio, b.total_bytes, overhead.map_or("-".into(), |o| o.to_string()),
             if b.converged { "ok" } else { "NO" }
         );
     }
@@ -460,6 +595,8 @@ fn scenarios(options: &Options) -> Vec<Scenario> {
     let mut scenarios: Vec<Scenario> = differences.iter().map(|&d| split_recent(n, d)).collect();
     scenarios.extend(nonzero().map(|d| split_spread(n, d)));
     scenarios.extend(nonzero().map(|d| versions(n, d)));
+    scenarios.extend(nonzero().map(|d| offline(n, d, false)));
+    scenarios.extend(nonzero().map(|d| offline(n, d, true)));
     scenarios
 }
 
@@ -470,7 +607,12 @@ fn run_row(scenario: &Scenario, options: &Options, config: &SessionConfig, shard
     let (na, nb) = (negentropy_storage(shape, &scenario.a, options.n), negentropy_storage(shape, &scenario.b, options.n));
     let negentropy = run_negentropy(&na, &nb);
     let bhsync = run_bhsync(&mut a, &mut b, config, CoreConfig::default().max_parallel_scopes);
-    let row = Row { scenario: shape.name(), n: options.n, d: scenario.d, bhsync, negentropy };
+    let transfer = shape.is_written().then(|| {
+        let entries = entries_needed(scenario);
+        let entries_bytes = encoded_len(&entries, config);
+        Transfer { entries: entries.len(), entries_bytes, overhead_bytes: bhsync.total_bytes as i64 - entries_bytes as i64 }
+    });
+    let row = Row { scenario: shape.name(), n: options.n, d: scenario.d, lost: scenario.lost, bhsync, negentropy, transfer };
     assert!(row.bhsync.converged, "bhsync did not converge on {} d={}", row.scenario, row.d);
     row
 }
