@@ -354,8 +354,7 @@ impl Swim {
     /// rather than when its turn in the round comes. Ignored for members not alive or
     /// suspect, or outside the probe scope.
     pub fn probe_soon(&mut self, id: NodeId) {
-        let probeable = self.in_scope(&id)
-            && self.members.get(&id).is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect));
+        let probeable = self.in_scope(&id) && self.is_probeable(&id);
         let at = self.probe_cursor.min(self.probe_order.len());
         if !probeable || self.probe.as_ref().is_some_and(|p| p.target == id) || self.probe_order.get(at) == Some(&id) {
             return;
@@ -401,7 +400,9 @@ impl Swim {
         let live: Vec<NodeId> = self.live_members().collect();
         let targets: Vec<NodeId> = match &self.probe_scope {
             Some(scope) => live.into_iter().filter(|id| scope.contains(id)).collect(),
-            None => (0..live.len().min(self.config.indirect_checks)).map(|_| live[self.rng.index(live.len())]).collect(),
+            None => {
+                (0..live.len().min(self.config.indirect_checks)).map(|_| live[self.rng.index(live.len())]).collect()
+            }
         };
         for peer in targets {
             let seq = self.take_seq();
@@ -468,11 +469,7 @@ impl Swim {
             while self.probe_cursor < self.probe_order.len() {
                 let candidate = self.probe_order[self.probe_cursor];
                 self.probe_cursor += 1;
-                let probeable = self.in_scope(&candidate)
-                    && self
-                        .members
-                        .get(&candidate)
-                        .is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect));
+                let probeable = self.in_scope(&candidate) && self.is_probeable(&candidate);
                 if probeable {
                     return Some(candidate);
                 }
@@ -483,6 +480,11 @@ impl Swim {
             self.probe_cursor = 0;
         }
         None
+    }
+
+    /// Whether `id` is a member that may be probed: alive or suspect.
+    fn is_probeable(&self, id: &NodeId) -> bool {
+        self.members.get(id).is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect))
     }
 
     /// Whether this probe goes outside the scope: one in `outside_probe_every`, or in
@@ -499,11 +501,7 @@ impl Swim {
             while self.outside_cursor < self.outside_order.len() {
                 let candidate = self.outside_order[self.outside_cursor];
                 self.outside_cursor += 1;
-                let probeable = !self.in_scope(&candidate)
-                    && self
-                        .members
-                        .get(&candidate)
-                        .is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect));
+                let probeable = !self.in_scope(&candidate) && self.is_probeable(&candidate);
                 if probeable {
                     return Some(candidate);
                 }
